@@ -1,0 +1,44 @@
+"""lrrt_core: one learning-rate range test on one device.
+
+The analysis pieces (``schedule``, ``curve``, ``suggest``) are pure numpy; the finder and
+workloads import Keras, and are loaded only when first used, so ``import lrrt_core`` and
+``from lrrt_core import suggest`` never import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from lrrt_core.curve import Curve, ema, sma
+from lrrt_core.schedule import ladder
+
+__all__ = [
+    "Curve",
+    "ema",
+    "sma",
+    "ladder",
+    "Suggestion",
+    "suggest_all",
+    "range_test",
+    "LRFinder",
+    "make_optimizer",
+    "get_workload",
+]
+
+_LAZY = {
+    "Suggestion": "lrrt_core.suggest",
+    "suggest_all": "lrrt_core.suggest",
+    "range_test": "lrrt_core.finder",
+    "LRFinder": "lrrt_core.finder",
+    "make_optimizer": "lrrt_core.optimizers",
+    "get_workload": "lrrt_core.workloads",
+}
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'lrrt_core' has no attribute {name!r}")

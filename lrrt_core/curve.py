@@ -1,0 +1,147 @@
+"""A range-test curve: the raw per-step record plus metadata, and its smoothing.
+
+The finder stores raw per-batch losses; everything else (smoothing, suggestions,
+plots) is derived from them downstream, with its parameters recorded.
+No TensorFlow here: this module is pure numpy (pandas only inside ``to_frame``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+
+STOP_REASONS = ("completed", "diverged", "nonfinite")
+DEFAULT_BETA = 0.98
+
+
+def ema(values: np.ndarray, beta: float = DEFAULT_BETA) -> np.ndarray:
+    """Bias-corrected exponential moving average (fastai / Lightning's LR finder smoothing).
+
+    ``avg_i = beta * avg_{i-1} + (1 - beta) * x_i``, reported as ``avg_i / (1 - beta**(i+1))``.
+    ``beta = 0`` returns the values unchanged.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if not 0.0 <= beta < 1.0:
+        raise ValueError(f"smoothing beta must be in [0, 1), got {beta!r}")
+    out = np.empty_like(values)
+    avg = 0.0
+    for i, x in enumerate(values):
+        avg = beta * avg + (1.0 - beta) * x
+        out[i] = avg / (1.0 - beta ** (i + 1))
+    return out
+
+
+def sma(values: np.ndarray, window: int) -> np.ndarray:
+    """Trailing simple moving average over ``window`` points (shorter at the start).
+
+    Point ``i`` is the mean of ``values[max(0, i-window+1) : i+1]``, so the output has the
+    same length as the input (keras-lr-finder's moving average, without dropping points).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window!r}")
+    csum = np.concatenate([[0.0], np.cumsum(values)])
+    idx = np.arange(len(values))
+    lo = np.maximum(0, idx - window + 1)
+    return (csum[idx + 1] - csum[lo]) / (idx + 1 - lo)
+
+
+def cut_nonfinite(lrs: np.ndarray, losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cut both arrays at the first non-finite loss (NaN or inf), which is excluded."""
+    lrs = np.asarray(lrs, dtype=np.float64)
+    losses = np.asarray(losses, dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(losses))
+    if bad.size:
+        n = int(bad[0])
+        return lrs[:n], losses[:n]
+    return lrs, losses
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Curve:
+    """One range test's record.
+
+    Attributes:
+        lrs: learning rate of each step run (float64, length ``steps_run``).
+        losses: raw loss of each step (the exact loss of that batch, or the validation
+            loss after that step when ``params["loss"] == "val"``); finite.
+        stop_reason: ``"completed"`` (whole ladder run), ``"diverged"`` (smoothed loss went
+            above ``diverge_threshold`` x best), or ``"nonfinite"`` (NaN/inf loss).
+        diverged_lr: learning rate of the step that stopped the test, else ``None``.
+        steps_planned: length of the ladder.
+        wall_s: wall time of the test in seconds.
+        params: the parameters used (start_lr, end_lr, steps, ladder, loss, diverge_threshold,
+            smoothing, seed, batch_size, ...), JSON-serialisable.
+    """
+
+    lrs: np.ndarray
+    losses: np.ndarray
+    stop_reason: str = "completed"
+    diverged_lr: float | None = None
+    steps_planned: int = 0
+    wall_s: float = 0.0
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        lrs = np.asarray(self.lrs, dtype=np.float64)
+        losses = np.asarray(self.losses, dtype=np.float64)
+        if lrs.shape != losses.shape or lrs.ndim != 1:
+            raise ValueError(f"lrs and losses must be 1-D of equal length, got {lrs.shape} and {losses.shape}")
+        if self.stop_reason not in STOP_REASONS:
+            raise ValueError(f"stop_reason must be one of {STOP_REASONS}, got {self.stop_reason!r}")
+        object.__setattr__(self, "lrs", lrs)
+        object.__setattr__(self, "losses", losses)
+
+    @property
+    def steps_run(self) -> int:
+        return int(self.lrs.size)
+
+    @property
+    def beta(self) -> float:
+        """EMA smoothing parameter recorded with the curve (0.98 if none was)."""
+        return float(self.params.get("smoothing", DEFAULT_BETA))
+
+    def smoothed(self, beta: float | None = None) -> np.ndarray:
+        """Bias-corrected EMA of the raw losses (``beta`` defaults to the recorded one)."""
+        return ema(self.losses, self.beta if beta is None else beta)
+
+    def to_frame(self):
+        """``pandas.DataFrame`` with columns step, lr, loss, smoothed_loss."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            {
+                "step": np.arange(self.steps_run, dtype=np.int64),
+                "lr": self.lrs,
+                "loss": self.losses,
+                "smoothed_loss": self.smoothed(),
+            }
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict (lists of floats); inverse of :meth:`from_dict`."""
+        return {
+            "lrs": [float(x) for x in self.lrs],
+            "losses": [float(x) for x in self.losses],
+            "stop_reason": self.stop_reason,
+            "diverged_lr": None if self.diverged_lr is None else float(self.diverged_lr),
+            "steps_planned": int(self.steps_planned),
+            "wall_s": float(self.wall_s),
+            "params": dict(self.params),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Curve":
+        diverged = d.get("diverged_lr")
+        return cls(
+            lrs=np.asarray(d["lrs"], dtype=np.float64),
+            losses=np.asarray(d["losses"], dtype=np.float64),
+            stop_reason=d.get("stop_reason", "completed"),
+            diverged_lr=None if diverged is None or (isinstance(diverged, float) and math.isnan(diverged)) else float(diverged),
+            steps_planned=int(d.get("steps_planned", len(d["lrs"]))),
+            wall_s=float(d.get("wall_s", 0.0)),
+            params=dict(d.get("params", {})),
+        )
