@@ -1,0 +1,318 @@
+"""The on-disk store of a sweep: atomic writes, the manifest and one record per trial.
+
+A sweep output directory (``--out DIR``, see ``docs/internals.md``) looks like::
+
+    DIR/sweep.json               manifest: spec, fingerprint, every planned trial
+    DIR/trials/<trial_id>.json   one record per finished trial (ok or failed)
+    DIR/ray/                     Ray Tune's own state (never read here)
+    DIR/trials.csv, ranking.csv, curves.parquet, report.html, report.md, plots/*.png
+
+Every file is written atomically (STYLE.md #11): the bytes go to a temporary file in the
+same folder, are flushed and ``fsync``-ed, then ``os.replace`` swaps it in. A reader (the
+reducer, possibly on a laptop while the sweep still runs) therefore sees either the old
+file or the new one whole, never half of one. A crash leaves at most a stray
+``.<name>.*.tmp`` file, which readers ignore.
+
+This module imports neither Ray nor TensorFlow (nor pandas, until a frame is written), so
+it is safe to use from the driver, from tests and from the reducer alike.
+
+Example:
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> _ = write_manifest(d, {"name": "demo", "spec": {}, "fingerprint": "abc", "trials": []})
+    >>> read_manifest(d)["name"]
+    'demo'
+    >>> _ = write_record(d, {"trial_id": "0123456789ab", "status": "ok", "curve": None})
+    >>> sorted(read_records(d))
+    ['0123456789ab']
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "sweep.json"
+TRIALS_DIR = "trials"
+
+_TRIAL_ID_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "MANIFEST_NAME",
+    "TRIALS_DIR",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_json",
+    "atomic_write_frame",
+    "manifest_path",
+    "record_path",
+    "write_manifest",
+    "read_manifest",
+    "write_record",
+    "read_record",
+    "read_records",
+    "scan_records",
+]
+
+
+# --------------------------------------------------------------------------- atomic writes
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; create missing parent folders.
+
+    The data is written to a temporary file in the same folder (so ``os.replace`` is a
+    rename on one file system, atomic on POSIX and Windows), flushed, ``fsync``-ed, and
+    renamed over ``path``. An existing file is replaced whole. On any error the temporary
+    file is removed and the old ``path`` (if any) is left untouched.
+
+    Args:
+        path: destination file.
+        data: the complete new content.
+
+    Returns:
+        ``path`` as a :class:`pathlib.Path`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Best-effort fsync of a folder so the rename itself survives a power cut (POSIX)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. Windows cannot open folders
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_write_bytes`)."""
+    return atomic_write_bytes(path, text.encode(encoding))
+
+
+def _json_default(obj: Any) -> Any:
+    """Make numpy scalars/arrays and paths JSON-serialisable without importing numpy."""
+    if hasattr(obj, "tolist"):  # numpy arrays and scalars
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    raise TypeError(f"object of type {type(obj).__name__} is not JSON serialisable")
+
+
+def _nan_to_none(obj: Any) -> Any:
+    """Replace non-finite floats by ``None``: strict JSON has no NaN/Infinity."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_none(v) for v in obj]
+    return obj
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as strict, indented JSON atomically (NaN/inf become ``null``)."""
+    # Round-trip through the default hook first so numpy values are plain before NaN scrub.
+    plain = json.loads(json.dumps(obj, default=_json_default, allow_nan=True))
+    text = json.dumps(_nan_to_none(plain), indent=1, sort_keys=False, allow_nan=False)
+    return atomic_write_text(path, text + "\n")
+
+
+def atomic_write_frame(df, path: str | os.PathLike, **kwargs: Any) -> Path:
+    """Write a pandas DataFrame to ``.csv`` or ``.parquet`` atomically.
+
+    The format follows the suffix. CSV is written without the index unless
+    ``index=True`` is passed; parquet uses pyarrow. Extra ``kwargs`` go to
+    ``DataFrame.to_csv`` / ``DataFrame.to_parquet``.
+
+    Raises:
+        ValueError: for any other suffix.
+    """
+    import io
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        kwargs.setdefault("index", False)
+        buf = io.StringIO()
+        df.to_csv(buf, **kwargs)
+        return atomic_write_text(path, buf.getvalue())
+    if suffix in (".parquet", ".pq"):
+        kwargs.setdefault("index", False)
+        buf = io.BytesIO()
+        df.to_parquet(buf, **kwargs)
+        return atomic_write_bytes(path, buf.getvalue())
+    raise ValueError(f"atomic_write_frame: unsupported file type {path.suffix!r} for {path}")
+
+
+# --------------------------------------------------------------------------- manifest
+def manifest_path(out_dir: str | os.PathLike) -> Path:
+    """``DIR/sweep.json``."""
+    return Path(out_dir) / MANIFEST_NAME
+
+
+def record_path(out_dir: str | os.PathLike, trial_id: str) -> Path:
+    """``DIR/trials/<trial_id>.json``; refuses ids that could escape the folder."""
+    trial_id = str(trial_id)
+    if not _TRIAL_ID_RE.match(trial_id) or trial_id in (".", ".."):
+        raise ValueError(f"invalid trial_id {trial_id!r} (letters, digits, '_', '.', '-' only)")
+    return Path(out_dir) / TRIALS_DIR / f"{trial_id}.json"
+
+
+def write_manifest(out_dir: str | os.PathLike, manifest: dict[str, Any]) -> Path:
+    """Write the sweep manifest ``DIR/sweep.json`` atomically.
+
+    Args:
+        out_dir: the sweep output directory (created if missing).
+        manifest: ``{name, spec, fingerprint, trials: [{trial_id, name, config, params}]}``;
+            ``schema`` is set to :data:`SCHEMA_VERSION` if absent. ``spec`` is the JSON form
+            of the sweep spec; ``fingerprint`` its hash (used to refuse a different spec on
+            an existing directory).
+
+    Returns:
+        the path written.
+    """
+    data = {"schema": SCHEMA_VERSION, **dict(manifest)}
+    data.setdefault("trials", [])
+    return atomic_write_json(manifest_path(out_dir), data)
+
+
+def read_manifest(out_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """Read ``DIR/sweep.json``; ``None`` if there is none.
+
+    Raises:
+        ValueError: if the file exists but is not a JSON object (a manifest is written
+            atomically, so a broken one is not a race but a real problem to report).
+    """
+    path = manifest_path(out_dir)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    schema = data.get("schema", SCHEMA_VERSION)
+    if schema != SCHEMA_VERSION:
+        logger.warning("%s: schema %r, this version reads schema %d", path, schema, SCHEMA_VERSION)
+    data.setdefault("trials", [])
+    return data
+
+
+# --------------------------------------------------------------------------- trial records
+def write_record(out_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
+    """Write one trial record to ``DIR/trials/<trial_id>.json`` atomically.
+
+    The record schema (``docs/internals.md``)::
+
+        {schema: 1, trial_id, name, config,
+         params: {optimizer, optimizer_name, optimizer_kwargs, batch_size, seed, axes},
+         status: "ok" | "failed", error, attempts, node, gpu_ids, wall_s,
+         curve: Curve.to_dict() | null}
+
+    ``schema`` is filled in if absent. Writing the same trial again replaces the record
+    whole (a re-run after a failure overwrites the failed record).
+
+    Raises:
+        ValueError: if ``record`` has no valid ``trial_id``.
+    """
+    if "trial_id" not in record:
+        raise ValueError("write_record: record has no 'trial_id'")
+    data = {"schema": SCHEMA_VERSION, **dict(record)}
+    return atomic_write_json(record_path(out_dir, record["trial_id"]), data)
+
+
+def read_record(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and minimally validate one record file.
+
+    Raises:
+        ValueError: not JSON, not an object, or without ``trial_id``.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    if "trial_id" not in data:
+        raise ValueError(f"{path}: record has no 'trial_id'")
+    return data
+
+
+def scan_records(out_dir: str | os.PathLike) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Read every record in ``DIR/trials/``; return ``(records, corrupt)``.
+
+    ``records`` is ``{trial_id: record}``; ``corrupt`` is ``{file stem: reason}`` for each
+    file that could not be read (the stem is the trial id it was meant to hold), so the
+    reducer can list those trials as missing *and* say why. Each corrupt file is also
+    logged as a warning. Temporary files (``.*.tmp``, left by an interrupted atomic
+    write) are ignored. A record whose ``trial_id`` disagrees with its file name is keyed
+    by its ``trial_id``, with a warning. A missing ``trials/`` folder gives ``({}, {})``.
+    """
+    folder = Path(out_dir) / TRIALS_DIR
+    records: dict[str, dict[str, Any]] = {}
+    corrupt: dict[str, str] = {}
+    if not folder.is_dir():
+        return records, corrupt
+    for path in sorted(folder.glob("*.json")):
+        if path.name.startswith("."):
+            continue
+        try:
+            rec = read_record(path)
+        except (OSError, ValueError) as exc:
+            logger.warning("skipping corrupt trial record %s: %s", path, exc)
+            corrupt[path.stem] = str(exc)
+            continue
+        tid = str(rec["trial_id"])
+        if tid != path.stem:
+            logger.warning("trial record %s holds trial_id %r (file name differs)", path, tid)
+        records[tid] = rec
+    return records, corrupt
+
+
+def read_records(out_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """Read every record in ``DIR/trials/`` as ``{trial_id: record}``.
+
+    Robust to a directory that is still being written: temporary files are ignored, and a
+    corrupt or unreadable record is skipped with a logged warning rather than crashing
+    the reducer (the trial then counts as missing). See :func:`scan_records` to also get
+    the list of corrupt files.
+    """
+    return scan_records(out_dir)[0]
