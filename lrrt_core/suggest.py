@@ -1,0 +1,561 @@
+"""Learning-rate suggestions from a range-test curve (pure numpy).
+
+Every method is the same short pipeline of small pure pieces:
+
+1. **cut** the curve at the first non-finite loss (:func:`lrrt_core.curve.cut_nonfinite`);
+2. **smooth** the whole finite prefix with the bias-corrected EMA (:func:`lrrt_core.curve.ema`,
+   ``beta`` = the curve's recorded ``params["smoothing"]``, else 0.98) — smoothing runs from
+   step 0, as fastai and Lightning do, so the values picked are the ones a plot shows;
+3. **trim** ``skip_start`` / ``skip_end`` points (:func:`trim_window`, which shrinks the skips
+   on a short curve and never empties it);
+4. **pick** an index inside the trimmed window.
+
+A method that cannot give a sensible answer (too few points, all-NaN losses, a flat curve,
+a loss that never decreases) returns a :class:`Suggestion` with ``lr=None``,
+``index=None`` and a ``reason`` — never a crash, never a nonsense index.
+
+Example:
+    >>> import numpy as np
+    >>> from lrrt_core.suggest import steepest
+    >>> lrs = np.logspace(-5, 0, 101)
+    >>> losses = 2.0 - np.tanh((np.log10(lrs) + 2.5) / 0.5)
+    >>> s = steepest(lrs, losses, beta=0.0, skip_start=0, skip_end=0)
+    >>> s.method, round(float(np.log10(s.lr)), 2), s.index
+    ('steepest', -2.5, 50)
+
+References:
+    Smith, L. N. (2015). Cyclical Learning Rates for Training Neural Networks. arXiv:1506.01186.
+    Smith, L. N. (2018). A disciplined approach to neural network hyper-parameters: Part 1.
+    arXiv:1803.09820.
+    fastai, ``fastai/callback/schedule.py``: ``minimum``, ``steep``, ``valley`` (valley by ESRI,
+    https://forums.fast.ai/t/automated-learning-rate-suggester/44199/30).
+    surmenok/keras-lr-finder, ``keras_lr_finder/lr_finder.py``: ``get_derivatives``,
+    ``get_best_lr(sma, n_skip_beginning=10, n_skip_end=5)``.
+    Lightning ``LearningRateFinder``; Lightning-AI/pytorch-lightning#21141 (the slope must be
+    taken against log lr, not lr).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from lrrt_core.curve import DEFAULT_BETA, Curve, cut_nonfinite, ema
+
+__all__ = [
+    "METHODS",
+    "Suggestion",
+    "minimum",
+    "minimum_div10",
+    "steepest",
+    "valley",
+    "sma_rule",
+    "suggest_all",
+    "summarize",
+    "trim_window",
+    "log_slope",
+    "loss_change",
+    "longest_valley",
+]
+
+METHODS = ("minimum", "minimum_div10", "steepest", "valley", "sma_rule")
+
+#: default trims: keras-lr-finder's n_skip_beginning=10 / n_skip_end=5 (fastai: num_it//10, 5).
+DEFAULT_SKIP_START = 10
+DEFAULT_SKIP_END = 5
+#: fewest finite points a curve needs before any method answers.
+DEFAULT_MIN_POINTS = 5
+#: keras-lr-finder's ``sma`` as used in the seed article.
+DEFAULT_SMA = 20
+#: a window whose loss range is below this fraction of its magnitude counts as flat.
+FLAT_RTOL = 1e-9
+
+
+@dataclasses.dataclass(frozen=True)
+class Suggestion:
+    """A suggested learning rate, or a reasoned "no suggestion".
+
+    Attributes:
+        method: name of the method (one of :data:`METHODS`).
+        lr: suggested learning rate, or ``None`` when there is no suggestion.
+        index: index on the (NaN-cut) curve that the suggestion comes from, or ``None``.
+            For ``minimum_div10`` it is the index of the minimum (``lr`` is a tenth of
+            ``lrs[index]`` and lies left of it, as fastai plots it).
+        reason: why there is no suggestion ("all losses NaN"), or a short note on the pick.
+    """
+
+    method: str
+    lr: float | None
+    index: int | None
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when the method produced a learning rate."""
+        return self.lr is not None and self.index is not None
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def trim_window(n: int, skip_start: int = DEFAULT_SKIP_START, skip_end: int = DEFAULT_SKIP_END) -> slice:
+    """Slice of ``range(n)`` left after skipping ``skip_start`` / ``skip_end`` points.
+
+    The skips never empty a curve: when together they exceed half the points, both are
+    scaled down proportionally so that at most ``n // 2`` points are skipped
+    (``trim_window(20, 10, 5)`` keeps points 6..16). ``n == 0`` gives an empty slice.
+
+    Args:
+        n: number of points.
+        skip_start: points to drop at the start (the EMA warm-up and the flat region).
+        skip_end: points to drop at the end (the blow-up).
+
+    Returns:
+        ``slice(lo, hi)`` with ``hi - lo >= 1`` whenever ``n >= 1``.
+    """
+    if skip_start < 0 or skip_end < 0:
+        raise ValueError(f"skip_start and skip_end must be >= 0, got {skip_start!r}, {skip_end!r}")
+    n = int(n)
+    if n <= 0:
+        return slice(0, 0)
+    total = skip_start + skip_end
+    budget = n // 2
+    if total > budget:
+        skip_start = (skip_start * budget) // total
+        skip_end = (skip_end * budget) // total
+    return slice(int(skip_start), n - int(skip_end))
+
+
+def log_slope(lrs: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``d values / d log10(lr)`` at every point (``np.gradient``: central inside, one-sided at ends).
+
+    Taken against log10 lr — the axis the ladder is uniform on for an exponential ladder, and
+    the one the curve is read on — so a linear ladder gives the same answer for the same curve
+    shape (Lightning-AI/pytorch-lightning#21141). Needs >= 2 strictly increasing, positive lrs.
+    """
+    lrs = np.asarray(lrs, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    if lrs.size < 2:
+        return np.full(lrs.shape, np.nan)
+    return np.gradient(values, np.log10(lrs))
+
+
+def loss_change(losses: np.ndarray, sma: int = DEFAULT_SMA) -> np.ndarray:
+    """keras-lr-finder's loss change: ``(loss[i] - loss[i - sma]) / sma``, NaN for ``i < sma``.
+
+    This is the per-step loss difference averaged over the last ``sma`` steps (a simple moving
+    average of ``diff(loss)``). keras-lr-finder pads the first ``sma`` entries with 0; here they
+    are NaN (undefined), which gives the same argmin whenever any change is negative.
+    """
+    if isinstance(sma, bool) or not isinstance(sma, (int, np.integer)) or sma < 1:
+        raise ValueError(f"sma must be an integer >= 1, got {sma!r}")
+    losses = np.asarray(losses, dtype=np.float64)
+    out = np.full(losses.shape, np.nan)
+    if losses.size > sma:
+        out[sma:] = (losses[sma:] - losses[:-sma]) / sma
+    return out
+
+
+def longest_valley(values: np.ndarray) -> tuple[int, int, int]:
+    """fastai's longest valley: ``(max_start, max_end, length)`` of the longest decreasing subsequence.
+
+    Port of ``valley`` in fastai ``fastai/callback/schedule.py``: ``lds[i]`` is the length of
+    the longest strictly decreasing subsequence ending at ``i``; ``max_end`` is the first index
+    with the largest ``lds``; ``max_start = max_end - lds[max_end]`` (fastai's rule, which can be
+    -1 when the valley starts at index 0). The O(n^2) double loop is vectorised over ``j``.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    n = values.size
+    if n == 0:
+        return 0, 0, 0
+    lds = np.ones(n, dtype=np.int64)
+    for i in range(1, n):
+        higher = values[:i] > values[i]
+        if higher.any():
+            lds[i] = lds[:i][higher].max() + 1
+    max_end = int(np.argmax(lds))  # first index of the maximum, as fastai's strict update
+    length = int(lds[max_end])
+    return max_end - length, max_end, length
+
+
+def _valley_pick(max_start: int, max_end: int) -> int:
+    """fastai's pick inside the valley: ``start + int(sections) + int(sections / 2)``, sections = len/3."""
+    sections = (max_end - max_start) / 3
+    return max_start + int(sections) + int(sections / 2)
+
+
+# --------------------------------------------------------------------------- preparation
+
+
+@dataclasses.dataclass(frozen=True)
+class _Prepared:
+    lrs: np.ndarray  # finite prefix
+    raw: np.ndarray
+    smoothed: np.ndarray
+    window: slice
+    problem: str  # "" when usable
+
+
+def _split_input(curve_or_lrs: Any, losses: Any) -> tuple[np.ndarray, np.ndarray, float]:
+    if isinstance(curve_or_lrs, Curve):
+        if losses is not None:
+            raise TypeError("pass either a Curve or (lrs, losses), not a Curve and losses")
+        return curve_or_lrs.lrs, curve_or_lrs.losses, curve_or_lrs.beta
+    if losses is None:
+        raise TypeError(f"expected a Curve or (lrs, losses) arrays, got {type(curve_or_lrs).__name__} alone")
+    lrs = np.asarray(curve_or_lrs, dtype=np.float64)
+    loss_arr = np.asarray(losses, dtype=np.float64)
+    if lrs.ndim != 1 or lrs.shape != loss_arr.shape:
+        raise ValueError(f"lrs and losses must be 1-D of equal length, got {lrs.shape} and {loss_arr.shape}")
+    return lrs, loss_arr, DEFAULT_BETA
+
+
+def _prepare(
+    curve_or_lrs: Any,
+    losses: Any,
+    *,
+    skip_start: int,
+    skip_end: int,
+    beta: float | None,
+    min_points: int,
+) -> _Prepared:
+    lrs_all, losses_all, recorded_beta = _split_input(curve_or_lrs, losses)
+    beta = recorded_beta if beta is None else float(beta)
+    lrs, raw = cut_nonfinite(lrs_all, losses_all)
+    n_all, n = losses_all.size, raw.size
+    empty = np.empty(0)
+    problem = ""
+    if n_all == 0:
+        problem = "curve is empty"
+    elif n == 0:
+        if np.isnan(losses_all).all():
+            problem = "all losses NaN"
+        elif not np.isfinite(losses_all).any():
+            problem = "all losses non-finite (NaN/inf)"
+        else:
+            problem = "loss is non-finite (NaN/inf) from the first step"
+    elif n < min_points:
+        cut = f" finite (cut at the first NaN/inf at step {n})" if n < n_all else ""
+        problem = f"curve has {n}{cut} point{'s' if n != 1 else ''}, need >= {min_points}"
+    elif not (np.isfinite(lrs).all() and (lrs > 0).all()):
+        problem = "learning rates must be finite and > 0"
+    elif not (np.diff(lrs) > 0).all():
+        problem = "learning rates must be strictly increasing"
+    if problem:
+        return _Prepared(empty, empty, empty, slice(0, 0), problem)
+    return _Prepared(lrs, raw, ema(raw, beta), trim_window(n, skip_start, skip_end), "")
+
+
+def _is_flat(values: np.ndarray) -> bool:
+    if values.size < 2:
+        return True
+    scale = float(np.max(np.abs(values)))
+    return float(np.ptp(values)) <= FLAT_RTOL * max(scale, np.finfo(np.float64).tiny)
+
+
+def _window_problem(values: np.ndarray, what: str = "smoothed loss", *, below_first: bool = False) -> str:
+    """Reason a window of loss values cannot give a suggestion ("" if it can).
+
+    ``below_first``: also require some value below the first one (for the minimum rules,
+    whose pick would otherwise be the window's first point).
+    """
+    if values.size < 2:
+        return f"{values.size} point(s) left after trimming, need >= 2"
+    if _is_flat(values):
+        return f"{what} is flat (constant) over the trimmed window"
+    if below_first and not (values[1:] < values[0]).any():
+        return f"loss never decreases ({what} never goes below its first value in the trimmed window)"
+    return ""
+
+
+def _none(method: str, reason: str) -> Suggestion:
+    return Suggestion(method=method, lr=None, index=None, reason=reason)
+
+
+# --------------------------------------------------------------------------- methods
+
+
+def minimum(
+    curve_or_lrs: Curve | np.ndarray,
+    losses: np.ndarray | None = None,
+    *,
+    skip_start: int = DEFAULT_SKIP_START,
+    skip_end: int = DEFAULT_SKIP_END,
+    beta: float | None = None,
+    min_points: int = DEFAULT_MIN_POINTS,
+) -> Suggestion:
+    """Learning rate at the minimum of the smoothed loss (Smith 2015).
+
+    Smith reads the upper bound of a cyclical schedule off the loss minimum; a constant
+    learning rate should be somewhat smaller (see :func:`minimum_div10`).
+
+    Args:
+        curve_or_lrs: a :class:`~lrrt_core.curve.Curve`, or the learning rates.
+        losses: the raw losses when ``curve_or_lrs`` is an array.
+        skip_start: points skipped at the start (shrunk on a short curve, see :func:`trim_window`).
+        skip_end: points skipped at the end.
+        beta: EMA smoothing; ``None`` uses the curve's recorded ``params["smoothing"]`` (0.98).
+        min_points: fewest finite points needed.
+
+    Returns:
+        :class:`Suggestion` with the index of the minimum on the NaN-cut curve.
+
+    References:
+        Smith, L. N. (2015). Cyclical Learning Rates for Training Neural Networks, sec. 3.3.
+    """
+    p = _prepare(curve_or_lrs, losses, skip_start=skip_start, skip_end=skip_end, beta=beta, min_points=min_points)
+    return _minimum_from(p, "minimum", 1.0)
+
+
+def minimum_div10(
+    curve_or_lrs: Curve | np.ndarray,
+    losses: np.ndarray | None = None,
+    *,
+    skip_start: int = DEFAULT_SKIP_START,
+    skip_end: int = DEFAULT_SKIP_END,
+    beta: float | None = None,
+    min_points: int = DEFAULT_MIN_POINTS,
+) -> Suggestion:
+    """A tenth of the learning rate at the minimum smoothed loss (fastai's ``minimum``).
+
+    Same arguments as :func:`minimum`. ``index`` is the index of the minimum itself; ``lr`` is
+    ``lrs[index] / 10`` (generally not a point of the ladder).
+
+    References:
+        fastai ``fastai/callback/schedule.py``: ``minimum`` returns ``lr_min / 10``.
+    """
+    p = _prepare(curve_or_lrs, losses, skip_start=skip_start, skip_end=skip_end, beta=beta, min_points=min_points)
+    return _minimum_from(p, "minimum_div10", 0.1)
+
+
+def _minimum_from(p: _Prepared, method: str, factor: float) -> Suggestion:
+    if p.problem:
+        return _none(method, p.problem)
+    win = p.smoothed[p.window]
+    problem = _window_problem(win, below_first=True)
+    if problem:
+        return _none(method, problem)
+    idx = p.window.start + int(np.argmin(win))
+    lr = float(p.lrs[idx]) * factor
+    note = f"min smoothed loss {p.smoothed[idx]:.4g} at step {idx} (lr {p.lrs[idx]:.3g})"
+    return Suggestion(method, lr, idx, note + (" / 10" if factor != 1.0 else ""))
+
+
+def steepest(
+    curve_or_lrs: Curve | np.ndarray,
+    losses: np.ndarray | None = None,
+    *,
+    skip_start: int = DEFAULT_SKIP_START,
+    skip_end: int = DEFAULT_SKIP_END,
+    beta: float | None = None,
+    min_points: int = DEFAULT_MIN_POINTS,
+) -> Suggestion:
+    """Learning rate where the smoothed loss falls fastest per decade of learning rate.
+
+    The slope is ``d smoothed_loss / d log10(lr)`` from :func:`log_slope` (``np.gradient``
+    on log10 lr, so it is right for linear ladders too), computed on the whole finite curve
+    and minimised inside the trimmed window. A window whose loss never falls gives no
+    suggestion.
+
+    Args: as :func:`minimum`.
+
+    References:
+        Smith (2015), sec. 3.3 (the lr where the loss starts to fall fastest);
+        fastai ``steep``; Lightning ``_LRFinder.suggestion`` and
+        Lightning-AI/pytorch-lightning#21141 (slope against log lr, not lr).
+    """
+    method = "steepest"
+    p = _prepare(curve_or_lrs, losses, skip_start=skip_start, skip_end=skip_end, beta=beta, min_points=min_points)
+    if p.problem:
+        return _none(method, p.problem)
+    win = p.smoothed[p.window]
+    problem = _window_problem(win)
+    if problem:
+        return _none(method, problem)
+    slope = log_slope(p.lrs, p.smoothed)[p.window]
+    if not np.isfinite(slope).any() or np.nanmin(slope) >= 0:
+        return _none(method, "loss never decreases (no negative slope in the trimmed window)")
+    idx = p.window.start + int(np.nanargmin(slope))
+    return Suggestion(method, float(p.lrs[idx]), idx, f"slope {slope[idx - p.window.start]:.4g} loss/decade at step {idx}")
+
+
+def valley(
+    curve_or_lrs: Curve | np.ndarray,
+    losses: np.ndarray | None = None,
+    *,
+    skip_start: int = DEFAULT_SKIP_START,
+    skip_end: int = DEFAULT_SKIP_END,
+    beta: float | None = None,
+    min_points: int = DEFAULT_MIN_POINTS,
+) -> Suggestion:
+    """fastai's default suggestion: about 2/3 of the way along the longest valley.
+
+    On the trimmed smoothed loss, find the longest strictly decreasing subsequence
+    (:func:`longest_valley`) and take ``idx = max_start + int(L/3) + int(L/6)``, with
+    ``L = max_end - max_start`` — fastai's rule, ported as is. Two guards fastai lacks: a
+    window whose longest valley has a single point (flat or rising loss) gives no suggestion
+    (fastai returns ``lrs[-1]`` there), and the pick is clamped to the window.
+
+    Args: as :func:`minimum`.
+
+    References:
+        fastai ``fastai/callback/schedule.py`` ``valley``; algorithm by ESRI,
+        https://forums.fast.ai/t/automated-learning-rate-suggester/44199/30.
+    """
+    method = "valley"
+    p = _prepare(curve_or_lrs, losses, skip_start=skip_start, skip_end=skip_end, beta=beta, min_points=min_points)
+    if p.problem:
+        return _none(method, p.problem)
+    win = p.smoothed[p.window]
+    problem = _window_problem(win)
+    if problem:
+        return _none(method, problem)
+    max_start, max_end, length = longest_valley(win)
+    if length < 2:
+        return _none(method, "loss never decreases (longest valley has one point)")
+    local = min(max(_valley_pick(max_start, max_end), 0), win.size - 1)
+    idx = p.window.start + local
+    note = f"valley of {length} points ending at step {p.window.start + max_end}; pick at step {idx}"
+    return Suggestion(method, float(p.lrs[idx]), idx, note)
+
+
+def sma_rule(
+    curve_or_lrs: Curve | np.ndarray,
+    losses: np.ndarray | None = None,
+    *,
+    sma: int = DEFAULT_SMA,
+    skip_start: int = DEFAULT_SKIP_START,
+    skip_end: int = DEFAULT_SKIP_END,
+    min_points: int = DEFAULT_MIN_POINTS,
+) -> Suggestion:
+    """keras-lr-finder's ``get_best_lr(sma, n_skip_beginning, n_skip_end)``.
+
+    Takes the **raw** losses (no EMA), the backward difference over ``sma`` steps
+    ``(loss[i] - loss[i - sma]) / sma`` (:func:`loss_change`), and the learning rate where it
+    is most negative inside the trimmed window. keras-lr-finder pads the first ``sma``
+    changes with zeros and would pick one of them when no change is negative; here that case
+    is "no suggestion". keras-lr-finder's ``[n_skip_beginning:-n_skip_end]`` with
+    ``n_skip_end=0`` is empty; here ``skip_end=0`` skips nothing.
+
+    Args:
+        sma: number of steps of the backward difference (the article uses 20).
+        others: as :func:`minimum` (no ``beta``: the rule uses raw losses).
+
+    References:
+        surmenok/keras-lr-finder ``keras_lr_finder/lr_finder.py``: ``get_derivatives``,
+        ``get_best_lr``; the seed article (sma=20).
+    """
+    method = "sma_rule"
+    p = _prepare(curve_or_lrs, losses, skip_start=skip_start, skip_end=skip_end, beta=0.0, min_points=min_points)
+    if p.problem:
+        return _none(method, p.problem)
+    n = p.raw.size
+    if n <= sma:
+        return _none(method, f"curve has {n} finite points, sma={sma} needs > {sma}")
+    win_raw = p.raw[p.window]
+    if _is_flat(win_raw):
+        return _none(method, "raw loss is flat (constant) over the trimmed window")
+    change = loss_change(p.raw, sma)[p.window]
+    if not np.isfinite(change).any():
+        return _none(method, f"no loss change defined in the trimmed window (sma={sma} is too long)")
+    if np.nanmin(change) >= 0:
+        return _none(method, f"loss never decreases (no negative {sma}-step loss change in the trimmed window)")
+    idx = p.window.start + int(np.nanargmin(change))
+    return Suggestion(method, float(p.lrs[idx]), idx, f"loss change {change[idx - p.window.start]:.4g}/step at step {idx}")
+
+
+_METHOD_FNS: dict[str, Callable[..., Suggestion]] = {
+    "minimum": minimum,
+    "minimum_div10": minimum_div10,
+    "steepest": steepest,
+    "valley": valley,
+    "sma_rule": sma_rule,
+}
+
+
+def get_method(name: str) -> Callable[..., Suggestion]:
+    """The suggestion function called ``name`` (one of :data:`METHODS`)."""
+    if name not in _METHOD_FNS:
+        raise ValueError(f"unknown suggestion method {name!r}; choose one of {', '.join(METHODS)}")
+    return _METHOD_FNS[name]
+
+
+def suggest_all(
+    curve_or_lrs: Curve | np.ndarray,
+    losses: np.ndarray | None = None,
+    *,
+    skip_start: int = DEFAULT_SKIP_START,
+    skip_end: int = DEFAULT_SKIP_END,
+    beta: float | None = None,
+    min_points: int = DEFAULT_MIN_POINTS,
+    sma: int = DEFAULT_SMA,
+) -> dict[str, Suggestion]:
+    """All methods on one curve: ``{name: Suggestion}`` in :data:`METHODS` order.
+
+    ``beta`` applies to the EMA-based methods, ``sma`` to :func:`sma_rule`; the skips and
+    ``min_points`` to all.
+
+    Example:
+        >>> import numpy as np
+        >>> lrs = np.logspace(-5, 0, 101)
+        >>> out = suggest_all(lrs, 2.0 - np.tanh((np.log10(lrs) + 2.5) / 0.5))
+        >>> sorted(out) == sorted(METHODS) and all(s.ok for s in out.values())
+        True
+    """
+    common = dict(skip_start=skip_start, skip_end=skip_end, min_points=min_points)
+    out: dict[str, Suggestion] = {}
+    for name in METHODS:
+        fn = _METHOD_FNS[name]
+        if name == "sma_rule":
+            out[name] = fn(curve_or_lrs, losses, sma=sma, **common)
+        else:
+            out[name] = fn(curve_or_lrs, losses, beta=beta, **common)
+    return out
+
+
+def summarize(curve: Curve, rank_by: str = "steepest", **opts: Any) -> dict[str, Any]:
+    """Summary scalars of one curve (a row of ``trials.csv``).
+
+    Keys: ``steps`` (points run), ``min_loss`` (min of the smoothed loss over the finite
+    curve, untrimmed), ``lr_at_min_loss``, ``steepest_lr``, ``valley_lr``, ``minimum_lr``,
+    ``minimum_div10_lr``, ``sma_lr``, ``suggested_lr`` (the ``rank_by`` method's lr),
+    ``diverged_lr`` (NaN if none), ``stop_reason``. A method without a suggestion gives NaN.
+
+    Args:
+        curve: the range-test curve.
+        rank_by: the method whose lr is ``suggested_lr`` (one of :data:`METHODS`).
+        **opts: passed to :func:`suggest_all` (skip_start, skip_end, beta, min_points, sma).
+    """
+    if not isinstance(curve, Curve):
+        raise TypeError(f"summarize expects a Curve, got {type(curve).__name__}")
+    get_method(rank_by)  # validates the name
+    sugg = suggest_all(curve, **opts)
+    beta = opts.get("beta")
+    lrs, raw = cut_nonfinite(curve.lrs, curve.losses)
+    if raw.size:
+        smoothed = ema(raw, curve.beta if beta is None else beta)
+        i_min = int(np.argmin(smoothed))
+        min_loss, lr_at_min = float(smoothed[i_min]), float(lrs[i_min])
+    else:
+        min_loss = lr_at_min = math.nan
+
+    def lr_of(name: str) -> float:
+        s = sugg[name]
+        return float(s.lr) if s.ok else math.nan
+
+    return {
+        "steps": int(curve.steps_run),
+        "min_loss": min_loss,
+        "lr_at_min_loss": lr_at_min,
+        "steepest_lr": lr_of("steepest"),
+        "valley_lr": lr_of("valley"),
+        "minimum_lr": lr_of("minimum"),
+        "minimum_div10_lr": lr_of("minimum_div10"),
+        "sma_lr": lr_of("sma_rule"),
+        "suggested_lr": lr_of(rank_by),
+        "diverged_lr": math.nan if curve.diverged_lr is None else float(curve.diverged_lr),
+        "stop_reason": curve.stop_reason,
+    }
