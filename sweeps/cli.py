@@ -1,0 +1,321 @@
+"""The ``lrrt`` command: ``sweep``, ``report``, ``find`` and ``validate``.
+
+Exit codes: 0 all trials ok; 1 some trials failed or did not finish (outputs still
+written, failures listed); 2 invalid input (one line on stderr naming the file and the
+key; nothing launched, nothing written); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+# TensorFlow's C++ logs drown the output; quiet them for this process and the Ray workers
+# it starts (set here, in the CLI, never in users' environments or in library code).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+OUTPUT_NAMES = ("sweep.json", "trials", "ray", "plots", "trials.csv", "ranking.csv",
+                "curves.parquet", "report.html", "report.md")
+
+
+class UsageError(Exception):
+    """Bad input found before anything ran: printed as one line, exit 2."""
+
+
+def _fail(msg: str) -> int:
+    print(f"lrrt: error: {msg}", file=sys.stderr)
+    return EXIT_INVALID
+
+
+def _parse_kv(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{flag}: expected KEY=VALUE, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+# --------------------------------------------------------------------------- validate
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from sweeps.grid import expand, format_grid
+
+    spec = _load(args)
+    trials = expand(spec)
+    print(format_grid(spec, trials))
+    return EXIT_OK
+
+
+def _load(args: argparse.Namespace):
+    from sweeps.spec import load_spec
+
+    spec = load_spec(args.config)
+    overrides = {
+        "cpus_per_trial": getattr(args, "cpus_per_trial", None),
+        "gpus_per_trial": getattr(args, "gpus_per_trial", None),
+        "max_concurrent": getattr(args, "max_concurrent", None),
+    }
+    if any(v is not None for v in overrides.values()):
+        spec = spec.with_resources(**overrides)
+    return spec
+
+
+# --------------------------------------------------------------------------- sweep
+
+
+def _manifest(spec, trials) -> dict[str, Any]:
+    return {
+        "schema": 1,
+        "name": spec.name,
+        "fingerprint": spec.fingerprint(),
+        "source": str(spec.source) if getattr(spec, "source", None) else None,
+        "spec": spec.model_dump(mode="json"),
+        "created_at": time.time(),
+        "trials": [
+            {"trial_id": t.trial_id, "name": t.name, "config": t.config, "params": t.params()}
+            for t in trials
+        ],
+    }
+
+
+def _check_out_dir(out: Path, spec, fresh: bool) -> None:
+    """Refuse an --out holding another sweep (or foreign files) unless --fresh."""
+    from sweeps import store
+
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UsageError(f"--out: {out} exists and is not a directory")
+    manifest = store.read_manifest(out)
+    if fresh:
+        if manifest is None and any(p for p in out.iterdir() if p.name not in OUTPUT_NAMES):
+            raise UsageError(f"--out: {out} holds files that are not lrrt outputs; --fresh only clears an lrrt output directory")
+        return
+    if manifest is None:
+        if any(out.iterdir()):
+            raise UsageError(f"--out: {out} is not empty and holds no lrrt sweep (no sweep.json); choose another --out")
+        return
+    if manifest.get("fingerprint") != spec.fingerprint():
+        raise UsageError(
+            f"--out: {out} holds results of a different sweep ({manifest.get('name')!r}, "
+            f"other grid or settings); rerun with --fresh to discard them, or choose another --out"
+        )
+
+
+def _clear(out: Path) -> None:
+    for name in OUTPUT_NAMES:
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from sweeps import store
+    from sweeps.grid import expand
+    from sweeps.launch import LaunchError, run_trials
+
+    spec = _load(args)
+    trials = expand(spec)
+    out = Path(args.out or Path("runs") / spec.name).resolve()
+    _check_out_dir(out, spec, args.fresh)
+    if args.local_gpus is not None and args.local_gpus < 0:
+        raise UsageError("--local-gpus: must be >= 0")
+
+    def before_launch() -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        if args.fresh:
+            _clear(out)
+        store.write_manifest(out, _manifest(spec, trials))
+
+    if not args.quiet:
+        res = spec.resources
+        print(f"lrrt: sweep {spec.name!r}: {len(trials)} trials, {res.cpus_per_trial:g} CPU"
+              f" / {res.gpus_per_trial:g} GPU per trial -> {out}", file=sys.stderr)
+    try:
+        outcome = run_trials(
+            spec, trials, out,
+            address=args.address, local_gpus=args.local_gpus, storage=args.storage,
+            wait_for_nodes=args.wait_for_nodes, quiet=args.quiet, verbose=args.verbose,
+            before_launch=before_launch,
+        )
+    except LaunchError as err:
+        return _fail(str(err))
+    if not args.quiet and outcome.skipped:
+        print(f"lrrt: resumed: {outcome.skipped} finished trials kept, {outcome.launched} run now", file=sys.stderr)
+    reduction = _write_report(out, args.rank_by, quiet=args.quiet)
+    failed = int((reduction.trials["status"] == "failed").sum())
+    missing = int((reduction.trials["status"] == "missing").sum())
+    if missing:
+        print(f"lrrt: {missing} trials did not finish; run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED if outcome.unfinished else EXIT_FAILED
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _write_report(out: Path, rank_by: str | None, quiet: bool = False):
+    from sweeps.reduce import rebuild
+
+    reduction = rebuild(out, rank_by=rank_by)
+    if not quiet:
+        _print_summary(out, reduction)
+    return reduction
+
+
+def _print_summary(out: Path, reduction) -> None:
+    t = reduction.trials
+    counts = t["status"].value_counts().to_dict()
+    print(f"\n{len(t)} trials: {counts.get('ok', 0)} ok, {counts.get('failed', 0)} failed, "
+          f"{counts.get('missing', 0)} missing")
+    r = reduction.ranking
+    if len(r):
+        cols = [c for c in ("rank", "config", "min_loss_mean", "suggested_lr_gmean", "steepest_lr_gmean", "n_ok")
+                if c in r.columns]
+        print(r.sort_values("rank")[cols].head(10).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    bad = t[t["status"] == "failed"]
+    for _, row in bad.iterrows():
+        print(f"FAILED {row['name']}: {row['error']}")
+    print(f"\nreport: {out / 'report.html'}")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from sweeps import store
+
+    out = Path(args.dir).resolve()
+    if not out.is_dir() or store.read_manifest(out) is None:
+        raise UsageError(f"{args.dir}: sweep.json: not an lrrt sweep output directory (no sweep.json)")
+    reduction = _write_report(out, args.rank_by, quiet=args.quiet)
+    return EXIT_FAILED if (reduction.trials["status"] != "ok").any() else EXIT_OK
+
+
+# --------------------------------------------------------------------------- find
+
+
+def cmd_find(args: argparse.Namespace) -> int:
+    from lrrt_core.runner import run_workload, write_curve
+    from lrrt_core.suggest import suggest_all
+
+    opt_kwargs = _parse_kv(args.optimizer_arg, "--optimizer-arg")
+    axes = _parse_kv(args.axis, "--axis")
+    try:
+        curve = run_workload(
+            args.workload, optimizer=args.optimizer, optimizer_kwargs=opt_kwargs,
+            batch_size=args.batch_size, seed=args.seed, axes=axes,
+            start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps, epochs=args.epochs,
+            ladder=args.ladder, loss=args.loss, diverge_threshold=args.diverge_threshold,
+            smoothing=args.smoothing,
+        )
+    except ValueError as err:
+        return _fail(str(err))
+    out = Path(args.out or Path("runs") / f"find-{args.workload.replace(':', '.')}-{args.optimizer}-bs{args.batch_size}")
+    paths = write_curve(curve, out, "curve")
+    print(f"range test: {args.workload}, {args.optimizer}, batch {args.batch_size}: "
+          f"{curve.steps_run}/{curve.steps_planned} steps, stop: {curve.stop_reason}, {curve.wall_s:.1f} s")
+    if curve.diverged_lr is not None:
+        print(f"diverged at lr {curve.diverged_lr:.3g}")
+    for method, s in suggest_all(curve).items():
+        value = f"{s.lr:.3g}" if s.lr is not None else f"none ({s.reason})"
+        print(f"  {method:<14} {value}")
+    for kind, p in paths.items():
+        print(f"{kind}: {p}")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lrrt",
+        description="Learning-rate range tests for grids of optimizers x batch sizes x seeds, on Ray Tune.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def resources(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (overrides the file)")
+        sp.add_argument("--gpus-per-trial", type=float, help="GPUs per trial, fractions allowed (e.g. 0.5)")
+        sp.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
+
+    s = sub.add_parser("sweep", help="run a sweep file on Ray, then write the report",
+                       description="Run every trial of CONFIG on Ray Tune and write the ranked report into --out. "
+                                   "Re-running the same command on the same --out resumes: finished trials are not re-run.")
+    s.add_argument("config", help="sweep file (YAML), e.g. sweeps/configs/quickstart.yaml")
+    s.add_argument("--out", help="output directory (default runs/<sweep name>)")
+    s.add_argument("--address", help="join an existing Ray cluster (host:port, 'auto'); default: RAY_ADDRESS or a local Ray")
+    resources(s)
+    s.add_argument("--local-gpus", type=int, help="declare N GPUs to the local Ray (when detection is wrong)")
+    s.add_argument("--storage", help="Ray Tune storage_path for its own state (e.g. s3://bucket/lrrt); default OUT/ray")
+    s.add_argument("--wait-for-nodes", action="store_true",
+                   help="don't refuse a GPU request no node has yet (autoscaling clusters)")
+    s.add_argument("--fresh", action="store_true", help="discard the results already in --out and start over")
+    s.add_argument("--rank-by", help="suggestion that ranks ties and gives suggested_lr (default: the file's report.rank_by)")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    s.add_argument("-v", "--verbose", action="store_true", help="show Ray's and the workers' logs")
+    s.set_defaults(func=cmd_sweep)
+
+    r = sub.add_parser("report", help="rebuild tables, plots and report from stored trial results",
+                       description="Rebuild trials.csv, ranking.csv, curves.parquet, plots and report.html/.md in DIR "
+                                   "from the stored trial results; works for a running or interrupted sweep.")
+    r.add_argument("dir", help="a sweep's output directory")
+    r.add_argument("--rank-by", help="suggestion used for suggested_lr and tie-breaks (steepest, valley, minimum, minimum_div10, sma)")
+    r.add_argument("-q", "--quiet", action="store_true")
+    r.set_defaults(func=cmd_report)
+
+    f = sub.add_parser("find", help="one range test on this machine (no Ray)",
+                       description="Run one learning-rate range test here, print the suggestions, write the curve and a plot.")
+    f.add_argument("--workload", default="digits_cnn", help="built-in workload or package.module:function (default digits_cnn)")
+    f.add_argument("--optimizer", default="adam")
+    f.add_argument("--optimizer-arg", action="append", metavar="KEY=VALUE", help="optimizer keyword argument (repeatable)")
+    f.add_argument("--axis", action="append", metavar="KEY=VALUE", help="workload keyword argument (repeatable)")
+    f.add_argument("--batch-size", type=int, default=64)
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--start-lr", type=float, default=1e-6)
+    f.add_argument("--end-lr", type=float, default=10.0)
+    f.add_argument("--steps", type=int, default=None, help="number of steps (default 200 unless --epochs)")
+    f.add_argument("--epochs", type=float, default=None)
+    f.add_argument("--ladder", choices=("exp", "linear"), default="exp")
+    f.add_argument("--loss", choices=("train", "val"), default="train")
+    f.add_argument("--diverge-threshold", type=float, default=4.0)
+    f.add_argument("--smoothing", type=float, default=0.98)
+    f.add_argument("--out", help="output directory (default runs/find-...)")
+    f.set_defaults(func=cmd_find)
+
+    v = sub.add_parser("validate", help="check a sweep file and print its trial grid; launches nothing")
+    v.add_argument("config")
+    resources(v)
+    v.set_defaults(func=cmd_validate)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from sweeps.spec import SpecError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (SpecError, UsageError) as err:
+        return _fail(str(err))
+    except KeyboardInterrupt:
+        print("lrrt: interrupted; run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

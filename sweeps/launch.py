@@ -1,0 +1,399 @@
+"""Run the trials of a sweep on Ray Tune: a local Ray instance or an existing cluster.
+
+One mechanism for persistence and resume: the driver writes each trial's record into
+``OUT/trials/<trial_id>.json`` the moment the trial ends (atomically). A run launches only
+the trials that have no ``ok`` record yet, so re-running the same command on the same
+``--out`` after Ctrl-C, a killed driver or a lost node re-runs unfinished and failed
+trials and never the finished ones. Ray Tune's own experiment state goes to
+``OUT/ray`` (or ``--storage``), one experiment per launch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import socket
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from sweeps import store
+from sweeps.trainable import final_curve, run_trial, trial_config
+
+logger = logging.getLogger(__name__)
+
+LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2  # curves are small; leave the RAM to TensorFlow
+WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
+
+
+class LaunchError(Exception):
+    """Invalid request found before anything starts (the CLI exits 2 with this line)."""
+
+
+@dataclasses.dataclass
+class LaunchOutcome:
+    launched: int = 0
+    skipped: int = 0
+    ok: int = 0
+    failed: int = 0
+    unfinished: int = 0
+    experiment_path: str | None = None
+
+
+# --------------------------------------------------------------------------- connecting
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast on an ``--address host:port`` nothing listens on (Ray itself waits long)."""
+    if address in ("auto", "local") or address.startswith("ray://"):
+        hostport = address[len("ray://"):] if address.startswith("ray://") else None
+        if hostport is None:
+            return
+    else:
+        hostport = address
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise LaunchError(f"--address: {address!r} is not host:port, 'auto' or ray://host:port")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as err:
+        raise LaunchError(f"--address: cannot reach a Ray cluster at {hostport} ({err.strerror or err})") from None
+
+
+def connect(address: str | None, *, local_gpus: int | None, local_cpus: int | None, verbose: bool) -> bool:
+    """Start a local Ray (returns True: we own it) or join ``address`` (returns False)."""
+    import ray
+
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    env_vars = dict(WORKER_ENV)
+    log_level = logging.INFO if verbose else logging.ERROR
+    if address:
+        _check_reachable(address)
+        if local_gpus is not None:
+            raise LaunchError("--local-gpus: only for a local Ray instance; a cluster declares its own GPUs")
+        try:
+            ray.init(address=address, runtime_env={"env_vars": env_vars}, logging_level=log_level,
+                     log_to_driver=verbose)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            raise LaunchError(f"--address: cannot join the Ray cluster at {address}: {err}") from None
+        return False
+    # Local: the workers import workloads named package.module:function from the current dir.
+    pythonpath = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH", "")) if p)
+    env_vars["PYTHONPATH"] = pythonpath
+    kwargs: dict[str, Any] = dict(
+        include_dashboard=False,
+        object_store_memory=int(os.environ.get("LRRT_OBJECT_STORE_BYTES", LOCAL_OBJECT_STORE_BYTES)),
+        runtime_env={"env_vars": env_vars},
+        logging_level=log_level,
+        log_to_driver=verbose,
+    )
+    if local_gpus is not None:
+        kwargs["num_gpus"] = local_gpus
+    if local_cpus is not None:
+        kwargs["num_cpus"] = local_cpus
+    ray.init(**kwargs)
+    return True
+
+
+def check_fits(cpus_per_trial: float, gpus_per_trial: float, *, wait_for_nodes: bool) -> None:
+    """Refuse a per-trial request that no node of the cluster can ever satisfy.
+
+    Ray would otherwise keep the trials pending forever. ``wait_for_nodes`` skips the check
+    for an autoscaling cluster whose GPU nodes are not up yet.
+    """
+    import ray
+
+    if wait_for_nodes:
+        return
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    best_gpu = max((n["Resources"].get("GPU", 0.0) for n in nodes), default=0.0)
+    best_cpu = max((n["Resources"].get("CPU", 0.0) for n in nodes), default=0.0)
+    if gpus_per_trial > best_gpu:
+        where = "this machine" if len(nodes) == 1 else "any node of the cluster"
+        raise LaunchError(
+            f"--gpus-per-trial: {gpus_per_trial:g} GPU per trial, but {where} has {best_gpu:g}; "
+            "ask for fewer (fractions like 0.5 share a GPU), use --local-gpus N if detection is wrong, "
+            "or --wait-for-nodes on an autoscaling cluster"
+        )
+    if cpus_per_trial > best_cpu:
+        raise LaunchError(
+            f"--cpus-per-trial: {cpus_per_trial:g} CPUs per trial, but the largest node has {best_cpu:g}"
+        )
+
+
+# --------------------------------------------------------------------------- callbacks
+
+
+def _error_text(trial) -> str:
+    """One readable error line (plus the tail of the traceback) for a failed Tune trial."""
+    try:
+        exc = trial.get_pickled_error()
+    except Exception:  # noqa: BLE001 - error file unreadable: fall back to the text file
+        exc = None
+    if exc is not None:
+        cause = exc
+        as_cause = getattr(exc, "as_instanceof_cause", None)
+        if as_cause is not None:
+            try:
+                cause = as_cause()
+            except Exception:  # noqa: BLE001
+                cause = exc
+        text = str(cause).strip()
+        last = [ln for ln in text.splitlines() if ln.strip()]
+        if "actor died" in text.lower() or type(cause).__name__ == "ActorDiedError":
+            return "worker process died: " + (last[0] if last else type(cause).__name__)
+        return last[-1] if last else type(cause).__name__
+    try:
+        return Path(trial.error_file).read_text().strip().splitlines()[-1]
+    except Exception:  # noqa: BLE001
+        return "trial failed (no error text recorded)"
+
+
+def _make_callbacks(out_dir: Path, trials_by_id: dict, attempts_before: dict, progress: "Progress | None"):
+    from ray.tune import Callback
+
+    class RecordWriter(Callback):
+        """Writes each trial's record into OUT/trials/ as soon as it ends (driver side)."""
+
+        def __init__(self) -> None:
+            self.recovers: dict[str, int] = {}
+
+        def _tid(self, trial) -> str:
+            return trial.config["trial"]["trial_id"]
+
+        def _record(self, trial, status: str, error: str | None, curve: dict | None) -> dict:
+            tid = self._tid(trial)
+            t = trials_by_id[tid]
+            last = trial.last_result or {}
+            return {
+                "schema": 1,
+                "trial_id": tid,
+                "name": t.name,
+                "config": t.config,
+                "params": t.params(),
+                "status": status,
+                "error": error,
+                "attempts": attempts_before.get(tid, 0) + self.recovers.get(tid, 0) + 1,
+                "retried": self.recovers.get(tid, 0) > 0,
+                "node": last.get("node"),
+                "node_ip": last.get("node_ip"),
+                "gpu_ids": last.get("gpu_ids", ""),
+                "wall_s": last.get("wall_s"),
+                "finished_at": time.time(),
+                "curve": curve,
+            }
+
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            tid = self._tid(trial)
+            self.recovers[tid] = self.recovers.get(tid, 0) + 1
+            logger.warning("trial %s failed (%s); retrying", trials_by_id[tid].name, _error_text(trial))
+            if progress:
+                progress.retried(trial)
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            curve = final_curve(trial.last_result)
+            if curve is None:
+                rec = self._record(trial, "failed", "trial ended without reporting its curve", None)
+            else:
+                rec = self._record(trial, "ok", None, curve)
+            store.write_record(out_dir, rec)
+            if progress:
+                progress.finished(trial, rec["status"] == "ok")
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            rec = self._record(trial, "failed", _error_text(trial), None)
+            store.write_record(out_dir, rec)
+            if progress:
+                progress.finished(trial, False)
+
+    cbs = [RecordWriter()]
+    if progress:
+        cbs.append(progress.as_callback())
+    return cbs
+
+
+class Progress:
+    """Trials done / running / failed and an ETA on one line, instead of Ray's tables."""
+
+    def __init__(self, total: int, steps_per_trial: int, stream=None, min_interval: float = 2.0) -> None:
+        self.total = total
+        self.steps = max(1, steps_per_trial)
+        self.stream = stream or sys.stderr
+        self.min_interval = min_interval
+        self.start = time.monotonic()
+        self.done = 0
+        self.failed = 0
+        self.running: dict[str, int] = {}  # trial id -> last reported step
+        self.retries = 0
+        self._last_print = 0.0
+        self._tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def _tid(self, trial) -> str:
+        return trial.config["trial"]["trial_id"]
+
+    def started(self, trial) -> None:
+        self.running[self._tid(trial)] = 0
+        self.show()
+
+    def stepped(self, trial, step: int) -> None:
+        self.running[self._tid(trial)] = step
+        self.show()
+
+    def retried(self, trial) -> None:
+        self.retries += 1
+        self.running.pop(self._tid(trial), None)
+        self.show(force=True)
+
+    def finished(self, trial, ok: bool) -> None:
+        self.running.pop(self._tid(trial), None)
+        if ok:
+            self.done += 1
+        else:
+            self.failed += 1
+        self.show(force=True)
+
+    def eta_s(self) -> float | None:
+        work_done = (self.done + self.failed) * self.steps + sum(min(s, self.steps) for s in self.running.values())
+        if work_done <= 0:
+            return None
+        elapsed = time.monotonic() - self.start
+        return elapsed * (self.total * self.steps - work_done) / work_done
+
+    def line(self) -> str:
+        eta = self.eta_s()
+        eta_txt = "--:--" if eta is None else time.strftime("%M:%S", time.gmtime(eta)) if eta < 3600 else f"{eta / 3600:.1f} h"
+        elapsed = time.strftime("%M:%S", time.gmtime(time.monotonic() - self.start))
+        retry = f", {self.retries} retried" if self.retries else ""
+        return (f"[lrrt] {self.done + self.failed}/{self.total} done ({self.failed} failed{retry}), "
+                f"{len(self.running)} running, elapsed {elapsed}, ETA {eta_txt}")
+
+    def show(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_print < self.min_interval:
+            return
+        self._last_print = now
+        if self._tty:
+            self.stream.write("\r" + self.line().ljust(100))
+        else:
+            self.stream.write(self.line() + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self._tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def as_callback(self):
+        from ray.tune import Callback
+
+        prog = self
+
+        class _ProgressCallback(Callback):
+            def on_trial_start(self, iteration, trials, trial, **info):
+                prog.started(trial)
+
+            def on_trial_result(self, iteration, trials, trial, result, **info):
+                prog.stepped(trial, int(result.get("step", 0)))
+
+        return _ProgressCallback()
+
+
+# --------------------------------------------------------------------------- running
+
+
+def pending_trials(trials: Sequence, records: dict[str, dict]) -> list:
+    """Trials without an ``ok`` record: never started, unfinished, or failed before."""
+    return [t for t in trials if records.get(t.trial_id, {}).get("status") != "ok"]
+
+
+def run_trials(
+    spec,
+    trials: Sequence,
+    out_dir: Path,
+    *,
+    address: str | None = None,
+    local_gpus: int | None = None,
+    local_cpus: int | None = None,
+    storage: str | None = None,
+    wait_for_nodes: bool = False,
+    quiet: bool = False,
+    verbose: bool = False,
+    before_launch: Callable[[], None] | None = None,
+) -> LaunchOutcome:
+    """Run every trial of ``trials`` that has no ok record in ``out_dir`` on Ray Tune.
+
+    Raises :class:`LaunchError` before anything is written when the request cannot run
+    (unreachable address, more GPUs per trial than any node has). ``before_launch`` is
+    called after those checks and before the first trial starts (the CLI writes the sweep
+    manifest there).
+    """
+    import ray
+    from ray import tune
+
+    out_dir = Path(out_dir).resolve()
+    records = store.read_records(out_dir) if out_dir.exists() else {}
+    todo = pending_trials(trials, records)
+    outcome = LaunchOutcome(skipped=len(trials) - len(todo))
+    res = spec.resources
+    if not todo:
+        if before_launch:
+            before_launch()
+        return outcome
+
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
+    owns_ray = connect(address, local_gpus=local_gpus, local_cpus=local_cpus, verbose=verbose)
+    try:
+        check_fits(res.cpus_per_trial, res.gpus_per_trial, wait_for_nodes=wait_for_nodes)
+        if before_launch:
+            before_launch()
+        trials_by_id = {t.trial_id: t for t in trials}
+        attempts_before = {tid: int(r.get("attempts", 0)) for tid, r in records.items()}
+        steps = spec.range_test.steps or 200
+        progress = None if quiet else Progress(len(todo), steps)
+        callbacks = _make_callbacks(out_dir, trials_by_id, attempts_before, progress)
+        resources = {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
+        param_space = {"trial": tune.grid_search([trial_config(t, spec) for t in todo])}
+        storage_path = storage or str(out_dir / "ray")
+        run_name = time.strftime("run-%Y%m%d-%H%M%S")
+        tuner = tune.Tuner(
+            tune.with_resources(run_trial, resources),
+            param_space=param_space,
+            tune_config=tune.TuneConfig(
+                num_samples=1,
+                max_concurrent_trials=res.max_concurrent,
+                reuse_actors=True,
+                trial_name_creator=lambda tr: tr.config["trial"]["name"],
+                trial_dirname_creator=lambda tr: f'{tr.config["trial"]["name"]}-{tr.config["trial"]["trial_id"][:6]}',
+            ),
+            run_config=tune.RunConfig(
+                name=run_name,
+                storage_path=storage_path,
+                failure_config=tune.FailureConfig(max_failures=spec.retries),
+                callbacks=callbacks,
+                verbose=0,
+                log_to_file=True,
+            ),
+        )
+        outcome.launched = len(todo)
+        result_grid = tuner.fit()
+        outcome.experiment_path = result_grid.experiment_path
+        if progress:
+            progress.close()
+    finally:
+        if owns_ray:
+            ray.shutdown()
+    final = store.read_records(out_dir)
+    for t in todo:
+        status = final.get(t.trial_id, {}).get("status")
+        if status == "ok":
+            outcome.ok += 1
+        elif status == "failed":
+            outcome.failed += 1
+        else:
+            outcome.unfinished += 1
+    return outcome

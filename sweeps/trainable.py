@@ -1,0 +1,135 @@
+"""The Ray Tune function trainable: one trial = one range test with the core finder.
+
+Runs on a Ray worker. It prepares the process for TensorFlow from the trial's resource
+share (CPU thread pools, ``CUDA_VISIBLE_DEVICES`` blanked when the trial has no GPU, GPU
+memory growth so fractional GPUs work), builds the workload from the trial's seed, runs
+:func:`lrrt_core.runner.run_workload`, reports scalar progress every few steps and the
+whole curve once at the end. The driver's :class:`sweeps.launch.RecordWriter` turns that
+last report into the trial's record on disk, so results reach the driver's output
+directory even when the trial ran on another node (no shared file system needed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# Every report carries the same keys: Tune's progress.csv freezes its columns at the first.
+REPORT_KEYS = ("step", "lr", "loss", "final", "curve", "node", "node_ip", "gpu_ids", "wall_s")
+
+_TF_CONFIGURED: dict[str, Any] = {}
+
+
+def configure_tensorflow(cpus: float, has_gpu: bool) -> None:
+    """Set TF thread pools from the CPU share and GPU memory growth; once per process.
+
+    TensorFlow ignores ``OMP_NUM_THREADS``; without this, two 1-CPU trials on a 2-core node
+    each start a pool as wide as the machine and fight over the cores. Thread pools can only
+    be set before TF's runtime starts, so a reused worker keeps its first setting.
+    """
+    if not has_gpu:
+        # Must happen before TensorFlow initialises CUDA (Ray 2.60 no longer blanks it).
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    if _TF_CONFIGURED:
+        return
+    import tensorflow as tf
+
+    threads = max(1, int(cpus))
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+    except RuntimeError as err:  # runtime already initialised in this process
+        logger.debug("TF thread pools already fixed: %s", err)
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except (RuntimeError, ValueError) as err:
+            logger.debug("memory growth not set on %s: %s", gpu, err)
+    _TF_CONFIGURED.update(threads=threads)
+
+
+def run_trial(config: dict[str, Any]) -> None:
+    """Tune function trainable. ``config["trial"]`` is built by :func:`trial_config`."""
+    import ray
+    from ray import tune
+
+    t = config["trial"]
+    ctx = ray.get_runtime_context()
+    node = ctx.get_node_id()
+    node_ip = ray.util.get_node_ip_address()
+    gpu_ids = ",".join(str(g) for g in ray.get_gpu_ids())
+    configure_tensorflow(t["cpus"], has_gpu=bool(gpu_ids))
+
+    from lrrt_core.runner import run_workload
+
+    start = time.perf_counter()
+    base = {"node": node, "node_ip": node_ip, "gpu_ids": gpu_ids, "final": False, "curve": ""}
+
+    def on_step(step: int, lr: float, loss: float) -> None:
+        tune.report({**base, "step": int(step), "lr": float(lr), "loss": float(loss),
+                     "wall_s": time.perf_counter() - start})
+
+    rt = t["range_test"]
+    curve = run_workload(
+        t["workload"],
+        optimizer=t["optimizer_name"],
+        optimizer_kwargs=t["optimizer_kwargs"],
+        batch_size=t["batch_size"],
+        seed=t["seed"],
+        axes=t["axes"],
+        workload_args=t["workload_args"],
+        on_step=on_step,
+        report_every=t["report_every"],
+        **rt,
+    )
+    last = curve.steps_run - 1
+    tune.report({
+        **base,
+        "step": last,
+        "lr": float(curve.lrs[last]) if last >= 0 else float("nan"),
+        "loss": float(curve.losses[last]) if last >= 0 else float("nan"),
+        "final": True,
+        "curve": json.dumps(curve.to_dict()),
+        "wall_s": time.perf_counter() - start,
+    })
+
+
+def trial_config(trial, spec) -> dict[str, Any]:
+    """The JSON-able config one trial needs on a worker (small: no data, no model)."""
+    rt = spec.range_test
+    steps = rt.steps or 200
+    return {
+        "trial_id": trial.trial_id,
+        "name": trial.name,
+        "workload": spec.workload,
+        "workload_args": dict(spec.workload_args),
+        "optimizer_name": trial.optimizer_name,
+        "optimizer_kwargs": dict(trial.optimizer_kwargs),
+        "batch_size": trial.batch_size,
+        "seed": trial.seed,
+        "axes": dict(trial.axes),
+        "cpus": spec.resources.cpus_per_trial,
+        "report_every": max(10, steps // 10),
+        "range_test": {
+            "start_lr": rt.start_lr,
+            "end_lr": rt.end_lr,
+            "steps": rt.steps,
+            "epochs": rt.epochs,
+            "ladder": rt.ladder,
+            "loss": rt.loss,
+            "diverge_threshold": rt.diverge_threshold,
+            "smoothing": rt.smoothing,
+        },
+    }
+
+
+def final_curve(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The curve dict carried by a trial's last report, or ``None`` if it never finished."""
+    if not result or not result.get("final") or not result.get("curve"):
+        return None
+    return json.loads(result["curve"])
