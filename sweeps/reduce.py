@@ -1,0 +1,587 @@
+"""Reduce a sweep's stored trial results into tables: trials, curves, ranking.
+
+The reducer reads only files (``DIR/sweep.json`` and ``DIR/trials/*.json``, written by
+:mod:`sweeps.store`), so it runs without Ray, on a laptop, on a copied directory
+(``ray rsync-down``), and on a sweep that is still running or was interrupted: trials
+planned in the manifest without a record yet are reported as ``missing``.
+
+Raw first, derive later (STYLE.md #3): the summary scalars are recomputed here from the
+raw stored curves with :func:`lrrt_core.suggest.summarize`, never trusted from whatever
+the trial reported while running, so changing a heuristic and running ``lrrt report DIR``
+again updates every number.
+
+Outputs (all written atomically by :func:`write_outputs`):
+
+``trials.csv``
+    one row per planned trial: ``trial_id, name, config, optimizer, batch_size, seed``,
+    one column per extra grid axis, ``status`` (``ok`` | ``failed`` | ``missing``),
+    ``error, attempts, steps, min_loss, lr_at_min_loss, steepest_lr, valley_lr,
+    suggested_lr, diverged_lr, stop_reason, wall_s, node, gpu_ids`` (``"0,1"`` or ``""``).
+``curves.parquet``
+    long format, one row per step of every ok trial: ``trial, name, config, optimizer,
+    batch_size, seed``, axis columns, ``step, lr, loss, smoothed_loss``.
+``ranking.csv``
+    one row per configuration (every grid value except the seed) aggregated over its
+    seeds: ``config, optimizer, batch_size``, axis columns, ``n_ok, n_failed, n_missing,
+    min_loss_mean, min_loss_std, suggested_lr_gmean, suggested_lr_gsd,
+    steepest_lr_gmean, valley_lr_gmean, lr_at_min_loss_gmean, rank``.
+
+Ranking rule:
+    1. ascending mean (over ok seeds) of the minimum smoothed loss;
+    2. ties (equal to 12 significant digits) broken by the *larger* geometric-mean
+       suggested learning rate (the ``rank_by`` method, steepest descent by default): at
+       equal loss, the configuration that tolerates a larger learning rate trains faster;
+    3. then by config name, so the order is deterministic.
+    Configurations without any ok seed get the last ranks (a rank is always assigned, so
+    ``rank`` is exactly 1..n), ordered by name; their aggregates are NaN.
+
+Spread statistics: ``min_loss_std`` is the sample standard deviation (ddof=1; NaN with
+a single ok seed). ``*_gmean`` is the geometric mean ``exp(mean(log x))`` over the seeds
+with a finite positive value; ``suggested_lr_gsd`` the geometric standard deviation
+factor ``exp(std(log x, ddof=1))`` (1.0 = all seeds agree; "×/÷ gsd" is the 1-sigma
+band; NaN with one value).
+
+Example:
+    >>> red = reduce_dir("runs/quickstart")                     # doctest: +SKIP
+    >>> red.ranking[["config", "min_loss_mean", "rank"]]          # doctest: +SKIP
+    >>> write_outputs("runs/quickstart")                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lrrt_core.curve import Curve
+from sweeps import store
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Reduction",
+    "reduce_dir",
+    "fit_lr_scaling",
+    "write_outputs",
+    "rebuild",
+    "DEFAULT_RANK_BY",
+    "TRIAL_COLUMNS",
+    "CURVE_COLUMNS",
+    "RANKING_COLUMNS",
+]
+
+DEFAULT_RANK_BY = "steepest"
+
+# Base columns; the extra grid axes are inserted after ``seed`` / ``batch_size``.
+_TRIAL_ID_COLUMNS = ["trial_id", "name", "config", "optimizer", "batch_size", "seed"]
+_SCALARS = [
+    "steps",
+    "min_loss",
+    "lr_at_min_loss",
+    "steepest_lr",
+    "valley_lr",
+    "suggested_lr",
+    "diverged_lr",
+    "stop_reason",
+]
+TRIAL_COLUMNS = _TRIAL_ID_COLUMNS + ["status", "error", "attempts"] + _SCALARS + ["wall_s", "node", "gpu_ids"]
+_CURVE_ID_COLUMNS = ["trial", "name", "config", "optimizer", "batch_size", "seed"]
+CURVE_COLUMNS = _CURVE_ID_COLUMNS + ["step", "lr", "loss", "smoothed_loss"]
+_RANK_ID_COLUMNS = ["config", "optimizer", "batch_size"]
+_RANK_STATS = [
+    "n_ok",
+    "n_failed",
+    "n_missing",
+    "min_loss_mean",
+    "min_loss_std",
+    "suggested_lr_gmean",
+    "suggested_lr_gsd",
+    "steepest_lr_gmean",
+    "valley_lr_gmean",
+    "lr_at_min_loss_gmean",
+    "rank",
+]
+RANKING_COLUMNS = _RANK_ID_COLUMNS + _RANK_STATS
+_RESERVED = set(TRIAL_COLUMNS) | set(CURVE_COLUMNS) | set(RANKING_COLUMNS) | {"status"}
+
+STATUSES = ("ok", "failed", "missing")
+
+
+@dataclasses.dataclass
+class Reduction:
+    """Everything the report needs, computed once from a sweep directory.
+
+    Attributes:
+        out_dir: the sweep directory that was read.
+        manifest: the parsed ``sweep.json`` (``None`` if the directory has none; then the
+            trial list comes from the records alone and nothing can be called missing).
+        trials: one row per trial (columns: :data:`TRIAL_COLUMNS` with the axis columns
+            after ``seed``).
+        curves: long table of every ok trial's curve (:data:`CURVE_COLUMNS` + axes).
+        ranking: one row per configuration, sorted by ``rank``.
+        scaling: :func:`fit_lr_scaling` of ``ranking``.
+        missing: names of planned trials without a (readable) record.
+        failed: ``[{trial_id, name, config, error, attempts}]`` of failed trials.
+        corrupt: ``{file stem: reason}`` for unreadable record files (also in ``missing``).
+        axes: names of the extra grid axes, as they appear in the column names.
+        rank_by: the suggestion method behind ``suggested_lr``.
+    """
+
+    out_dir: Path
+    manifest: dict[str, Any] | None
+    trials: pd.DataFrame
+    curves: pd.DataFrame
+    ranking: pd.DataFrame
+    scaling: pd.DataFrame
+    missing: list[str]
+    failed: list[dict[str, Any]]
+    corrupt: dict[str, str]
+    axes: list[str]
+    rank_by: str
+
+    @property
+    def name(self) -> str:
+        """The sweep name from the manifest (else the directory name)."""
+        if self.manifest and self.manifest.get("name"):
+            return str(self.manifest["name"])
+        return self.out_dir.name
+
+    @property
+    def n_trials(self) -> int:
+        return int(len(self.trials))
+
+    @property
+    def n_ok(self) -> int:
+        return int((self.trials["status"] == "ok").sum()) if len(self.trials) else 0
+
+    @property
+    def n_failed(self) -> int:
+        return int((self.trials["status"] == "failed").sum()) if len(self.trials) else 0
+
+    @property
+    def n_missing(self) -> int:
+        return int((self.trials["status"] == "missing").sum()) if len(self.trials) else 0
+
+    @property
+    def complete(self) -> bool:
+        """True when every planned trial has a record and none failed."""
+        return self.n_failed == 0 and self.n_missing == 0
+
+    def summary_line(self) -> str:
+        """``"12 trials: 10 ok, 1 failed, 1 missing"`` (plain text, not escaped)."""
+        return f"{self.n_trials} trials: {self.n_ok} ok, {self.n_failed} failed, {self.n_missing} missing"
+
+
+# --------------------------------------------------------------------------- helpers
+def _summarize(curve: Curve, rank_by: str) -> dict[str, Any]:
+    """The summary scalars of one curve (thin call into ``lrrt_core.suggest``)."""
+    from lrrt_core import suggest
+
+    return suggest.summarize(curve, rank_by=rank_by)
+
+
+def _check_rank_by(rank_by: str | None) -> str:
+    rank_by = DEFAULT_RANK_BY if rank_by is None else str(rank_by)
+    try:
+        from lrrt_core.suggest import METHODS
+    except ImportError:  # pragma: no cover - suggest is part of the package
+        return rank_by
+    if rank_by not in METHODS:
+        raise ValueError(f"rank_by must be one of {sorted(METHODS)}, got {rank_by!r}")
+    return rank_by
+
+
+def _gpu_ids_str(value: Any) -> str:
+    """``[0, 1]`` / ``"0,1"`` / ``None`` -> ``"0,1"`` / ``""``."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _float(value: Any) -> float:
+    """``None``/unparseable -> NaN, else ``float(value)``."""
+    if value is None:
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _gmean(values: pd.Series) -> float:
+    """Geometric mean over the finite positive values; NaN if there are none."""
+    x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+    x = x[np.isfinite(x) & (x > 0)]
+    return float(np.exp(np.mean(np.log(x)))) if x.size else math.nan
+
+
+def _gsd(values: pd.Series) -> float:
+    """Geometric standard deviation factor exp(std(log x, ddof=1)); NaN below two values."""
+    x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+    x = x[np.isfinite(x) & (x > 0)]
+    return float(np.exp(np.std(np.log(x), ddof=1))) if x.size >= 2 else math.nan
+
+
+def _axis_column(axis: str) -> str:
+    """Column name for an extra grid axis (prefixed ``axis_`` if it clashes)."""
+    return f"axis_{axis}" if axis in _RESERVED else axis
+
+
+def _normalise_axis_column(series: pd.Series) -> pd.Series:
+    """Keep a numeric axis numeric; anything mixed becomes text (parquet needs one type)."""
+    vals = [v for v in series if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if vals and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+        return pd.to_numeric(series, errors="coerce")
+    if vals and all(isinstance(v, bool) for v in vals):
+        return series
+    return series.map(lambda v: None if v is None else (v if isinstance(v, str) else _jsonish(v)))
+
+
+def _jsonish(value: Any) -> str:
+    import json
+
+    try:
+        return json.dumps(value, sort_keys=True)
+    except TypeError:
+        return str(value)
+
+
+def _planned_trials(manifest: dict[str, Any] | None, records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The trial list: the manifest's, then any record the manifest does not know."""
+    planned: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for t in (manifest or {}).get("trials", []) or []:
+        tid = str(t.get("trial_id"))
+        if tid in seen:
+            logger.warning("manifest lists trial %s twice; keeping the first", tid)
+            continue
+        seen.add(tid)
+        planned.append(t)
+    extra = [r for tid, r in records.items() if tid not in seen]
+    if extra and manifest is not None:
+        logger.warning("%d trial record(s) are not in the manifest; reducing them anyway", len(extra))
+    for r in sorted(extra, key=lambda r: str(r.get("name", r["trial_id"]))):
+        planned.append({k: r.get(k) for k in ("trial_id", "name", "config", "params")})
+    return planned
+
+
+def _identity(t: dict[str, Any], record: dict[str, Any] | None) -> dict[str, Any]:
+    """Identity columns of one trial, preferring the manifest entry, then the record."""
+    src = record or {}
+    params = dict(src.get("params") or {})
+    params.update({k: v for k, v in (t.get("params") or {}).items() if v is not None})
+    tid = str(t.get("trial_id") or src.get("trial_id"))
+    name = t.get("name") or src.get("name") or tid
+    config = t.get("config") or src.get("config") or name
+    return {
+        "trial_id": tid,
+        "name": str(name),
+        "config": str(config),
+        "optimizer": params.get("optimizer") or params.get("optimizer_name"),
+        "batch_size": params.get("batch_size"),
+        "seed": params.get("seed"),
+        "axes": dict(params.get("axes") or {}),
+    }
+
+
+# --------------------------------------------------------------------------- reduce
+def reduce_dir(out_dir: str | os.PathLike, rank_by: str | None = None) -> Reduction:
+    """Read a sweep directory and reduce it into trials, curves and ranking tables.
+
+    Args:
+        out_dir: the sweep output directory (``DIR/sweep.json`` + ``DIR/trials/*.json``).
+            It may belong to a sweep that is still running or was interrupted.
+        rank_by: suggestion method whose learning rate becomes ``suggested_lr`` and breaks
+            ranking ties (one of :data:`lrrt_core.suggest.METHODS`; default
+            ``"steepest"``, most negative d smoothed-loss / d log10 lr).
+
+    Returns:
+        a :class:`Reduction`. Nothing is written.
+
+    Raises:
+        FileNotFoundError: if ``out_dir`` holds neither a manifest nor any trial record.
+        ValueError: for an unknown ``rank_by`` or an unreadable manifest.
+    """
+    out_dir = Path(out_dir)
+    rank_by = _check_rank_by(rank_by)
+    manifest = store.read_manifest(out_dir)
+    records, corrupt = store.scan_records(out_dir)
+    if manifest is None and not records:
+        raise FileNotFoundError(f"{out_dir}: no {store.MANIFEST_NAME} and no trial records: not a sweep directory")
+    if manifest is None:
+        logger.warning("%s: no %s; reducing the %d record(s) found", out_dir, store.MANIFEST_NAME, len(records))
+
+    planned = _planned_trials(manifest, records)
+
+    # Axis names in order of first appearance.
+    axes: list[str] = []
+    idents = []
+    for t in planned:
+        ident = _identity(t, records.get(str(t.get("trial_id"))))
+        idents.append(ident)
+        for a in ident["axes"]:
+            if a not in axes:
+                axes.append(a)
+    axis_cols = [_axis_column(a) for a in axes]
+
+    rows: list[dict[str, Any]] = []
+    curve_frames: list[pd.DataFrame] = []
+    missing: list[str] = []
+    failed: list[dict[str, Any]] = []
+    for ident in idents:
+        tid = ident["trial_id"]
+        rec = records.get(tid)
+        row: dict[str, Any] = {k: ident[k] for k in _TRIAL_ID_COLUMNS}
+        for a, col in zip(axes, axis_cols):
+            row[col] = ident["axes"].get(a)
+        row.update({k: math.nan for k in _SCALARS})
+        row.update(stop_reason=None, error="", attempts=math.nan, wall_s=math.nan, node="", gpu_ids="")
+        if rec is None:
+            row["status"] = "missing"
+            if tid in corrupt:
+                row["error"] = f"corrupt record: {corrupt[tid]}"
+            missing.append(ident["name"])
+            rows.append(row)
+            continue
+        row["attempts"] = _float(rec.get("attempts"))
+        row["node"] = "" if rec.get("node") is None else str(rec.get("node"))
+        row["gpu_ids"] = _gpu_ids_str(rec.get("gpu_ids"))
+        row["wall_s"] = _float(rec.get("wall_s"))
+        status = str(rec.get("status", "failed"))
+        error = rec.get("error")
+        curve = None
+        if status == "ok":
+            try:
+                if rec.get("curve") is None:
+                    raise ValueError("status ok but the record holds no curve")
+                curve = Curve.from_dict(rec["curve"])
+                if curve.steps_run == 0:
+                    raise ValueError("the curve has no steps")
+                summary = _summarize(curve, rank_by)
+            except Exception as exc:  # a bad record must not stop the whole report
+                logger.warning("trial %s (%s): cannot reduce its curve: %s", ident["name"], tid, exc)
+                status, error, curve = "failed", f"reducer: {exc}", None
+            else:
+                for k in _SCALARS:
+                    if k in summary:
+                        row[k] = summary[k]
+                if math.isnan(row["wall_s"]):
+                    row["wall_s"] = float(curve.wall_s)
+        elif status != "failed":
+            logger.warning("trial %s: unknown status %r, counted as failed", tid, status)
+            error = error or f"unknown status {status!r}"
+            status = "failed"
+        row["status"] = status
+        row["error"] = "" if error is None else str(error)
+        if status == "failed":
+            failed.append(
+                {
+                    "trial_id": tid,
+                    "name": ident["name"],
+                    "config": ident["config"],
+                    "error": row["error"] or "(no error message recorded)",
+                    "attempts": None if math.isnan(row["attempts"]) else int(row["attempts"]),
+                }
+            )
+        rows.append(row)
+        if curve is not None:
+            cf = curve.to_frame()
+            ident_cols = {
+                "trial": tid,
+                "name": ident["name"],
+                "config": ident["config"],
+                "optimizer": ident["optimizer"],
+                "batch_size": ident["batch_size"],
+                "seed": ident["seed"],
+            }
+            for a, col in zip(axes, axis_cols):
+                ident_cols[col] = ident["axes"].get(a)
+            for i, (k, v) in enumerate(ident_cols.items()):
+                cf.insert(i, k, [v] * len(cf))
+            curve_frames.append(cf)
+
+    trial_columns = _TRIAL_ID_COLUMNS + axis_cols + [c for c in TRIAL_COLUMNS if c not in _TRIAL_ID_COLUMNS]
+    trials = pd.DataFrame(rows, columns=trial_columns)
+    for col in axis_cols:
+        trials[col] = _normalise_axis_column(trials[col])
+    for col in ("steps", "attempts"):
+        trials[col] = pd.to_numeric(trials[col], errors="coerce").astype("Int64")
+    for col in ("batch_size", "seed"):
+        trials[col] = _maybe_int(trials[col])
+
+    curve_columns = _CURVE_ID_COLUMNS + axis_cols + ["step", "lr", "loss", "smoothed_loss"]
+    if curve_frames:
+        curves = pd.concat(curve_frames, ignore_index=True)[curve_columns]
+    else:
+        curves = pd.DataFrame({c: pd.Series(dtype="float64" if c in ("lr", "loss", "smoothed_loss") else "object") for c in curve_columns})
+    for col in axis_cols:
+        curves[col] = _normalise_axis_column(curves[col])
+    for col in ("batch_size", "seed"):
+        curves[col] = _maybe_int(curves[col])
+
+    ranking = _rank(trials, axis_cols)
+    return Reduction(
+        out_dir=out_dir,
+        manifest=manifest,
+        trials=trials,
+        curves=curves,
+        ranking=ranking,
+        scaling=fit_lr_scaling(ranking),
+        missing=missing,
+        failed=failed,
+        corrupt=corrupt,
+        axes=axis_cols,
+        rank_by=rank_by,
+    )
+
+
+def _maybe_int(series: pd.Series) -> pd.Series:
+    """Integer-valued columns (batch size, seed) as nullable Int64; else left alone."""
+    num = pd.to_numeric(series, errors="coerce")
+    finite = num.dropna()
+    if len(finite) == series.notna().sum() and (finite == finite.round()).all():
+        return num.astype("Int64")
+    return series
+
+
+def _rank(trials: pd.DataFrame, axis_cols: list[str]) -> pd.DataFrame:
+    """Aggregate trials over seeds per configuration and assign ranks 1..n."""
+    columns = _RANK_ID_COLUMNS + axis_cols + _RANK_STATS
+    if trials.empty:
+        return pd.DataFrame(columns=columns)
+    out = []
+    for config, g in trials.groupby("config", sort=False, dropna=False):
+        first = g.iloc[0]
+        ok = g[g["status"] == "ok"]
+        row: dict[str, Any] = {"config": config, "optimizer": first["optimizer"], "batch_size": first["batch_size"]}
+        for col in axis_cols:
+            row[col] = first[col]
+        row.update(
+            n_ok=int(len(ok)),
+            n_failed=int((g["status"] == "failed").sum()),
+            n_missing=int((g["status"] == "missing").sum()),
+            min_loss_mean=float(ok["min_loss"].astype(float).mean()) if len(ok) else math.nan,
+            min_loss_std=float(ok["min_loss"].astype(float).std(ddof=1)) if len(ok) >= 2 else math.nan,
+            suggested_lr_gmean=_gmean(ok["suggested_lr"]),
+            suggested_lr_gsd=_gsd(ok["suggested_lr"]),
+            steepest_lr_gmean=_gmean(ok["steepest_lr"]),
+            valley_lr_gmean=_gmean(ok["valley_lr"]),
+            lr_at_min_loss_gmean=_gmean(ok["lr_at_min_loss"]),
+        )
+        out.append(row)
+    ranking = pd.DataFrame(out)
+    has_ok = ranking["n_ok"] > 0
+    # Round the loss so float noise in the mean does not decide a tie.
+    key_loss = ranking["min_loss_mean"].map(lambda v: float(f"{v:.12g}") if np.isfinite(v) else math.inf)
+    key_lr = -ranking["suggested_lr_gmean"].fillna(-math.inf)  # larger lr first, NaN last
+    order = pd.DataFrame(
+        {"no_ok": ~has_ok, "loss": key_loss, "lr": key_lr, "config": ranking["config"].astype(str)}
+    ).sort_values(["no_ok", "loss", "lr", "config"], kind="mergesort")
+    ranking = ranking.loc[order.index].reset_index(drop=True)
+    ranking["rank"] = np.arange(1, len(ranking) + 1, dtype=np.int64)
+    return ranking[columns]
+
+
+# --------------------------------------------------------------------------- scaling fit
+def fit_lr_scaling(ranking: pd.DataFrame, lr_column: str = "suggested_lr_gmean") -> pd.DataFrame:
+    """Fit ``log10(lr) = slope * log10(batch_size) + intercept`` per optimizer.
+
+    The linear scaling rule (Goyal et al. 2017, "Accurate, Large Minibatch SGD") predicts
+    slope ≈ 1 for SGD (double the batch, double the learning rate); for Adam a square-root
+    rule, slope ≈ 0.5, is often reported. Least squares on the log-log points
+    (``numpy.polyfit`` of degree 1). Rows with the same optimizer but different extra
+    axis values are fitted separately (one series per optimizer × axes).
+
+    Args:
+        ranking: the ranking table (:attr:`Reduction.ranking`).
+        lr_column: which learning-rate column to fit.
+
+    Returns:
+        DataFrame with ``optimizer``, the axis columns, ``n_batch_sizes``, ``slope``,
+        ``intercept``, ``r2`` — one row per series that has finite positive learning
+        rates at two or more distinct batch sizes.
+
+    Example:
+        >>> r = pd.DataFrame({"optimizer": ["sgd"] * 3, "batch_size": [32, 64, 128],
+        ...                   "suggested_lr_gmean": [0.01, 0.02, 0.04]})
+        >>> fit_lr_scaling(r)[["optimizer", "slope"]].round(6).values.tolist()
+        [['sgd', 1.0]]
+    """
+    axis_cols = [c for c in ranking.columns if c not in set(RANKING_COLUMNS)]
+    columns = ["optimizer"] + axis_cols + ["n_batch_sizes", "slope", "intercept", "r2"]
+    if ranking.empty or lr_column not in ranking:
+        return pd.DataFrame(columns=columns)
+    keys = ["optimizer"] + axis_cols
+    out = []
+    for key, g in ranking.groupby(keys, sort=False, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        bs = pd.to_numeric(g["batch_size"], errors="coerce").to_numpy(dtype=np.float64)
+        lr = pd.to_numeric(g[lr_column], errors="coerce").to_numpy(dtype=np.float64)
+        good = np.isfinite(bs) & (bs > 0) & np.isfinite(lr) & (lr > 0)
+        x, y = np.log10(bs[good]), np.log10(lr[good])
+        if np.unique(x).size < 2:
+            continue
+        slope, intercept = np.polyfit(x, y, 1)
+        resid = y - (slope * x + intercept)
+        ss_tot = float(np.sum((y - y.mean()) ** 2))
+        r2 = 1.0 - float(np.sum(resid**2)) / ss_tot if ss_tot > 0 else math.nan
+        row = dict(zip(keys, key))
+        row.update(n_batch_sizes=int(np.unique(x).size), slope=float(slope), intercept=float(intercept), r2=r2)
+        out.append(row)
+    return pd.DataFrame(out, columns=columns)
+
+
+# --------------------------------------------------------------------------- write
+def write_outputs(out_dir: str | os.PathLike, rank_by: str | None = None) -> Reduction:
+    """Reduce ``out_dir`` and write every output into it, each file atomically.
+
+    Writes ``trials.csv``, ``ranking.csv``, ``curves.parquet``, ``plots/*.png``,
+    ``report.html`` (self-contained) and ``report.md``. Tables are written first, so a
+    plotting problem never costs the tables; a figure that fails is logged and left out
+    of the report.
+
+    Returns:
+        the :class:`Reduction` that was written.
+    """
+    from sweeps import report  # matplotlib enters only here
+
+    red = reduce_dir(out_dir, rank_by=rank_by)
+    out = red.out_dir
+    store.atomic_write_frame(red.trials, out / "trials.csv")
+    store.atomic_write_frame(red.ranking, out / "ranking.csv")
+    store.atomic_write_frame(red.curves, out / "curves.parquet")
+    plot_paths = report.make_plots(red, out / "plots")
+    store.atomic_write_text(out / "report.html", report.render_html(red, plot_paths))
+    store.atomic_write_text(out / "report.md", report.render_markdown(red, plot_paths))
+    logger.info("%s: wrote report (%s)", out, red.summary_line())
+    return red
+
+
+def rebuild(out_dir: str | os.PathLike, rank_by: str | None = None) -> Reduction:
+    """Rebuild all outputs of a sweep directory from its stored results (``lrrt report DIR``).
+
+    Safe on a sweep that is still running or was interrupted: only complete (atomically
+    written) records are read; planned trials without a record are listed as missing in
+    every output; corrupt records are skipped with a warning. Running it again after more
+    trials finished replaces every output whole.
+
+    Raises:
+        FileNotFoundError: ``out_dir`` does not exist or is not a sweep directory.
+    """
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise FileNotFoundError(f"{out_dir}: no such directory")
+    red = write_outputs(out_dir, rank_by=rank_by)
+    if red.n_missing:
+        logger.warning("%s: %d of %d trials have no result yet (running or interrupted sweep)", out_dir, red.n_missing, red.n_trials)
+    return red
