@@ -1,0 +1,769 @@
+"""The sweep file: YAML parsed and validated into frozen objects.
+
+A sweep file says *what* to range-test (a workload and a grid of optimizers x batch sizes x
+seeds x any further axis), *how* (the range-test settings) and *with what* (resources,
+retries). ``load_spec`` turns it into a frozen :class:`SweepSpec`; nothing is launched and
+neither Ray nor TensorFlow is imported. Every problem becomes one :class:`SpecError` whose
+``str`` is the single line the CLI prints before exiting 2::
+
+    sweeps/configs/bad.yaml: range_test.end_lr: must be greater than start_lr (1e-06), got 1e-07
+
+The format (every key other than ``name``, ``workload`` and ``grid`` has a default)::
+
+    name: quickstart                 # required: names the sweep and its report
+    description: "..."               # optional free text (not part of the fingerprint)
+    workload: digits_cnn             # a built-in (lrrt_core.workloads.WORKLOADS) or package.module:function
+    workload_args: {}                # fixed keyword arguments for the workload builder
+    grid:
+      optimizer:                     # non-empty list; an entry is a name or a mapping
+        - sgd
+        - {name: adamw, weight_decay: 0.01, label: adamw-wd}   # extra keys = optimizer kwargs
+      batch_size: [32, 64, 128]      # non-empty list of distinct positive integers
+      seed: [0, 1, 2]                # list of distinct integers >= 0; default [0]
+      axes: {width: [16, 32]}        # optional further axes, passed to the builder as kwargs
+    range_test:
+      start_lr: 1.0e-6               # > 0
+      end_lr: 10.0                   # > start_lr
+      steps: 200                     # >= 2; or `epochs: N` (not both); default steps: 200
+      ladder: exp                    # exp | linear
+      loss: train                    # train | val
+      diverge_threshold: 4.0         # > 1, or null to never stop early on a rising loss
+      smoothing: 0.98                # EMA beta in [0, 1)
+    resources:
+      cpus_per_trial: 1              # > 0, fractions allowed
+      gpus_per_trial: 0              # >= 0; a fraction below 1 or a whole number
+      max_concurrent: null           # a positive integer, or null: as many as resources allow
+    retries: 1                       # >= 0 extra attempts for a failed trial
+    report:
+      rank_by: steepest              # steepest | valley | minimum | minimum_div10 | sma (= sma_rule)
+
+Seeds are always written as a list (``seed: [0, 1, 2]``), never as a count, so the file
+shows exactly which seeds run. An optimizer mapping may also give its kwargs explicitly
+(``{name: adamw, kwargs: {weight_decay: 0.01}}``); that is the form ``model_dump`` writes.
+
+Optimizer labels name the configurations in trial names and reports, so they must be unique
+(after making them file-name safe). An entry without ``label`` is labelled by its name, or,
+when several entries share a name, by its name plus its kwargs (``adamw-weight_decay=0.01``).
+
+Example:
+    >>> spec = spec_from_dict({
+    ...     "name": "demo", "workload": "digits_cnn",
+    ...     "grid": {"optimizer": ["sgd", "adam"], "batch_size": [32, 64]},
+    ... })
+    >>> [o.label for o in spec.grid.optimizer], spec.range_test.steps
+    (['sgd', 'adam'], 200)
+    >>> spec_from_dict({"name": "demo", "workload": "digits_cnn",
+    ...                 "grid": {"optimizer": ["sdg"], "batch_size": [32]}})
+    Traceback (most recent call last):
+    ...
+    sweeps.spec.SpecError: <dict>: grid.optimizer[0]: unknown optimizer 'sdg'; known: ...
+
+References:
+    Smith, L. N. (2015). Cyclical Learning Rates for Training Neural Networks. arXiv:1506.01186
+    (the range test whose settings ``range_test`` holds).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+from typing_extensions import Annotated
+
+__all__ = [
+    "SpecError",
+    "OptimizerSpec",
+    "GridSpec",
+    "RangeTestSpec",
+    "ResourcesSpec",
+    "ReportSpec",
+    "SweepSpec",
+    "load_spec",
+    "spec_from_dict",
+    "safe_name",
+    "format_value",
+    "RESERVED_AXES",
+    "RANK_BY",
+]
+
+RESERVED_AXES = ("optimizer", "batch_size", "seed")
+"""Axis names the grid owns; ``grid.axes`` may not reuse them."""
+
+RANK_BY = ("steepest", "valley", "minimum", "minimum_div10", "sma_rule")
+"""Suggestion methods a report can rank by: the names of ``lrrt_core.suggest.METHODS``.
+
+The file may also say ``sma`` (keras-lr-finder's name); it is stored as ``sma_rule``.
+"""
+
+ROOT_KEY = "<root>"
+"""The key a :class:`SpecError` names when the problem is the whole file (missing, not YAML, not a mapping)."""
+
+_WORKLOAD_REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class SpecError(ValueError):
+    """An invalid sweep file: which file, which key, what is wrong.
+
+    Attributes:
+        file: the file as given (or ``"<dict>"`` for :func:`spec_from_dict`).
+        key: dotted path to the offending value, e.g. ``grid.optimizer[2].weight_decay`` or
+            ``range_test.end_lr``; :data:`ROOT_KEY` when the whole file is at fault.
+        message: human wording, one line, saying what to change.
+
+    ``str(err)`` is ``"{file}: {key}: {message}"`` on one line: what ``lrrt`` prints on
+    stderr before exiting with code 2.
+    """
+
+    def __init__(self, file: str | Path, key: str, message: str) -> None:
+        self.file = str(file)
+        self.key = key
+        self.message = " ".join(str(message).split())  # guarantee one line
+        super().__init__(f"{self.file}: {self.key}: {self.message}")
+
+
+def _fail(message: str, subkey: str = "") -> PydanticCustomError:
+    """A validation error that :func:`_translate` turns into a SpecError.
+
+    ``subkey`` is appended to pydantic's location (``"[2].label"``, ``".end_lr"``) so an
+    error raised by a validator of a whole list or model still names the exact key.
+    """
+    return PydanticCustomError("lrrt", "{message}", {"message": message, "subkey": subkey})
+
+
+# --------------------------------------------------------------------------- names
+
+
+def format_value(value: Any) -> str:
+    """A value as it appears in trial names and tables: ``32``, ``0.01``, ``1e-05``, ``relu``."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def safe_name(text: str) -> str:
+    """``text`` with every run of characters outside ``[A-Za-z0-9._=-]`` replaced by ``_``.
+
+    Trial names are used as file and directory names and in reports; this keeps them
+    portable. Example: ``safe_name("adam w/0.9") == "adam_w_0.9"``.
+    """
+    return _UNSAFE.sub("_", text)
+
+
+def _canonical(value: Any) -> str:
+    """Canonical JSON (sorted keys, no spaces): the text hashed for fingerprints and ids."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+# --------------------------------------------------------------------------- value types
+
+
+def _number(value: Any) -> Any:
+    """Accept ints, floats and numeric strings; refuse booleans.
+
+    PyYAML (YAML 1.1) reads ``1e-6`` without a dot as the *string* ``"1e-6"``; accepting
+    numeric strings spares users that trap. ``true`` is not a number here.
+    """
+    if isinstance(value, bool):
+        raise _fail(f"expected a number, got {value!r}")
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise _fail(f"expected a number, got {value!r}") from None
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_number)]
+
+_SCALAR_TYPES = (bool, int, float, str)
+
+
+def _check_scalar(value: Any, where: str) -> None:
+    if value is None or isinstance(value, _SCALAR_TYPES):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _fail(f"{where} must be finite, got {value!r}")
+        return
+    raise _fail(f"{where} must be a number, string, boolean or null, got {type(value).__name__} {value!r}")
+
+
+def _distinct(values: list[Any], what: str) -> None:
+    """Raise naming the later index of the first value that repeats (by its printed form)."""
+    seen: dict[str, int] = {}
+    for i, v in enumerate(values):
+        text = safe_name(format_value(v))
+        if text in seen:
+            raise _fail(f"duplicate {what} {v!r} (same as entry {seen[text]}); each value must appear once", f"[{i}]")
+        seen[text] = i
+
+
+# --------------------------------------------------------------------------- registries
+
+
+def _optimizer_registry() -> dict[str, Any]:
+    """``lrrt_core.optimizers.OPTIMIZERS``: name -> info with ``.allowed`` (frozenset of kwargs).
+
+    Imported on first use; the module is plain data and does not import Keras.
+    """
+    from lrrt_core.optimizers import OPTIMIZERS
+
+    return OPTIMIZERS
+
+
+def _allowed_kwargs(info: Any) -> frozenset[str]:
+    allowed = getattr(info, "allowed", None)
+    if allowed is None and isinstance(info, dict):
+        allowed = info.get("allowed", ())
+    return frozenset(allowed or ())
+
+
+def _workload_registry() -> Any:
+    """``lrrt_core.workloads.WORKLOADS`` (built-in names); importable without TensorFlow."""
+    from lrrt_core.workloads import WORKLOADS
+
+    return WORKLOADS
+
+
+def _check_workload(ref: str) -> None:
+    """A built-in name, or ``package.module:function`` whose module can be found.
+
+    The module is located with :func:`importlib.util.find_spec`, which does not execute it
+    (its parent packages are imported, as Python must to find a submodule); the function
+    itself is looked up only when the trial runs, on the worker.
+    """
+    if ":" not in ref:
+        builtins = _workload_registry()
+        if ref not in builtins:
+            raise _fail(
+                f"unknown workload {ref!r}; built-ins: {', '.join(sorted(builtins))}, "
+                "or give your own as package.module:function"
+            )
+        return
+    if not _WORKLOAD_REF.match(ref):
+        raise _fail(f"malformed workload reference {ref!r}; expected package.module:function")
+    module = ref.split(":", 1)[0]
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise _fail(f"workload module {module!r} not found on this Python path (from {ref!r})")
+
+
+# --------------------------------------------------------------------------- models
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OptimizerSpec(_Frozen):
+    """One optimizer of the grid.
+
+    Attributes:
+        name: a key of ``lrrt_core.optimizers.OPTIMIZERS`` (``sgd``, ``adam``, ...).
+        label: how trials and reports name this entry; unique within the grid.
+        kwargs: keyword arguments for the optimizer (never the learning rate: the range
+            test sets it), each one allowed by the registry for ``name``.
+    """
+
+    name: StrictStr
+    label: StrictStr | None = None
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_entry(cls, entry: Any) -> Any:
+        """``"sgd"`` or ``{name, label?, **kwargs}`` (or ``{name, label?, kwargs: {...}}``)."""
+        if isinstance(entry, str):
+            entry = {"name": entry}
+            short = True
+        elif isinstance(entry, dict):
+            short = False
+        else:
+            raise _fail(f"an optimizer entry is a name or a mapping with 'name', got {type(entry).__name__} {entry!r}")
+        if "name" not in entry:
+            raise _fail("an optimizer mapping needs 'name' (e.g. {name: adamw, weight_decay: 0.01})", ".name")
+        name = entry["name"]
+        if not isinstance(name, str):
+            raise _fail(f"expected an optimizer name (string), got {name!r}", ".name")
+        registry = _optimizer_registry()
+        if name not in registry:
+            raise _fail(f"unknown optimizer {name!r}; known: {', '.join(sorted(registry))}", "" if short else ".name")
+        rest = {k: v for k, v in entry.items() if k not in ("name", "label")}
+        if set(rest) == {"kwargs"} and isinstance(rest["kwargs"], dict):
+            kwargs, prefix = dict(rest["kwargs"]), ".kwargs."
+        else:
+            kwargs, prefix = rest, "."
+        allowed = _allowed_kwargs(registry[name])
+        for key, value in kwargs.items():
+            if key == "learning_rate":
+                raise _fail("learning_rate is set by the range test; remove it", f"{prefix}{key}")
+            if key not in allowed:
+                raise _fail(
+                    f"unknown keyword argument {key!r} for optimizer {name!r}; "
+                    f"allowed: {', '.join(sorted(allowed)) or 'none'} (or 'label')",
+                    f"{prefix}{key}",
+                )
+            try:
+                _check_scalar(value, f"optimizer argument {key}")
+            except PydanticCustomError as err:
+                raise _fail(err.context["message"], f"{prefix}{key}") from None
+        out: dict[str, Any] = {"name": name, "kwargs": kwargs}
+        if "label" in entry:
+            out["label"] = entry["label"]
+        return out
+
+    @field_validator("label")
+    @classmethod
+    def _label_text(cls, label: str | None) -> str | None:
+        if label is not None and not safe_name(label).strip("_"):
+            raise _fail(f"label {label!r} has no letters or digits")
+        return label
+
+
+class GridSpec(_Frozen):
+    """The axes whose product is the list of trials (see ``sweeps.grid.expand``).
+
+    Attributes:
+        optimizer: optimizers, labels filled in and unique.
+        batch_size: distinct positive batch sizes.
+        seed: distinct non-negative seeds (repeats of every configuration); default ``[0]``.
+        axes: further axes ``name -> values``, passed to the workload builder as keyword
+            arguments; names are Python identifiers other than :data:`RESERVED_AXES`.
+    """
+
+    optimizer: list[OptimizerSpec] = Field(min_length=1)
+    batch_size: list[StrictInt] = Field(min_length=1)
+    seed: list[StrictInt] = Field(default_factory=lambda: [0], min_length=1)
+    axes: dict[str, list[Any]] = Field(default_factory=dict)
+
+    @field_validator("optimizer")
+    @classmethod
+    def _labels(cls, optimizers: list[OptimizerSpec]) -> list[OptimizerSpec]:
+        """Fill missing labels (name, or name+kwargs when a name repeats); refuse duplicates."""
+        counts: dict[str, int] = {}
+        for o in optimizers:
+            counts[o.name] = counts.get(o.name, 0) + 1
+        out: list[OptimizerSpec] = []
+        seen: dict[str, int] = {}
+        for i, o in enumerate(optimizers):
+            label = o.label
+            if label is None:
+                label = o.name
+                if counts[o.name] > 1 and o.kwargs:
+                    label += "-" + "-".join(f"{k}={format_value(v)}" for k, v in sorted(o.kwargs.items()))
+            key = safe_name(label)
+            if key in seen:
+                raise _fail(
+                    f"duplicate optimizer label {label!r} (same as entry {seen[key]}); "
+                    "give each entry a unique 'label'",
+                    f"[{i}].label",
+                )
+            seen[key] = i
+            out.append(o if o.label == label else o.model_copy(update={"label": label}))
+        return out
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batch_sizes(cls, sizes: list[int]) -> list[int]:
+        for i, b in enumerate(sizes):
+            if b < 1:
+                raise _fail(f"batch sizes must be positive integers, got {b}", f"[{i}]")
+        _distinct(sizes, "batch size")
+        return sizes
+
+    @field_validator("seed")
+    @classmethod
+    def _seeds(cls, seeds: list[int]) -> list[int]:
+        for i, s in enumerate(seeds):
+            if s < 0:
+                raise _fail(f"seeds must be integers >= 0, got {s}", f"[{i}]")
+        _distinct(seeds, "seed")
+        return seeds
+
+    @field_validator("axes", mode="before")
+    @classmethod
+    def _axes(cls, axes: Any) -> Any:
+        if axes is None:
+            return {}
+        if not isinstance(axes, dict):
+            raise _fail(f"expected a mapping of axis name -> list of values, got {type(axes).__name__} {axes!r}")
+        for name, values in axes.items():
+            sub = f".{name}"
+            if not isinstance(name, str) or not name.isidentifier():
+                raise _fail(f"axis name {name!r} must be a Python identifier (it is passed as a keyword argument)", sub)
+            if name in RESERVED_AXES:
+                raise _fail(
+                    f"axis name {name!r} is reserved; set it with grid.{name} instead "
+                    f"(reserved: {', '.join(RESERVED_AXES)})",
+                    sub,
+                )
+            if not isinstance(values, list):
+                raise _fail(f"expected a list of values, got {type(values).__name__} {values!r}", sub)
+            if not values:
+                raise _fail("an axis needs at least one value", sub)
+            for i, v in enumerate(values):
+                try:
+                    _check_scalar(v, "an axis value")
+                except PydanticCustomError as err:
+                    raise _fail(err.context["message"], f"{sub}[{i}]") from None
+            try:
+                _distinct(values, "value")
+            except PydanticCustomError as err:
+                raise _fail(err.context["message"], sub + err.context["subkey"]) from None
+        return axes
+
+
+class RangeTestSpec(_Frozen):
+    """How each range test runs; mirrors ``lrrt_core.finder.range_test``'s settings.
+
+    Exactly one of ``steps`` and ``epochs`` is set (``steps: 200`` when the file gives
+    neither). The ladder goes from ``start_lr`` to ``end_lr`` in that many steps; the test
+    stops early once the EMA-smoothed loss (``smoothing`` = beta) exceeds
+    ``diverge_threshold`` x the best so far (``null``: never).
+    """
+
+    start_lr: Number = Field(default=1e-6, gt=0)
+    end_lr: Number = 10.0
+    steps: StrictInt | None = Field(default=None, ge=2)
+    epochs: StrictInt | None = Field(default=None, ge=1)
+    ladder: Literal["exp", "linear"] = "exp"
+    loss: Literal["train", "val"] = "train"
+    diverge_threshold: Number | None = Field(default=4.0, gt=1)
+    smoothing: Number = Field(default=0.98, ge=0, lt=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _steps_or_epochs(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            if data.get("steps") is not None and data.get("epochs") is not None:
+                raise _fail("give either steps or epochs, not both", ".epochs")
+            if data.get("steps") is None and data.get("epochs") is None:
+                data = {**data, "steps": 200}
+        return data
+
+    @model_validator(mode="after")
+    def _bounds(self) -> RangeTestSpec:
+        if not math.isfinite(self.start_lr):
+            raise _fail(f"must be finite, got {self.start_lr!r}", ".start_lr")
+        if not math.isfinite(self.end_lr):
+            raise _fail(f"must be finite, got {self.end_lr!r}", ".end_lr")
+        if self.end_lr <= self.start_lr:
+            raise _fail(f"must be greater than start_lr ({self.start_lr!r}), got {self.end_lr!r}", ".end_lr")
+        return self
+
+
+class ResourcesSpec(_Frozen):
+    """What each trial asks Ray for, and how many trials may run at once.
+
+    ``gpus_per_trial`` is 0, a fraction below 1 (several trials share a GPU; the trainable
+    enables TensorFlow memory growth) or a whole number. ``max_concurrent: null`` lets Ray
+    run as many trials as the resources allow.
+    """
+
+    cpus_per_trial: Number = Field(default=1.0, gt=0)
+    gpus_per_trial: Number = Field(default=0.0, ge=0)
+    max_concurrent: StrictInt | None = Field(default=None, ge=1)
+
+    @field_validator("cpus_per_trial", "gpus_per_trial")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise _fail(f"must be finite, got {value!r}")
+        return value
+
+    @field_validator("gpus_per_trial")
+    @classmethod
+    def _gpu_share(cls, gpus: float) -> float:
+        if gpus > 1 and gpus != int(gpus):
+            raise _fail(f"a GPU share above 1 must be a whole number, got {gpus!r}")
+        return gpus
+
+
+class ReportSpec(_Frozen):
+    """How the report ranks configurations: by the learning rate of one suggestion method.
+
+    ``rank_by`` is one of :data:`RANK_BY` (``sma`` is accepted and stored as ``sma_rule``),
+    so it can be passed straight to ``lrrt_core.suggest.summarize(curve, rank_by=...)``.
+    """
+
+    rank_by: Literal["steepest", "valley", "minimum", "minimum_div10", "sma_rule"] = "steepest"
+
+    @field_validator("rank_by", mode="before")
+    @classmethod
+    def _alias(cls, value: Any) -> Any:
+        return "sma_rule" if value == "sma" else value
+
+
+class SweepSpec(_Frozen):
+    """A validated sweep file. Frozen: derive changed copies with :meth:`with_resources`.
+
+    Attributes:
+        name: the sweep's name.
+        description: free text.
+        workload: built-in workload name or ``package.module:function``.
+        workload_args: fixed keyword arguments for the workload builder.
+        grid: the axes (:class:`GridSpec`).
+        range_test: the range-test settings (:class:`RangeTestSpec`).
+        resources: per-trial resources (:class:`ResourcesSpec`).
+        retries: extra attempts for a failed trial (Ray's ``max_failures``).
+        report: report settings (:class:`ReportSpec`).
+        source: the file it was read from (``None`` for a dict); not part of the fingerprint.
+    """
+
+    name: StrictStr = Field(min_length=1)
+    description: StrictStr = ""
+    workload: StrictStr
+    workload_args: dict[str, Any] = Field(default_factory=dict)
+    grid: GridSpec
+    range_test: RangeTestSpec = Field(default_factory=RangeTestSpec)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    retries: StrictInt = Field(default=1, ge=0)
+    report: ReportSpec = Field(default_factory=ReportSpec)
+    source: Path | None = None
+
+    @field_validator("workload")
+    @classmethod
+    def _workload(cls, ref: str) -> str:
+        _check_workload(ref)
+        return ref
+
+    @field_validator("workload_args", mode="before")
+    @classmethod
+    def _workload_args(cls, args: Any) -> Any:
+        if args is None:
+            return {}
+        if isinstance(args, dict):
+            for key in args:
+                if not isinstance(key, str) or not key.isidentifier():
+                    raise _fail(f"{key!r} must be a Python identifier (it is passed as a keyword argument)", f".{key}")
+                if key in RESERVED_AXES:
+                    raise _fail(f"{key!r} is set by the grid, not by workload_args", f".{key}")
+        return args
+
+    @model_validator(mode="after")
+    def _axes_vs_args(self) -> SweepSpec:
+        for name in self.grid.axes:
+            if name in self.workload_args:
+                raise _fail(
+                    f"axis {name!r} is also in workload_args; keep it in one place", f".grid.axes.{name}"
+                )
+        try:
+            _canonical(self.model_dump(mode="json", exclude={"source"}))
+        except (TypeError, ValueError) as err:
+            raise _fail(f"the spec must be plain JSON-like data: {err}", ".workload_args") from None
+        return self
+
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of the canonical JSON of what defines the trials and their results.
+
+        Included: ``name``, ``workload``, ``workload_args``, ``grid``, ``range_test``.
+        Excluded: ``description``, ``resources``, ``retries``, ``report`` and ``source``:
+        they change where, how often or how the results are shown, not the results. So a
+        sweep resumed with other ``--cpus-per-trial`` or a different ``rank_by`` is the same
+        sweep, and trial ids (``sweeps.grid``) stay the same.
+        """
+        data = self.model_dump(mode="json", exclude={"description", "resources", "retries", "report", "source"})
+        return hashlib.sha256(_canonical(data).encode("utf-8")).hexdigest()
+
+    def with_resources(
+        self,
+        cpus_per_trial: float | None = None,
+        gpus_per_trial: float | None = None,
+        max_concurrent: int | None = None,
+    ) -> SweepSpec:
+        """A copy with command-line resource overrides applied (``None`` keeps the file's value).
+
+        The overrides are validated like the file; an invalid one raises :class:`SpecError`
+        naming ``resources.<key>``. The fingerprint does not change.
+
+        Example:
+            >>> s = spec_from_dict({"name": "d", "workload": "digits_cnn",
+            ...                     "grid": {"optimizer": ["sgd"], "batch_size": [32]}})
+            >>> s.with_resources(gpus_per_trial=0.5).resources.gpus_per_trial
+            0.5
+        """
+        current = self.resources.model_dump()
+        updates = {"cpus_per_trial": cpus_per_trial, "gpus_per_trial": gpus_per_trial, "max_concurrent": max_concurrent}
+        current.update({k: v for k, v in updates.items() if v is not None})
+        file = str(self.source) if self.source is not None else "<dict>"
+        try:
+            resources = ResourcesSpec.model_validate(current)
+        except ValidationError as err:
+            spec_err = _translate(err, file, prefix=("resources",))
+            raise SpecError(spec_err.file, spec_err.key, spec_err.message + " (command-line override)") from None
+        return self.model_copy(update={"resources": resources})
+
+
+# --------------------------------------------------------------------------- error translation
+
+_MODELS: dict[tuple[str, ...], type[BaseModel]] = {
+    (): SweepSpec,
+    ("grid",): GridSpec,
+    ("range_test",): RangeTestSpec,
+    ("resources",): ResourcesSpec,
+    ("report",): ReportSpec,
+}
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _allowed(loc: tuple[Any, ...]) -> list[str]:
+    model = _MODELS.get(tuple(p for p in loc[:-1] if not isinstance(p, int)))
+    if model is None:
+        return []
+    return [k for k in model.model_fields if k != "source"]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _message(err: dict[str, Any], loc: tuple[Any, ...]) -> str:
+    """Human wording for one pydantic error (no URLs, no 'Input should be')."""
+    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
+    if kind == "lrrt":
+        return ctx["message"]
+    if kind == "extra_forbidden":
+        allowed = _allowed(loc)
+        return "unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
+    if kind == "missing":
+        return "required key is missing"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"expected an integer, got {_short(value)}"
+    if kind in ("float_type", "float_parsing"):
+        return f"expected a number, got {_short(value)}"
+    if kind in ("string_type",):
+        return f"expected a string, got {_short(value)}"
+    if kind == "list_type":
+        return f"expected a list, got {_short(value)}"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"expected a mapping, got {_short(value)}"
+    if kind == "too_short":
+        return "must not be empty" if ctx.get("min_length", 1) <= 1 else f"needs at least {ctx['min_length']} entries"
+    if kind == "string_too_short":
+        return "must not be empty"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected', '')}, got {_short(value)}"
+    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+    if kind in bounds:
+        limit = next(iter(ctx.values())) if ctx else "?"
+        if isinstance(limit, float) and limit.is_integer():
+            limit = int(limit)
+        return f"must be {bounds[kind]} {limit}, got {_short(value)}"
+    msg = str(err.get("msg", "invalid value"))
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    return f"{msg[:1].lower()}{msg[1:]} (got {_short(value)})"
+
+
+def _translate(err: ValidationError, file: str, prefix: tuple[Any, ...] = ()) -> SpecError:
+    """The first pydantic error as a one-line :class:`SpecError` with a dotted key."""
+    first = err.errors(include_url=False)[0]
+    loc = prefix + tuple(first["loc"])
+    key = _dotted(loc)
+    subkey = (first.get("ctx") or {}).get("subkey", "") if first["type"] == "lrrt" else ""
+    if subkey:
+        key = key + subkey if key else subkey.lstrip(".")
+    return SpecError(file, key or ROOT_KEY, _message(first, loc))
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def spec_from_dict(data: Any, source: str | Path | None = "<dict>") -> SweepSpec:
+    """Validate already-parsed data (e.g. ``yaml.safe_load`` output) into a :class:`SweepSpec`.
+
+    Args:
+        data: the sweep as a mapping, in the format of this module's docstring.
+        source: what to call it in errors; a real path (not ``"<dict>"``) is also stored as
+            ``spec.source``.
+
+    Raises:
+        SpecError: the first problem found, naming ``source`` and the dotted key.
+    """
+    file = "<dict>" if source is None else str(source)
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else f"a {type(data).__name__}"
+        raise SpecError(file, ROOT_KEY, f"a sweep file must be a YAML mapping (name:, workload:, grid:, ...), this is {kind}")
+    if "source" in data:
+        raise SpecError(file, "source", "unknown key; 'source' is set by the loader")
+    payload = dict(data)
+    if source is not None and file != "<dict>":
+        payload["source"] = Path(file)
+    try:
+        return SweepSpec.model_validate(payload)
+    except ValidationError as err:
+        raise _translate(err, file) from None
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and validate a sweep file.
+
+    Args:
+        path: a YAML file (see this module's docstring for the format).
+
+    Returns:
+        The frozen :class:`SweepSpec`, with ``source`` set to ``path``.
+
+    Raises:
+        SpecError: the file is missing or unreadable, is not valid YAML, is not a mapping,
+            or fails validation. ``str(err)`` is the one line to show the user.
+
+    Example:
+        >>> from pathlib import Path
+        >>> import sweeps
+        >>> spec = load_spec(Path(sweeps.__file__).parent / "configs" / "quickstart.yaml")
+        >>> spec.workload
+        'digits_cnn'
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(path, ROOT_KEY, "no such file") from None
+    except IsADirectoryError:
+        raise SpecError(path, ROOT_KEY, "is a directory, not a sweep file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpecError(path, ROOT_KEY, f"cannot read: {err}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise SpecError(path, ROOT_KEY, f"YAML syntax error{where}: {problem}") from None
+    return spec_from_dict(data, source=path)
