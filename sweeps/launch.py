@@ -13,10 +13,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import socket
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -71,6 +71,9 @@ def connect(address: str | None, *, local_gpus: int | None, local_cpus: int | No
     address = address or os.environ.get("RAY_ADDRESS") or None
     env_vars = dict(WORKER_ENV)
     log_level = logging.INFO if verbose else logging.ERROR
+    if not verbose:  # the CLI shows progress and lists failures itself
+        for name in ("ray.tune", "ray.train", "ray.air"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     if address:
         _check_reachable(address)
         if local_gpus is not None:
@@ -128,28 +131,30 @@ def check_fits(cpus_per_trial: float, gpus_per_trial: float, *, wait_for_nodes: 
 # --------------------------------------------------------------------------- callbacks
 
 
+def error_summary(text: str) -> str:
+    """The readable line of Tune's ``error.txt`` for the trial's last failure.
+
+    The file holds one ``Failure # n`` block per attempt; a Python error ends with
+    ``Type: message``; a dead worker (``os._exit``, OOM kill, lost node) says the actor died.
+    """
+    blocks = re.split(r"^Failure # \d+ .*$", text, flags=re.M)
+    last = next((b for b in reversed(blocks) if b.strip()), "")
+    lines = [ln.strip() for ln in last.splitlines() if ln.strip()]
+    if not lines:
+        return "trial failed (no error text recorded)"
+    lowered = last.lower()
+    if "actor died" in lowered or "worker process has died" in lowered or "node" in lowered and "died" in lowered:
+        detail = next((ln for ln in lines if "exit detail" in ln.lower()), "")
+        detail = detail.split("Worker exit detail:", 1)[-1].split(". Some common causes")[0].strip()
+        return "worker process died" + (f" ({detail})" if detail else "")
+    exc_lines = [ln for ln in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b.*:", ln)]
+    return (exc_lines[-1] if exc_lines else lines[-1])[:500]
+
+
 def _error_text(trial) -> str:
-    """One readable error line (plus the tail of the traceback) for a failed Tune trial."""
     try:
-        exc = trial.get_pickled_error()
-    except Exception:  # noqa: BLE001 - error file unreadable: fall back to the text file
-        exc = None
-    if exc is not None:
-        cause = exc
-        as_cause = getattr(exc, "as_instanceof_cause", None)
-        if as_cause is not None:
-            try:
-                cause = as_cause()
-            except Exception:  # noqa: BLE001
-                cause = exc
-        text = str(cause).strip()
-        last = [ln for ln in text.splitlines() if ln.strip()]
-        if "actor died" in text.lower() or type(cause).__name__ == "ActorDiedError":
-            return "worker process died: " + (last[0] if last else type(cause).__name__)
-        return last[-1] if last else type(cause).__name__
-    try:
-        return Path(trial.error_file).read_text().strip().splitlines()[-1]
-    except Exception:  # noqa: BLE001
+        return error_summary(Path(trial.error_file).read_text(errors="replace"))
+    except (OSError, TypeError):
         return "trial failed (no error text recorded)"
 
 
