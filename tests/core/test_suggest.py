@@ -1,0 +1,410 @@
+"""Suggestion heuristics against known answers (pure numpy, fast tier)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from lrrt_core.curve import Curve, ema
+from lrrt_core.suggest import (
+    METHODS,
+    Suggestion,
+    get_method,
+    log_slope,
+    longest_valley,
+    loss_change,
+    minimum,
+    minimum_div10,
+    sma_rule,
+    steepest,
+    suggest_all,
+    summarize,
+    trim_window,
+    valley,
+)
+
+RAW = dict(beta=0.0, skip_start=0, skip_end=0)
+
+
+def tanh_curve(n=201, c=-2.5, w=0.5, lo=-5.0, hi=0.0):
+    """loss = 2 - tanh((log10 lr - c)/w): steepest descent exactly at log10 lr = c."""
+    lrs = np.logspace(lo, hi, n)
+    return lrs, 2.0 - np.tanh((np.log10(lrs) - c) / w)
+
+
+def fastai_valley_reference(lrs, losses):
+    """fastai's valley, verbatim in plain Python (fastai/callback/schedule.py)."""
+    n = len(losses)
+    max_start, max_end = 0, 0
+    lds = [1] * n
+    for i in range(1, n):
+        for j in range(0, i):
+            if (losses[i] < losses[j]) and (lds[i] < lds[j] + 1):
+                lds[i] = lds[j] + 1
+            if lds[max_end] < lds[i]:
+                max_end = i
+                max_start = max_end - lds[max_end]
+    sections = (max_end - max_start) / 3
+    idx = max_start + int(sections) + int(sections / 2)
+    return float(lrs[idx]), idx
+
+
+def keras_lr_finder_reference(lrs, losses, sma, n_skip_beginning=10, n_skip_end=5):
+    """keras-lr-finder's get_derivatives + get_best_lr, verbatim."""
+    derivatives = [0] * sma
+    for i in range(sma, len(lrs)):
+        derivatives.append((losses[i] - losses[i - sma]) / sma)
+    best_der_idx = np.argmin(derivatives[n_skip_beginning:-n_skip_end])
+    return lrs[n_skip_beginning:-n_skip_end][best_der_idx]
+
+
+# ------------------------------------------------------------------ Suggestion
+
+
+def test_suggestion_ok_and_frozen():
+    s = Suggestion("steepest", 1e-3, 4)
+    assert s.ok and s.reason == ""
+    none = Suggestion("steepest", None, None, "why")
+    assert not none.ok
+    with pytest.raises(Exception):
+        s.lr = 2.0  # type: ignore[misc]
+
+
+# ------------------------------------------------------------------ trim
+
+
+@pytest.mark.parametrize("n", list(range(0, 40)))
+@pytest.mark.parametrize("skips", [(0, 0), (10, 5), (100, 100), (3, 0), (0, 7)])
+def test_trim_never_empties(n, skips):
+    w = trim_window(n, *skips)
+    kept = len(range(n)[w])
+    assert kept >= (1 if n else 0)
+    assert 0 <= w.start <= w.stop <= n
+
+
+def test_trim_keeps_skips_when_long_and_shrinks_proportionally():
+    assert trim_window(100, 10, 5) == slice(10, 95)
+    assert trim_window(30, 10, 5) == slice(10, 25)  # 15 <= 30 // 2
+    assert trim_window(20, 10, 5) == slice(6, 17)  # budget 10: 10*10//15=6, 5*10//15=3
+    assert trim_window(1, 10, 5) == slice(0, 1)
+    with pytest.raises(ValueError):
+        trim_window(10, -1, 0)
+
+
+# ------------------------------------------------------------------ pieces
+
+
+def test_log_slope_matches_derivative():
+    lrs = np.logspace(-4, 0, 41)
+    vals = 3.0 * np.log10(lrs) + 1.0
+    np.testing.assert_allclose(log_slope(lrs, vals), 3.0)
+    lin = np.linspace(0.1, 1.0, 50)  # non-uniform in log10: np.gradient copes
+    np.testing.assert_allclose(log_slope(lin, -2.0 * np.log10(lin)), -2.0, rtol=1e-9)
+
+
+def test_loss_change_hand_computed():
+    losses = np.array([5.0, 4.0, 2.0, 3.0, 0.0, 1.0])
+    out = loss_change(losses, 2)
+    expected = [np.nan, np.nan, (2 - 5) / 2, (3 - 4) / 2, (0 - 2) / 2, (1 - 3) / 2]
+    np.testing.assert_allclose(out, expected)
+    assert np.isnan(loss_change(losses, 6)).all()
+    with pytest.raises(ValueError):
+        loss_change(losses, 0)
+
+
+def test_longest_valley_known():
+    # decreasing run 3..8 (values 9,8,7,6,5,4) is the longest decreasing subsequence: length 6
+    vals = np.array([1.0, 2.0, 3.0, 9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 10.0, 11.0])
+    start, end, length = longest_valley(vals)
+    assert (end, length) == (8, 6)
+    assert start == end - length  # fastai's rule
+
+
+# ------------------------------------------------------------------ steepest
+
+
+def test_steepest_known_point_exp_ladder():
+    lrs, losses = tanh_curve(n=201, c=-2.5)
+    s = steepest(lrs, losses, **RAW)
+    step = np.log10(lrs[1]) - np.log10(lrs[0])
+    assert s.ok and s.method == "steepest"
+    assert abs(np.log10(s.lr) - (-2.5)) <= step + 1e-12
+    assert s.lr == lrs[s.index]
+
+
+@pytest.mark.parametrize("c", [-4.1, -3.0, -1.73])
+def test_steepest_known_point_various_centres(c):
+    lrs, losses = tanh_curve(n=301, c=c, lo=-6, hi=1)
+    s = steepest(lrs, losses, **RAW)
+    step = 7 / 300
+    assert abs(np.log10(s.lr) - c) <= step + 1e-12
+
+
+def test_steepest_on_linear_ladder_uses_log_lr():
+    # a linear ladder, loss a tanh in log10 lr centred at -1.5: the slope against log lr
+    # finds the centre; the slope against lr itself (Lightning #21141) lands left of it.
+    lrs = np.linspace(1e-3, 1e-1, 400)
+    x = np.log10(lrs)
+    losses = 2.0 - np.tanh((x + 1.5) / 0.2)
+    s = steepest(lrs, losses, **RAW)
+    spacing = np.max(np.diff(x)[np.abs(x[1:] + 1.5) < 0.05])
+    assert abs(np.log10(s.lr) + 1.5) <= spacing + 1e-12
+    # the slope against raw lr would put it far to the left
+    naive = int(np.argmin(np.gradient(losses, lrs)))
+    assert abs(x[naive] + 1.5) > abs(np.log10(s.lr) + 1.5)
+
+
+def test_steepest_with_default_smoothing_still_near():
+    lrs, losses = tanh_curve(n=300, c=-2.5, lo=-6, hi=1)
+    s = steepest(Curve(lrs, losses, params={"smoothing": 0.9}))
+    assert s.ok and abs(np.log10(s.lr) + 2.5) < 0.35  # EMA lag ~ beta/(1-beta) steps to the right
+    assert np.log10(s.lr) >= -2.5 - 7 / 299
+
+
+def test_steepest_rising_curve_has_no_suggestion():
+    lrs = np.logspace(-5, 0, 50)
+    s = steepest(lrs, np.linspace(1.0, 3.0, 50), **RAW)
+    assert not s.ok and "never decreases" in s.reason
+
+
+# ------------------------------------------------------------------ minimum
+
+
+def test_minimum_and_div10_known():
+    lrs = np.logspace(-5, 0, 51)
+    x = np.log10(lrs)
+    losses = (x + 1.7) ** 2 + 1.0  # minimum at log10 lr = -1.7 -> index 33
+    m = minimum(lrs, losses, **RAW)
+    assert m.ok and m.index == 33 and m.lr == pytest.approx(lrs[33])
+    d = minimum_div10(lrs, losses, **RAW)
+    assert d.index == 33 and d.lr == pytest.approx(lrs[33] / 10)
+
+
+def test_minimum_respects_trim():
+    lrs = np.logspace(-5, 0, 100)
+    losses = np.linspace(3.0, 1.0, 100)
+    losses[2] = 0.0  # a spike low inside the skipped start is ignored
+    m = minimum(lrs, losses, beta=0.0, skip_start=10, skip_end=5)
+    assert m.index == 94
+
+
+def test_minimum_rising_curve_no_suggestion():
+    lrs = np.logspace(-5, 0, 30)
+    m = minimum(lrs, np.linspace(1.0, 2.0, 30), **RAW)
+    assert not m.ok and "never decreases" in m.reason
+
+
+# ------------------------------------------------------------------ valley
+
+
+def test_valley_matches_fastai_reference_on_random_curves():
+    rng = np.random.default_rng(1)
+    for _ in range(25):
+        n = int(rng.integers(6, 120))
+        lrs = np.logspace(-6, 1, n)
+        losses = np.cumsum(rng.normal(0, 1, n))
+        ref_lr, ref_idx = fastai_valley_reference(lrs, list(losses))
+        s = valley(lrs, losses, **RAW)
+        if ref_idx >= 0 and max(longest_valley(losses)[2], 1) > 1:
+            assert s.index == ref_idx and s.lr == ref_lr
+
+
+def test_valley_known_longest_descent():
+    lrs = np.logspace(-5, 0, 40)
+    losses = np.concatenate([np.full(10, 3.0), np.linspace(3.0, 1.0, 22)[1:], np.linspace(1.1, 4.0, 9)])
+    # strictly decreasing run: indices 9..30 (3.0 at 9, then 21 lower values) -> lds 22, max_end 30
+    start, end, length = longest_valley(losses)
+    assert (start, end, length) == (8, 30, 22)
+    s = valley(lrs, losses, **RAW)
+    sections = (30 - 8) / 3
+    assert s.index == 8 + int(sections) + int(sections / 2) == 18
+    assert s.lr == lrs[18]
+
+
+def test_valley_on_strictly_decreasing_from_zero_is_clamped_not_negative():
+    lrs = np.logspace(-5, 0, 5)
+    s = valley(lrs, np.array([5.0, 4.0, 3.0, 2.0, 1.0]), **RAW)
+    assert s.ok and 0 <= s.index < 5
+    assert s.index == fastai_valley_reference(lrs, [5.0, 4.0, 3.0, 2.0, 1.0])[1]
+
+
+def test_valley_rising_curve_no_suggestion():
+    lrs = np.logspace(-5, 0, 20)
+    s = valley(lrs, np.linspace(1.0, 2.0, 20), **RAW)
+    assert not s.ok and "never decreases" in s.reason
+
+
+# ------------------------------------------------------------------ sma rule
+
+
+def test_sma_rule_matches_keras_lr_finder():
+    rng = np.random.default_rng(3)
+    lrs, base = tanh_curve(n=250, c=-2.0, lo=-6, hi=1)
+    losses = base + rng.normal(0, 0.05, lrs.size)
+    for sma in (1, 5, 20):
+        ref = keras_lr_finder_reference(list(lrs), list(losses), sma)
+        s = sma_rule(lrs, losses, sma=sma)
+        assert s.ok and s.lr == ref and lrs[s.index] == ref
+
+
+def test_sma_rule_hand_computed():
+    lrs = np.logspace(-3, 0, 8)
+    losses = np.array([4.0, 4.0, 3.5, 2.0, 1.8, 1.7, 1.9, 3.0])
+    # sma=2 changes from i=2: [-0.25, -1.0, -0.85, -0.15, 0.05, 0.65]; min at i=3
+    s = sma_rule(lrs, losses, sma=2, skip_start=0, skip_end=0)
+    assert s.index == 3 and s.lr == lrs[3]
+    # skip_start=4 excludes it: window 4..7 -> changes -0.85 (i=4) is the min
+    assert sma_rule(lrs, losses, sma=2, skip_start=4, skip_end=0).index == 4
+
+
+def test_sma_rule_uses_raw_loss_not_ema():
+    lrs, losses = tanh_curve(n=120)
+    a = sma_rule(Curve(lrs, losses, params={"smoothing": 0.99}), sma=5)
+    b = sma_rule(lrs, losses, sma=5)
+    assert a.index == b.index
+
+
+def test_sma_rule_too_short_for_sma():
+    lrs, losses = tanh_curve(n=12)
+    s = sma_rule(lrs, losses, sma=20)
+    assert not s.ok and "sma=20" in s.reason
+
+
+# ------------------------------------------------------------------ robustness
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 4])
+@pytest.mark.parametrize("method", METHODS)
+def test_very_short_curves_no_crash(n, method):
+    lrs, losses = tanh_curve(n=max(n, 1))
+    s = get_method(method)(lrs[:n], losses[:n])
+    assert not s.ok and s.lr is None and s.index is None
+    assert ("need >= 5" in s.reason) or ("empty" in s.reason)
+
+
+def test_short_curve_reason_text():
+    lrs, losses = tanh_curve(n=3)
+    assert steepest(lrs, losses).reason == "curve has 3 points, need >= 5"
+
+
+@pytest.mark.parametrize("n", [5, 6, 8, 12, 16])
+@pytest.mark.parametrize("method", ["minimum", "minimum_div10", "steepest", "valley"])
+def test_short_but_enough_curves_give_answers_despite_default_skips(n, method):
+    lrs, losses = tanh_curve(n=n, c=-2.5)
+    s = get_method(method)(lrs, losses, beta=0.0)
+    assert s.ok, s.reason
+    assert 0 <= s.index < n
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_flat_curve_no_suggestion(method):
+    lrs = np.logspace(-6, 0, 100)
+    s = get_method(method)(lrs, np.full(100, 0.693))
+    assert not s.ok and "flat" in s.reason
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_all_nan(method):
+    lrs = np.logspace(-6, 0, 30)
+    s = get_method(method)(lrs, np.full(30, np.nan))
+    assert not s.ok and s.reason == "all losses NaN"
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_nan_from_first_step(method):
+    lrs = np.logspace(-6, 0, 30)
+    losses = np.ones(30)
+    losses[0] = np.inf
+    s = get_method(method)(lrs, losses)
+    assert not s.ok and "first step" in s.reason
+
+
+def test_nan_tail_is_cut_and_suggestion_before_it():
+    lrs, losses = tanh_curve(n=201, c=-2.5)
+    bad = losses.copy()
+    bad[150:] = np.nan
+    bad[149] = np.inf
+    for method in ("minimum", "steepest", "valley", "sma_rule"):
+        s = get_method(method)(lrs, bad)
+        assert s.ok and s.index < 149
+    assert steepest(lrs, bad, **RAW).index == steepest(lrs[:149], losses[:149], **RAW).index
+
+
+def test_nan_cut_leaves_too_few():
+    lrs, losses = tanh_curve(n=50)
+    losses[3] = np.nan
+    s = valley(lrs, losses)
+    assert not s.ok and "need >= 5" in s.reason and "NaN" in s.reason
+
+
+def test_bad_inputs():
+    lrs, losses = tanh_curve(n=20)
+    with pytest.raises(ValueError):
+        steepest(lrs, losses[:-1])
+    with pytest.raises(TypeError):
+        steepest(lrs)
+    with pytest.raises(TypeError):
+        steepest(Curve(lrs, losses), losses)
+    assert not steepest(lrs[::-1], losses).ok  # not increasing
+    with pytest.raises(ValueError):
+        get_method("nope")
+
+
+# ------------------------------------------------------------------ ema / curve input
+
+
+def test_ema_bias_correction_hand_values():
+    beta = 0.5
+    x = np.array([2.0, 4.0, 8.0])
+    # avg: 1.0, 2.5, 5.25; corrections 0.5, 0.75, 0.875
+    np.testing.assert_allclose(ema(x, beta), [2.0, 2.5 / 0.75, 5.25 / 0.875])
+
+
+def test_curve_beta_is_used_by_default():
+    lrs, losses = tanh_curve(n=120)
+    losses = losses + 0.2 * np.sin(np.arange(120))
+    c = Curve(lrs, losses, params={"smoothing": 0.0})
+    assert steepest(c).index == steepest(lrs, losses, beta=0.0).index
+    assert minimum(Curve(lrs, losses)).index == minimum(lrs, losses, beta=0.98).index
+
+
+# ------------------------------------------------------------------ suggest_all / summarize
+
+SUMMARY_KEYS = {
+    "steps", "min_loss", "lr_at_min_loss", "steepest_lr", "valley_lr", "minimum_lr",
+    "minimum_div10_lr", "sma_lr", "suggested_lr", "diverged_lr", "stop_reason",
+}
+
+
+def test_suggest_all_returns_every_method():
+    lrs, losses = tanh_curve(n=200)
+    out = suggest_all(Curve(lrs, losses), sma=10)
+    assert tuple(out) == METHODS
+    assert all(isinstance(s, Suggestion) and s.method == k and s.ok for k, s in out.items())
+
+
+def test_summarize_keys_and_values():
+    lrs, losses = tanh_curve(n=200)
+    c = Curve(lrs, losses, stop_reason="diverged", diverged_lr=0.5, steps_planned=300)
+    out = summarize(c, rank_by="valley")
+    assert set(out) == SUMMARY_KEYS
+    assert out["steps"] == 200 and out["stop_reason"] == "diverged" and out["diverged_lr"] == 0.5
+    assert out["suggested_lr"] == out["valley_lr"]
+    sm = c.smoothed()
+    assert out["min_loss"] == pytest.approx(sm.min())
+    assert out["lr_at_min_loss"] == lrs[np.argmin(sm)]
+    assert out["minimum_div10_lr"] == pytest.approx(out["minimum_lr"] / 10)
+    assert summarize(c)["suggested_lr"] == out["steepest_lr"]
+    with pytest.raises(ValueError):
+        summarize(c, rank_by="nope")
+
+
+def test_summarize_flat_and_empty_give_nan():
+    flat = summarize(Curve(np.logspace(-5, 0, 40), np.ones(40)))
+    for key in ("steepest_lr", "valley_lr", "minimum_lr", "minimum_div10_lr", "sma_lr", "suggested_lr", "diverged_lr"):
+        assert math.isnan(flat[key]), key
+    assert flat["min_loss"] == pytest.approx(1.0)
+    empty = summarize(Curve(np.empty(0), np.empty(0)))
+    assert empty["steps"] == 0 and math.isnan(empty["min_loss"]) and math.isnan(empty["lr_at_min_loss"])
