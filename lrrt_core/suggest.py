@@ -94,8 +94,8 @@ class Suggestion:
 
     @property
     def ok(self) -> bool:
-        """True when the method produced a learning rate."""
-        return self.lr is not None and self.index is not None
+        """True when there is a learning rate (``index`` may be ``None`` for an lr set by hand)."""
+        return self.lr is not None
 
 
 # --------------------------------------------------------------------------- pieces

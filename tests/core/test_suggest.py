@@ -68,6 +68,7 @@ def test_suggestion_ok_and_frozen():
     assert s.ok and s.reason == ""
     none = Suggestion("steepest", None, None, "why")
     assert not none.ok
+    assert Suggestion("manual", 3e-4, None).ok  # an lr chosen by hand, not on the curve
     with pytest.raises(Exception):
         s.lr = 2.0  # type: ignore[misc]
 
