@@ -53,7 +53,7 @@ Example:
     >>> [o.label for o in spec.grid.optimizer], spec.range_test.steps
     (['sgd', 'adam'], 200)
     >>> spec_from_dict({"name": "demo", "workload": "digits_cnn",
-    ...                 "grid": {"optimizer": ["sdg"], "batch_size": [32]}})
+    ...                 "grid": {"optimizer": ["sdg"], "batch_size": [32]}})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     sweeps.spec.SpecError: <dict>: grid.optimizer[0]: unknown optimizer 'sdg'; known: ...
@@ -710,7 +710,8 @@ def spec_from_dict(data: Any, source: str | Path | None = "<dict>") -> SweepSpec
     Args:
         data: the sweep as a mapping, in the format of this module's docstring.
         source: what to call it in errors; a real path (not ``"<dict>"``) is also stored as
-            ``spec.source``.
+            ``spec.source``. A ``source`` key in ``data`` (as in ``spec.model_dump()``, so a
+            manifest's spec round-trips) is kept unless a real path is given here.
 
     Raises:
         SpecError: the first problem found, naming ``source`` and the dotted key.
@@ -719,8 +720,6 @@ def spec_from_dict(data: Any, source: str | Path | None = "<dict>") -> SweepSpec
     if not isinstance(data, dict):
         kind = "empty" if data is None else f"a {type(data).__name__}"
         raise SpecError(file, ROOT_KEY, f"a sweep file must be a YAML mapping (name:, workload:, grid:, ...), this is {kind}")
-    if "source" in data:
-        raise SpecError(file, "source", "unknown key; 'source' is set by the loader")
     payload = dict(data)
     if source is not None and file != "<dict>":
         payload["source"] = Path(file)
@@ -766,4 +765,7 @@ def load_spec(path: str | Path) -> SweepSpec:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or str(err)
         raise SpecError(path, ROOT_KEY, f"YAML syntax error{where}: {problem}") from None
+    if isinstance(data, dict) and "source" in data:
+        allowed = ", ".join(k for k in SweepSpec.model_fields if k != "source")
+        raise SpecError(path, "source", f"unknown key; allowed: {allowed}")
     return spec_from_dict(data, source=path)

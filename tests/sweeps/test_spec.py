@@ -182,6 +182,7 @@ def test_import_is_light():
 BAD = [
     # (id, yaml text, expected key, a word the message must contain)
     ("unknown-top-key", GOOD + "optimiser: [sgd]\n", "optimiser", "unknown key"),
+    ("source-key-in-file", GOOD + "source: x.yaml\n", "source", "unknown key"),
     ("unknown-range-test-key", GOOD + "range_test: {start: 1.0e-5}\n", "range_test.start", "unknown key"),
     ("unknown-resources-key", GOOD + "resources: {gpus: 1}\n", "resources.gpus", "unknown key"),
     ("unknown-grid-key", GOOD + "  seeds: 3\n", "grid.seeds", "unknown key"),
@@ -282,8 +283,12 @@ def test_dict_errors_name_dict():
     d["retries"] = "many"
     with pytest.raises(SpecError, match=r"^<dict>: retries: expected an integer"):
         spec_from_dict(d)
-    with pytest.raises(SpecError, match=r"^<dict>: source:"):
-        spec_from_dict({**base(), "source": "x"})
+
+
+def test_manifest_dump_round_trips_with_source():
+    spec = load_spec(CONFIGS / "quickstart.yaml")
+    again = spec_from_dict(spec.model_dump(mode="json"))
+    assert again == spec and again.source == spec.source
 
 
 def test_yaml_error_names_line(tmp_path):
