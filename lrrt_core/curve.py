@@ -101,8 +101,9 @@ class Curve:
 
     @property
     def beta(self) -> float:
-        """EMA smoothing parameter recorded with the curve (0.98 if none was)."""
-        return float(self.params.get("smoothing", DEFAULT_BETA))
+        """EMA smoothing parameter recorded with the curve (0.98 if none was, or it is null)."""
+        value = self.params.get("smoothing")
+        return DEFAULT_BETA if value is None else float(value)
 
     def smoothed(self, beta: float | None = None) -> np.ndarray:
         """Bias-corrected EMA of the raw losses (``beta`` defaults to the recorded one)."""
