@@ -1,0 +1,871 @@
+"""Figures and the HTML / Markdown report of a reduced sweep.
+
+Compute, then render (STYLE.md #1): the small results the report shows — seed bands on a
+common learning-rate grid (:func:`seed_bands`), the per-optimizer recommendation
+(:func:`recommendations`) — are plain data computed from a
+:class:`sweeps.reduce.Reduction`; the figure builders and the two renderers only draw them.
+
+Figures (``plots/*.png``, written with :func:`lrrt_core.plot.save_figure`, atomically):
+
+``loss_vs_lr.png``
+    (a) smoothed loss vs learning rate, one panel per batch size, one line per optimizer
+    (mean over seeds on a common log-lr grid), shaded min–max band across seeds, the
+    suggested learning rate marked.
+``loss_change.png``
+    (b) the seed article's loss-change plot (keras-lr-finder ``plot_loss_change``): the
+    change of the raw loss per step averaged over the last ``sma`` steps, vs lr.
+``lr_scaling.png``
+    (c) suggested learning rate vs batch size per optimizer, log-log, with the least-squares
+    slope in the legend (Goyal et al. 2017's linear scaling rule predicts ≈1 for SGD; ≈0.5
+    is reported for Adam).
+``min_loss_heatmap.png``
+    (d) mean minimum smoothed loss over optimizer × batch size, values annotated.
+
+All colours come from :data:`lrrt_core.plot.PALETTE` (Okabe–Ito, colour-blind safe) and the
+heat map uses ``viridis``; figures use constrained layout so labels never overlap.
+
+Every string that comes from a sweep file (names, labels, axis values, errors) is escaped
+before it reaches HTML (:func:`html.escape`) or Markdown (:func:`md_escape`): a sweep
+named ``<script>alert(1)</script>`` is shown as that text, never run.
+
+matplotlib is imported here and in :mod:`lrrt_core.plot` only; no Ray, no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as _dt
+import html
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from lrrt_core.suggest import DEFAULT_SMA, loss_change, longest_valley
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "PLOT_NAMES",
+    "Recommendation",
+    "seed_bands",
+    "recommendations",
+    "series_label",
+    "fig_loss_vs_lr",
+    "fig_loss_change",
+    "fig_lr_scaling",
+    "fig_min_loss_heatmap",
+    "make_plots",
+    "render_html",
+    "render_markdown",
+    "md_escape",
+]
+
+#: plot file stems, in report order, with the figure captions.
+PLOT_NAMES = ("loss_vs_lr", "loss_change", "lr_scaling", "min_loss_heatmap")
+GRID_POINTS = 200
+
+_GOYAL = (
+    "The linear scaling rule (Goyal et al. 2017, “Accurate, Large Minibatch SGD”) predicts a "
+    "slope of about 1 for SGD (double the batch, double the learning rate); for Adam a slope "
+    "near 0.5 (square-root scaling) is commonly reported."
+)
+
+
+# =========================================================================== compute
+def series_label(row: pd.Series | dict, axes: Sequence[str]) -> str:
+    """What distinguishes configurations within one batch size: the optimizer plus any
+    extra axis values, e.g. ``"adam"`` or ``"adam, width=32"`` (plain, unescaped text)."""
+    parts = [str(row["optimizer"])]
+    for a in axes:
+        v = row[a]
+        if v is not None and not (isinstance(v, float) and math.isnan(v)):
+            parts.append(f"{a}={v}")
+    return ", ".join(parts)
+
+
+def _interp_on_grid(x: np.ndarray, y: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Linear interpolation of ``y(x)`` on ``grid``; NaN outside ``x``'s range or at NaN y."""
+    good = np.isfinite(x) & np.isfinite(y)
+    x, y = x[good], y[good]
+    out = np.full(grid.shape, np.nan)
+    if x.size == 0:
+        return out
+    order = np.argsort(x, kind="mergesort")
+    x, y = x[order], y[order]
+    inside = (grid >= x[0]) & (grid <= x[-1])
+    out[inside] = np.interp(grid[inside], x, y)
+    return out
+
+
+def _loss_change_column(curves: pd.DataFrame, sma: int) -> pd.Series:
+    """keras-lr-finder loss change of the raw loss, per trial (NaN for the first ``sma`` steps)."""
+    out = pd.Series(np.nan, index=curves.index)
+    for _, g in curves.groupby("trial", sort=False):
+        g = g.sort_values("step")
+        out.loc[g.index] = loss_change(g["loss"].to_numpy(dtype=np.float64), sma)
+    return out
+
+
+def seed_bands(red, value: str = "smoothed_loss", n_grid: int = GRID_POINTS, sma: int = DEFAULT_SMA) -> pd.DataFrame:
+    """Mean and min–max band across seeds of each configuration on a common log-lr grid.
+
+    Seeds of one configuration run the same ladder but may stop at different steps
+    (divergence), so each seed's curve is interpolated linearly in log10(lr) onto a grid
+    of ``n_grid`` points spanning the union of their ranges; outside a seed's range it
+    does not count. Grid points covered by no seed are dropped.
+
+    Args:
+        red: a :class:`sweeps.reduce.Reduction`.
+        value: ``"smoothed_loss"``, ``"loss"``, or ``"loss_change"`` (the keras-lr-finder
+            loss change of the raw loss over ``sma`` steps).
+        n_grid: grid points per configuration.
+        sma: window of the loss change.
+
+    Returns:
+        long DataFrame: ``config, optimizer, batch_size``, axis columns, ``series``
+        (see :func:`series_label`), ``lr, mean, lo, hi, n`` (seeds at that point),
+        ``full`` (every seed covers the point). Plot the mean only where ``full``: where
+        one seed stopped early the mean of the rest would jump.
+    """
+    cols = ["config", "optimizer", "batch_size", *red.axes, "series", "lr", "mean", "lo", "hi", "n", "full"]
+    curves = red.curves
+    if curves.empty:
+        return pd.DataFrame(columns=cols)
+    if value == "loss_change":
+        curves = curves.assign(loss_change=_loss_change_column(curves, sma))
+    frames = []
+    for config, g in curves.groupby("config", sort=False):
+        x_all = np.log10(g["lr"].to_numpy(dtype=np.float64))
+        x_all = x_all[np.isfinite(x_all)]
+        if x_all.size == 0:
+            continue
+        grid = np.linspace(x_all.min(), x_all.max(), n_grid)
+        stack = np.vstack(
+            [
+                _interp_on_grid(np.log10(t["lr"].to_numpy(dtype=np.float64)), t[value].to_numpy(dtype=np.float64), grid)
+                for _, t in g.groupby("trial", sort=False)
+            ]
+        )
+        n = np.sum(np.isfinite(stack), axis=0)
+        keep = n > 0
+        if not keep.any():
+            continue
+        with np.errstate(all="ignore"):
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean = np.nanmean(stack[:, keep], axis=0)
+                lo = np.nanmin(stack[:, keep], axis=0)
+                hi = np.nanmax(stack[:, keep], axis=0)
+        first = g.iloc[0]
+        f = pd.DataFrame({"lr": 10 ** grid[keep], "mean": mean, "lo": lo, "hi": hi, "n": n[keep],
+                          "full": n[keep] == stack.shape[0]})
+        ident = {"config": config, "optimizer": first["optimizer"], "batch_size": first["batch_size"]}
+        for a in red.axes:
+            ident[a] = first[a]
+        ident["series"] = series_label(first, red.axes)
+        for i, (k, v) in enumerate(ident.items()):
+            f.insert(i, k, [v] * len(f))
+        frames.append(f)
+    if not frames:
+        return pd.DataFrame(columns=cols)
+    return pd.concat(frames, ignore_index=True)[cols]
+
+
+@dataclasses.dataclass(frozen=True)
+class Recommendation:
+    """What the report recommends for one optimizer (plain data, unescaped).
+
+    Attributes:
+        optimizer: optimizer label.
+        config: the best-ranked configuration of this optimizer (``None`` if none has an
+            ok seed).
+        series: optimizer plus extra axis values of that configuration.
+        batch_size: its batch size.
+        rank / n_configs: its overall rank among all configurations.
+        min_loss_mean / min_loss_std / n_ok: its minimum-loss statistics over seeds.
+        suggested_lr / suggested_gsd: geometric mean and geometric sd factor of the
+            ``rank_by`` suggestion over seeds.
+        falling_lo / falling_hi: learning-rate range where the mean smoothed loss falls:
+            from the start of its longest decreasing stretch (fastai's "longest valley") to
+            its minimum. NaN when the curve never falls.
+        slope: fitted lr-vs-batch-size slope of this optimizer (NaN if not fitted).
+    """
+
+    optimizer: str
+    config: str | None
+    series: str = ""
+    batch_size: Any = None
+    rank: int | None = None
+    n_configs: int = 0
+    min_loss_mean: float = math.nan
+    min_loss_std: float = math.nan
+    n_ok: int = 0
+    suggested_lr: float = math.nan
+    suggested_gsd: float = math.nan
+    falling_lo: float = math.nan
+    falling_hi: float = math.nan
+    slope: float = math.nan
+
+
+def falling_range(lrs: np.ndarray, loss: np.ndarray) -> tuple[float, float]:
+    """LR range where ``loss`` falls: start of the longest decreasing stretch -> the minimum.
+
+    Uses fastai's longest valley (:func:`lrrt_core.suggest.longest_valley`) for the start and
+    the global minimum for the end; if the minimum lies before the valley's start, the
+    valley's own end is used. Returns ``(nan, nan)`` for fewer than two points.
+    """
+    lrs = np.asarray(lrs, dtype=np.float64)
+    loss = np.asarray(loss, dtype=np.float64)
+    good = np.isfinite(lrs) & np.isfinite(loss)
+    lrs, loss = lrs[good], loss[good]
+    if lrs.size < 2:
+        return math.nan, math.nan
+    start, end, length = longest_valley(loss)
+    if length < 2:
+        return math.nan, math.nan
+    start = max(start, 0)
+    i_min = int(np.argmin(loss))
+    stop = i_min if i_min > start else end
+    return float(lrs[start]), float(lrs[stop])
+
+
+def recommendations(red, bands: pd.DataFrame | None = None) -> list[Recommendation]:
+    """One :class:`Recommendation` per optimizer, from its best-ranked configuration."""
+    ranking = red.ranking
+    if ranking.empty:
+        return []
+    if bands is None:
+        bands = seed_bands(red)
+    slopes = {}
+    if red.scaling is not None and not red.scaling.empty:
+        for _, s in red.scaling.iterrows():
+            slopes.setdefault(s["optimizer"], float(s["slope"]))
+    out = []
+    for opt in pd.unique(ranking["optimizer"]):
+        rows = ranking[(ranking["optimizer"] == opt) & (ranking["n_ok"] > 0)].sort_values("rank")
+        if rows.empty:
+            out.append(Recommendation(optimizer=str(opt), config=None, n_configs=len(ranking)))
+            continue
+        best = rows.iloc[0]
+        b = bands[(bands["config"] == best["config"]) & bands["full"]] if not bands.empty else bands
+        lo, hi = falling_range(b["lr"].to_numpy(), b["mean"].to_numpy()) if len(b) else (math.nan, math.nan)
+        out.append(
+            Recommendation(
+                optimizer=str(opt),
+                config=str(best["config"]),
+                series=series_label(best, red.axes),
+                batch_size=best["batch_size"],
+                rank=int(best["rank"]),
+                n_configs=len(ranking),
+                min_loss_mean=float(best["min_loss_mean"]),
+                min_loss_std=float(best["min_loss_std"]),
+                n_ok=int(best["n_ok"]),
+                suggested_lr=float(best["suggested_lr_gmean"]),
+                suggested_gsd=float(best["suggested_lr_gsd"]),
+                falling_lo=lo,
+                falling_hi=hi,
+                slope=slopes.get(opt, math.nan),
+            )
+        )
+    return out
+
+
+# =========================================================================== figures
+def _figure(figsize: tuple[float, float]):
+    from matplotlib.figure import Figure  # pyplot-free: no GUI backend, thread-safe
+
+    return Figure(figsize=figsize, layout="constrained")
+
+
+def _styles(red) -> dict[str, dict[str, Any]]:
+    """Colour by optimizer (PALETTE order), line style / marker by the other axes.
+
+    Built from the trial order of the whole sweep, so an optimizer keeps its colour in
+    every figure even when some figure lacks one of the series.
+    """
+    t = red.trials
+    if t.empty:
+        return {}
+    labels = [series_label(row, red.axes) for _, row in t.iterrows()]
+    return _style_map(labels, [str(o) for o in t["optimizer"]])
+
+
+def _style_map(labels: Sequence[str], optimizers: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Styles for series ``labels`` whose optimizers are ``optimizers`` (same order)."""
+    from lrrt_core.plot import PALETTE
+
+    opt_order = list(dict.fromkeys(optimizers))
+    styles, per_opt = {}, {}
+    for label, opt in zip(labels, optimizers):
+        if label in styles:
+            continue
+        k = per_opt.get(opt, 0)
+        per_opt[opt] = k + 1
+        styles[label] = {
+            "color": PALETTE[opt_order.index(opt) % len(PALETTE)],
+            "linestyle": ("-", "--", "-.", ":")[k % 4],
+            "marker": ("o", "s", "D", "^", "v", "P")[k % 6],
+        }
+    return styles
+
+
+def _batch_sizes(frame: pd.DataFrame) -> list:
+    vals = [v for v in pd.unique(frame["batch_size"]) if v is not None and not pd.isna(v)]
+    try:
+        return sorted(vals, key=float)
+    except (TypeError, ValueError):
+        return sorted(vals, key=str)
+
+
+def _panel_grid(n: int) -> tuple[int, int]:
+    ncols = min(3, max(1, n))
+    return int(math.ceil(n / ncols)), ncols
+
+
+def _fmt_lr(v: float) -> str:
+    return "n/a" if v is None or not np.isfinite(v) else f"{v:.2e}"
+
+
+def _fmt_loss(v: float) -> str:
+    return "n/a" if v is None or not np.isfinite(v) else f"{v:.4g}"
+
+
+def _bands_figure(red, bands: pd.DataFrame, *, ylabel: str, title: str, kind: str):
+    """Shared layout of figures (a) and (b): one panel per batch size, a line per series."""
+    sizes = _batch_sizes(bands)
+    if not sizes:
+        return None
+    nrows, ncols = _panel_grid(len(sizes))
+    fig = _figure((4.6 * ncols + 0.4, 3.6 * nrows + 0.6))
+    axs = fig.subplots(nrows, ncols, squeeze=False, sharey=False)
+    styles = _styles(red)
+    ranking = red.ranking.set_index("config")
+    for k, bs in enumerate(sizes):
+        ax = axs[k // ncols][k % ncols]
+        sub = bands[bands["batch_size"] == bs]
+        y_top, y_bot = [], []
+        for config, g in sub.groupby("config", sort=False):
+            st = styles[g["series"].iloc[0]]
+            ax.fill_between(g["lr"].to_numpy(), g["lo"].to_numpy(), g["hi"].to_numpy(), color=st["color"],
+                            alpha=0.18, linewidth=0)
+            g = g[g["full"]]  # the mean only where every seed has a value (no jumps)
+            if g.empty:
+                continue
+            lr, mean = g["lr"].to_numpy(), g["mean"].to_numpy()
+            label = g["series"].iloc[0]
+            sugg = float(ranking.loc[config, "suggested_lr_gmean"]) if config in ranking.index else math.nan
+            if np.isfinite(sugg) and lr[0] <= sugg <= lr[-1]:
+                label = f"{label} (lr* {_fmt_lr(sugg)})"
+            ax.plot(lr, mean, color=st["color"], linestyle=st["linestyle"], linewidth=1.8, label=label)
+            if np.isfinite(sugg) and lr[0] <= sugg <= lr[-1]:
+                y = float(np.interp(np.log10(sugg), np.log10(lr), mean))
+                ax.plot([sugg], [y], linestyle="none", marker=st["marker"], markersize=8,
+                        markerfacecolor=st["color"], markeredgecolor="white", markeredgewidth=1.2, zorder=5)
+            finite = mean[np.isfinite(mean)]
+            if finite.size:
+                if kind == "loss":
+                    y_top.append(finite[0])  # the loss the test started from
+                    y_bot.append(np.nanmin(g["lo"].to_numpy()))
+                else:
+                    y_bot.append(finite.min())
+        ax.set_xscale("log")
+        if kind == "loss" and y_top:
+            lo_, hi_ = min(y_bot), max(y_top)
+            pad = 0.08 * (hi_ - lo_ if hi_ > lo_ else abs(hi_) + 1e-12)
+            ax.set_ylim(lo_ - pad, hi_ + 3 * pad)  # cut the blow-up: it would squash the curve
+        elif kind == "change":
+            ax.axhline(0.0, color="0.5", linewidth=0.8)
+            if y_bot and min(y_bot) < 0:
+                m = abs(min(y_bot))
+                ax.set_ylim(-1.15 * m, 0.6 * m)  # the useful part is the negative change
+        ax.set_title(f"batch size {bs}", fontsize=11)
+        ax.set_xlabel("learning rate (log scale)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=8, loc="best", framealpha=0.85)
+    for k in range(len(sizes), nrows * ncols):
+        axs[k // ncols][k % ncols].set_visible(False)
+    fig.suptitle(title, fontsize=12)
+    return fig
+
+
+def fig_loss_vs_lr(red, bands: pd.DataFrame | None = None):
+    """(a) Smoothed loss vs learning rate per batch size, mean over seeds with min–max band.
+
+    Returns a :class:`matplotlib.figure.Figure`, or ``None`` when no trial is ok.
+    """
+    bands = seed_bands(red) if bands is None else bands
+    if bands.empty:
+        return None
+    return _bands_figure(
+        red, bands, kind="loss", ylabel="smoothed loss",
+        title=f"Smoothed loss vs learning rate (mean over seeds; band: min–max; ● suggested lr, {red.rank_by})",
+    )
+
+
+def fig_loss_change(red, sma: int = DEFAULT_SMA):
+    """(b) The seed article's loss-change plot: (loss[i] - loss[i-sma]) / sma vs learning rate."""
+    bands = seed_bands(red, value="loss_change", sma=sma)
+    if bands.empty:
+        return None
+    return _bands_figure(
+        red, bands, kind="change", ylabel=f"loss change per step (SMA {sma})",
+        title=f"Rate of loss change vs learning rate (keras-lr-finder, SMA {sma}; most negative = fastest descent)",
+    )
+
+
+def fig_lr_scaling(red):
+    """(c) Suggested learning rate vs batch size per optimizer, log-log, fitted slope in the legend."""
+    r = red.ranking
+    if r.empty:
+        return None
+    r = r[np.isfinite(pd.to_numeric(r["suggested_lr_gmean"], errors="coerce").astype(float))]
+    r = r[pd.to_numeric(r["batch_size"], errors="coerce").notna()]
+    if r.empty:
+        return None
+    labels = [series_label(row, red.axes) for _, row in r.iterrows()]
+    r = r.assign(series=labels)
+    styles = _styles(red)
+    fits = {}
+    for _, s in (red.scaling if red.scaling is not None else pd.DataFrame()).iterrows():
+        fits[series_label(s, red.axes)] = s
+    fig = _figure((6.6, 4.6))
+    ax = fig.add_subplot()
+    for label, g in r.groupby("series", sort=False):
+        st = styles[label]
+        g = g.sort_values("batch_size")
+        bs = g["batch_size"].to_numpy(dtype=np.float64)
+        lr = g["suggested_lr_gmean"].to_numpy(dtype=np.float64)
+        gsd = g["suggested_lr_gsd"].to_numpy(dtype=np.float64)
+        gsd = np.where(np.isfinite(gsd), gsd, 1.0)
+        yerr = np.vstack([lr - lr / gsd, lr * gsd - lr])
+        fit = fits.get(label)
+        text = label
+        if fit is not None:
+            text = f"{label}: slope {fit['slope']:.2f}"
+            xs = np.geomspace(bs.min(), bs.max(), 50)
+            ax.plot(xs, 10 ** (fit["slope"] * np.log10(xs) + fit["intercept"]), color=st["color"],
+                    linestyle=st["linestyle"], linewidth=1.4, alpha=0.9)
+        ax.errorbar(bs, lr, yerr=yerr, color=st["color"], marker=st["marker"], linestyle="none",
+                    markersize=7, capsize=3, label=text)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    sizes = sorted(set(float(v) for v in r["batch_size"]))
+    ax.set_xticks(sizes)
+    ax.set_xticklabels([f"{v:g}" for v in sizes])
+    ax.minorticks_off() if len(sizes) > 1 else None
+    ax.set_xlabel("batch size (log scale)")
+    ax.set_ylabel(f"suggested learning rate ({red.rank_by})")
+    ax.set_title("Suggested learning rate vs batch size\n(geometric mean over seeds, bars ×/÷ geometric sd)", fontsize=11)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=9, title="fit: log lr = slope · log bs + c", title_fontsize=8, loc="best")
+    return fig
+
+
+def fig_min_loss_heatmap(red):
+    """(d) Heat map of the mean minimum smoothed loss over (optimizer + axes) × batch size."""
+    r = red.ranking
+    if r.empty or not np.isfinite(r["min_loss_mean"].astype(float)).any():
+        return None
+    r = r.assign(series=[series_label(row, red.axes) for _, row in r.iterrows()])
+    rows = list(dict.fromkeys(r["series"]))
+    cols = _batch_sizes(r)
+    mat = np.full((len(rows), len(cols)), np.nan)
+    best = np.zeros_like(mat, dtype=bool)
+    for _, row in r.iterrows():
+        if pd.isna(row["batch_size"]):
+            continue
+        i, j = rows.index(row["series"]), cols.index(row["batch_size"])
+        mat[i, j] = float(row["min_loss_mean"])
+        best[i, j] = int(row["rank"]) == 1
+    fig = _figure((1.3 * len(cols) + 3.2, 0.55 * len(rows) + 2.0))
+    ax = fig.add_subplot()
+    import matplotlib
+
+    cmap = matplotlib.colormaps["viridis"].copy()
+    cmap.set_bad("0.85")
+    im = ax.imshow(np.ma.masked_invalid(mat), cmap=cmap, aspect="auto")
+    finite = mat[np.isfinite(mat)]
+    vmin, vmax = (finite.min(), finite.max()) if finite.size else (0, 1)
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            v = mat[i, j]
+            if not np.isfinite(v):
+                ax.text(j, i, "n/a", ha="center", va="center", fontsize=9, color="0.3")
+                continue
+            frac = (v - vmin) / (vmax - vmin) if vmax > vmin else 0.5
+            ax.text(j, i, f"{v:.3g}" + (" ★" if best[i, j] else ""), ha="center", va="center", fontsize=10,
+                    color="black" if frac > 0.6 else "white", fontweight="bold" if best[i, j] else "normal")
+    ax.set_xticks(range(len(cols)))
+    ax.set_xticklabels([str(c) for c in cols])
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(rows)
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("optimizer")
+    ax.set_title("Mean minimum smoothed loss (lower is better; ★ rank 1)", fontsize=11)
+    cb = fig.colorbar(im, ax=ax, shrink=0.9)
+    cb.set_label("min smoothed loss")
+    return fig
+
+
+_FIGURES: dict[str, tuple[Callable[..., Any], str]] = {
+    "loss_vs_lr": (fig_loss_vs_lr, "Smoothed loss vs learning rate per batch size: mean over seeds, shaded band "
+                   "from the lowest to the highest seed, marker at the suggested learning rate."),
+    "loss_change": (fig_loss_change, "Rate of loss change (keras-lr-finder, as in the seed article): where it is "
+                    "most negative, the loss falls fastest."),
+    "lr_scaling": (fig_lr_scaling, "Suggested learning rate vs batch size, log-log, with the least-squares slope. "
+                   + _GOYAL),
+    "min_loss_heatmap": (fig_min_loss_heatmap, "Mean minimum smoothed loss over optimizer × batch size "
+                         "(grey: no successful seed)."),
+}
+
+
+def make_plots(red, plots_dir: str | os.PathLike) -> dict[str, Path]:
+    """Draw every figure into ``plots_dir`` (atomically); return ``{stem: path}`` in report order.
+
+    A figure without data (e.g. no ok trial) is skipped; one that raises is logged and
+    skipped, so a plotting bug never costs the tables or the report. Stale PNGs of the
+    standard names that were not redrawn are removed so the folder matches the report.
+    """
+    from lrrt_core.plot import save_figure
+
+    plots_dir = Path(plots_dir)
+    paths: dict[str, Path] = {}
+    for stem, (builder, _) in _FIGURES.items():
+        path = plots_dir / f"{stem}.png"
+        try:
+            fig = builder(red)
+        except Exception:
+            logger.exception("figure %s failed; leaving it out of the report", stem)
+            fig = None
+        if fig is None:
+            if path.exists():
+                path.unlink()
+            continue
+        save_figure(fig, path, dpi=110)
+        paths[stem] = path
+    return paths
+
+
+# =========================================================================== text helpers
+def md_escape(text: Any) -> str:
+    """Escape text for Markdown (GitHub): HTML-special characters become entities and
+    Markdown punctuation is backslash-escaped, so table cells cannot be split by ``|`` and
+    ``<script>`` shows as text. Newlines become spaces (safe in table cells)."""
+    s = "" if text is None else str(text)
+    s = html.escape(s, quote=False)
+    out = []
+    for ch in s:
+        if ch in "\\`*_{}[]()#+!|~":
+            out.append("\\" + ch)
+        elif ch in "\r\n":
+            out.append(" ")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _h(text: Any) -> str:
+    return html.escape("" if text is None else str(text), quote=True)
+
+
+def _is_nan(v: Any) -> bool:
+    try:
+        return v is None or bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _fmt_int(v: Any) -> str:
+    return "" if _is_nan(v) else str(int(v))
+
+
+def _ranking_rows(red) -> tuple[list[str], list[list[str]]]:
+    """Header and plain-text cells of the ranking table (escaped by the renderer)."""
+    header = ["rank", "config", "optimizer", "batch size", *red.axes, "seeds ok / failed / missing",
+              "min loss (mean ± sd)", f"suggested lr ({red.rank_by}) ×/÷ gsd", "steepest lr", "valley lr",
+              "lr at min loss"]
+    rows = []
+    for _, r in red.ranking.iterrows():
+        loss = _fmt_loss(r["min_loss_mean"])
+        if np.isfinite(r["min_loss_std"]):
+            loss += f" ± {r['min_loss_std']:.2g}"
+        sugg = _fmt_lr(r["suggested_lr_gmean"])
+        if np.isfinite(r["suggested_lr_gsd"]):
+            sugg += f" ×/÷ {r['suggested_lr_gsd']:.2f}"
+        rows.append(
+            [_fmt_int(r["rank"]), str(r["config"]), str(r["optimizer"]), _fmt_int(r["batch_size"]) if not _is_nan(r["batch_size"]) else "",
+             *["" if _is_nan(r[a]) else str(r[a]) for a in red.axes],
+             f"{int(r['n_ok'])} / {int(r['n_failed'])} / {int(r['n_missing'])}",
+             loss, sugg, _fmt_lr(r["steepest_lr_gmean"]), _fmt_lr(r["valley_lr_gmean"]),
+             _fmt_lr(r["lr_at_min_loss_gmean"])]
+        )
+    return header, rows
+
+
+def _recommendation_text(rec: Recommendation, rank_by: str) -> tuple[str, str]:
+    """(optimizer label, sentence) in plain text; the renderer escapes both."""
+    if rec.config is None:
+        return rec.optimizer, "no successful trial, so no recommendation."
+    where = f"batch size {rec.batch_size}"
+    if rec.series and rec.series != rec.optimizer:
+        where += f" ({rec.series})"
+    seeds = f"{rec.n_ok} seed" + ("s" if rec.n_ok != 1 else "")
+    loss = _fmt_loss(rec.min_loss_mean) + (f" ± {rec.min_loss_std:.2g}" if np.isfinite(rec.min_loss_std) else "")
+    s = (f"best at {where}, rank {rec.rank} of {rec.n_configs} (mean minimum loss {loss} over {seeds}). "
+         f"Suggested learning rate {_fmt_lr(rec.suggested_lr)} ({rank_by}, geometric mean over seeds")
+    s += f", ×/÷ {rec.suggested_gsd:.2f} across seeds)." if np.isfinite(rec.suggested_gsd) else ")."
+    if np.isfinite(rec.falling_lo) and np.isfinite(rec.falling_hi):
+        s += (f" The loss falls from about {_fmt_lr(rec.falling_lo)} to {_fmt_lr(rec.falling_hi)} "
+              f"(start of the longest descent of the mean smoothed curve to its minimum); a constant learning "
+              f"rate should stay below the upper end.")
+    if np.isfinite(rec.slope):
+        s += f" Across batch sizes the suggested learning rate scales with slope {rec.slope:.2f} in log-log."
+    return rec.optimizer, s
+
+
+def _scaling_rows(red) -> list[list[str]]:
+    rows = []
+    if red.scaling is None:
+        return rows
+    for _, s in red.scaling.iterrows():
+        r2 = "n/a" if not np.isfinite(s["r2"]) else f"{s['r2']:.3f}"
+        rows.append([series_label(s, red.axes), str(int(s["n_batch_sizes"])), f"{s['slope']:.3f}",
+                     f"{s['intercept']:.3f}", r2])
+    return rows
+
+
+def _status_banner(red) -> str:
+    """Plain-text note on partial results ("" when complete)."""
+    notes = []
+    if red.n_missing:
+        notes.append(f"{red.n_missing} of {red.n_trials} trials have no result yet (sweep still running or interrupted)")
+    if red.n_failed:
+        notes.append(f"{red.n_failed} trial(s) failed")
+    if red.corrupt:
+        notes.append(f"{len(red.corrupt)} unreadable record file(s) skipped")
+    return ("Partial results: " + "; ".join(notes) + ". Rankings use the successful seeds only.") if notes else ""
+
+
+def _rel(path: Path, base: Path) -> str:
+    try:
+        return Path(os.path.relpath(path, base)).as_posix()
+    except ValueError:
+        return Path(path).as_posix()
+
+
+# =========================================================================== HTML
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0 auto;
+max-width:1200px;padding:1.2rem 1.6rem;color:#1a1a1a;line-height:1.45;background:#fff}
+h1{font-size:1.6rem;margin:.2rem 0}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
+.sub{color:#555;margin:.2rem 0 1rem}.summary{font-weight:600}
+.banner{background:#fff4e5;border-left:4px solid #E69F00;padding:.6rem .9rem;margin:.8rem 0}
+table{border-collapse:collapse;margin:.6rem 0;font-size:.88rem}
+th,td{border:1px solid #d0d0d0;padding:.3rem .55rem;text-align:left;vertical-align:top}
+th{background:#f2f4f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
+tr.best td{background:#e8f3fb;font-weight:600}
+figure{margin:1.2rem 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{color:#444;font-size:.9rem;margin-top:.3rem}
+pre{white-space:pre-wrap;word-break:break-word;background:#f7f7f7;padding:.5rem;font-size:.8rem;margin:.3rem 0}
+details summary{cursor:pointer}.ok{color:#009E73}.bad{color:#D55E00}
+footer{margin-top:2rem;color:#777;font-size:.8rem}
+"""
+
+
+def _html_table(header: list[str], rows: list[list[str]], num_cols: set[int] = frozenset(), best_first: bool = False) -> str:
+    out = ["<table>", "<thead><tr>" + "".join(f"<th>{_h(c)}</th>" for c in header) + "</tr></thead>", "<tbody>"]
+    for k, row in enumerate(rows):
+        cls = ' class="best"' if best_first and k == 0 else ""
+        cells = "".join(f'<td class="num">{_h(c)}</td>' if i in num_cols else f"<td>{_h(c)}</td>" for i, c in enumerate(row))
+        out.append(f"<tr{cls}>{cells}</tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def render_html(red, plot_paths: dict[str, Path] | Sequence[Path]) -> str:
+    """The report as ONE self-contained HTML page (images inlined as base64 ``data:`` URIs,
+    inline CSS, no scripts, no external resources).
+
+    Sections: title and sweep name, summary line (and a banner for partial results),
+    ranking table, one recommendation paragraph per optimizer, the plots, the lr-scaling
+    fits, failed trials with their errors, missing trials.
+
+    Args:
+        red: a :class:`sweeps.reduce.Reduction`.
+        plot_paths: ``{stem: png path}`` from :func:`make_plots` (or a list of paths).
+
+    Returns:
+        the HTML text. All sweep-provided text is escaped with :func:`html.escape`.
+    """
+    plot_paths = _as_plot_dict(plot_paths)
+    name = red.name
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>lrrt report: {_h(name)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>Learning-rate range test report</h1>",
+        f'<p class="sub">Sweep <strong>{_h(name)}</strong> · directory <code>{_h(red.out_dir)}</code> · '
+        f"ranked by mean minimum smoothed loss, ties by the {_h(red.rank_by)} learning rate</p>",
+        f'<p class="summary">{_h(red.summary_line())}</p>',
+    ]
+    banner = _status_banner(red)
+    if banner:
+        parts.append(f'<div class="banner">{_h(banner)}</div>')
+
+    parts.append("<h2>Ranking</h2>")
+    if red.ranking.empty:
+        parts.append("<p>No configurations.</p>")
+    else:
+        header, rows = _ranking_rows(red)
+        n_ax = len(red.axes)
+        parts.append(_html_table(header, rows, num_cols={0, 3, 5 + n_ax, 6 + n_ax, 7 + n_ax, 8 + n_ax, 9 + n_ax},
+                                 best_first=bool(red.ranking["n_ok"].iloc[0] > 0)))
+
+    parts.append("<h2>Recommendations</h2>")
+    recs = recommendations(red)
+    if not recs:
+        parts.append("<p>No successful trials yet.</p>")
+    for rec in recs:
+        label, text = _recommendation_text(rec, red.rank_by)
+        parts.append(f"<p><strong>{_h(label)}</strong>: {_h(text)}</p>")
+
+    parts.append("<h2>Plots</h2>")
+    if not plot_paths:
+        parts.append("<p>No plots: no successful trials.</p>")
+    for stem, path in plot_paths.items():
+        caption = _FIGURES.get(stem, (None, stem))[1]
+        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+        parts.append(
+            f'<figure><img src="data:image/png;base64,{data}" alt="{_h(stem.replace("_", " "))}">'
+            f"<figcaption>{_h(caption)}</figcaption></figure>"
+        )
+
+    scaling = _scaling_rows(red)
+    parts.append("<h2>Learning rate vs batch size</h2>")
+    parts.append(f"<p>{_h(_GOYAL)}</p>")
+    if scaling:
+        parts.append(_html_table(["optimizer", "batch sizes", "slope", "intercept (log10 lr)", "R²"], scaling, {1, 2, 3, 4}))
+    else:
+        parts.append("<p>No fit: each optimizer needs successful trials at two or more batch sizes.</p>")
+
+    parts.append(f"<h2>Failed trials ({len(red.failed)})</h2>")
+    if not red.failed:
+        parts.append('<p class="ok">None.</p>')
+    for f in red.failed:
+        att = f" after {f['attempts']} attempt(s)" if f.get("attempts") is not None else ""
+        parts.append(
+            f"<details open><summary><strong>{_h(f['name'])}</strong> <code>{_h(f['trial_id'])}</code>{_h(att)}</summary>"
+            f"<pre>{_h(f['error'])}</pre></details>"
+        )
+    parts.append(f"<h2>Missing trials ({len(red.missing)})</h2>")
+    if not red.missing:
+        parts.append('<p class="ok">None: every planned trial has a result.</p>')
+    else:
+        parts.append("<p>Planned in the manifest but without a result (not run yet, still running, or interrupted):</p><ul>")
+        missing = red.trials[red.trials["status"] == "missing"]
+        for _, m in missing.iterrows():
+            extra = f" ({m['error']})" if m["error"] else ""
+            parts.append(f"<li>{_h(m['name'])} <code>{_h(m['trial_id'])}</code>{_h(extra)}</li>")
+        parts.append("</ul>")
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    parts.append(f"<footer>Generated by lrrt on {_h(stamp)} from trials/*.json. Tables: trials.csv, ranking.csv, "
+                 "curves.parquet.</footer></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _as_plot_dict(plot_paths) -> dict[str, Path]:
+    if plot_paths is None:
+        return {}
+    if isinstance(plot_paths, dict):
+        return {str(k): Path(v) for k, v in plot_paths.items()}
+    return {Path(p).stem: Path(p) for p in plot_paths}
+
+
+# =========================================================================== Markdown
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(md_escape(c) for c in header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        out.append("| " + " | ".join(md_escape(c) for c in row) + " |")
+    return "\n".join(out)
+
+
+def render_markdown(red, plot_paths: dict[str, Path] | Sequence[Path]) -> str:
+    """The report in GitHub Markdown (for a repository or a PR comment).
+
+    Same sections as :func:`render_html`; images are referenced as relative paths
+    (``plots/loss_vs_lr.png``) from the sweep directory. All sweep-provided text is
+    escaped with :func:`md_escape`; error messages go inside ``<pre>`` blocks with
+    :func:`html.escape`, which GitHub renders as literal text.
+    """
+    plot_paths = _as_plot_dict(plot_paths)
+    lines = [
+        "# Learning-rate range test report",
+        "",
+        f"Sweep **{md_escape(red.name)}**, ranked by mean minimum smoothed loss, ties by the "
+        f"{md_escape(red.rank_by)} learning rate.",
+        "",
+        f"**{md_escape(red.summary_line())}**",
+        "",
+    ]
+    banner = _status_banner(red)
+    if banner:
+        lines += [f"> ⚠️ {md_escape(banner)}", ""]
+    lines += ["## Ranking", ""]
+    if red.ranking.empty:
+        lines += ["No configurations.", ""]
+    else:
+        header, rows = _ranking_rows(red)
+        lines += [_md_table(header, rows), ""]
+    lines += ["## Recommendations", ""]
+    recs = recommendations(red)
+    if not recs:
+        lines += ["No successful trials yet.", ""]
+    for rec in recs:
+        label, text = _recommendation_text(rec, red.rank_by)
+        lines += [f"- **{md_escape(label)}**: {md_escape(text)}"]
+    lines += ["", "## Plots", ""]
+    if not plot_paths:
+        lines += ["No plots: no successful trials.", ""]
+    for stem, path in plot_paths.items():
+        caption = _FIGURES.get(stem, (None, stem))[1]
+        rel = _rel(Path(path), red.out_dir)
+        lines += [f"![{md_escape(stem.replace('_', ' '))}]({rel})", "", f"*{md_escape(caption)}*", ""]
+    lines += ["## Learning rate vs batch size", "", md_escape(_GOYAL), ""]
+    scaling = _scaling_rows(red)
+    if scaling:
+        lines += [_md_table(["optimizer", "batch sizes", "slope", "intercept (log10 lr)", "R²"], scaling), ""]
+    else:
+        lines += ["No fit: each optimizer needs successful trials at two or more batch sizes.", ""]
+    lines += [f"## Failed trials ({len(red.failed)})", ""]
+    if not red.failed:
+        lines += ["None.", ""]
+    for f in red.failed:
+        att = f" after {f['attempts']} attempt(s)" if f.get("attempts") is not None else ""
+        lines += [
+            f"<details><summary><b>{_h(f['name'])}</b> <code>{_h(f['trial_id'])}</code>{_h(att)}</summary>",
+            "",
+            f"<pre>{_h(f['error'])}</pre>",
+            "</details>",
+            "",
+        ]
+    lines += [f"## Missing trials ({len(red.missing)})", ""]
+    if not red.missing:
+        lines += ["None: every planned trial has a result.", ""]
+    else:
+        missing = red.trials[red.trials["status"] == "missing"]
+        for _, m in missing.iterrows():
+            extra = f" ({m['error']})" if m["error"] else ""
+            lines += [f"- {md_escape(m['name'])} ({md_escape(m['trial_id'])}){md_escape(extra)}"]
+        lines += [""]
+    return "\n".join(lines) + "\n"
