@@ -1,0 +1,158 @@
+"""One range test of a named workload with a named optimizer: the unit of work of a sweep.
+
+:func:`run_workload` is the single code path behind ``lrrt find`` and the Ray Tune
+trainable: build the workload from its seed, compile it with the optimizer under test,
+run :func:`lrrt_core.finder.range_test`, free the model, return the curve.
+:func:`write_curve` persists a curve as CSV, Parquet and a PNG plot, atomically.
+
+Example:
+    >>> from lrrt_core.runner import run_workload, write_curve
+    >>> curve = run_workload("digits_cnn", optimizer="adam", batch_size=64,
+    ...                      start_lr=1e-6, end_lr=10, steps=200)          # doctest: +SKIP
+    >>> write_curve(curve, "runs/find", "curve")                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from lrrt_core.curve import Curve
+from lrrt_core.optimizers import check_optimizer, make_optimizer
+from lrrt_core.workloads import get_workload
+
+log = logging.getLogger(__name__)
+
+
+def run_workload(
+    workload: str | Callable[..., Any],
+    *,
+    optimizer: str,
+    optimizer_kwargs: Mapping[str, Any] | None = None,
+    batch_size: int,
+    seed: int = 0,
+    axes: Mapping[str, Any] | None = None,
+    workload_args: Mapping[str, Any] | None = None,
+    start_lr: float,
+    end_lr: float,
+    steps: int | None = None,
+    epochs: int | None = None,
+    ladder: str = "exp",
+    loss: str = "train",
+    diverge_threshold: float | None = 4.0,
+    smoothing: float = 0.98,
+    on_step: Callable[[int, float, float], Any] | None = None,
+    report_every: int = 10,
+) -> Curve:
+    """Build, compile and range-test one workload; return its curve.
+
+    Args:
+        workload: a built-in name (``"digits_cnn"``), ``"package.module:function"``, or a
+            builder callable (see :mod:`lrrt_core.workloads`).
+        optimizer: a key of :data:`lrrt_core.optimizers.OPTIMIZERS`.
+        optimizer_kwargs: optimizer hyper-parameters (not ``learning_rate``).
+        batch_size: batch size of the range test.
+        seed: seeds the workload (weights, data split) and the shuffling.
+        axes: extra grid axes (``{"width": 32}``), passed to the builder as keywords.
+        workload_args: fixed builder keywords from the sweep file (``axes`` win on clashes).
+        start_lr, end_lr, steps, epochs, ladder, loss, diverge_threshold, smoothing,
+            on_step, report_every: as :func:`lrrt_core.finder.range_test`.
+
+    Returns:
+        The :class:`~lrrt_core.curve.Curve`; ``params`` also records ``optimizer``,
+        ``optimizer_kwargs``, ``workload``, ``workload_args`` and ``axes``.
+
+    Raises:
+        ValueError: unknown workload or optimizer, bad arguments (messages say what to change).
+    """
+    optimizer_kwargs = dict(optimizer_kwargs or {})
+    check_optimizer(optimizer, optimizer_kwargs)  # fail before building anything
+    builder = get_workload(workload)
+    kwargs = {**dict(workload_args or {}), **dict(axes or {})}
+
+    import keras
+
+    from lrrt_core.finder import range_test
+
+    wl = builder(seed=int(seed), **kwargs)
+    model = wl.model
+    try:
+        model.compile(
+            optimizer=make_optimizer(optimizer, start_lr, **optimizer_kwargs),
+            loss=wl.loss,
+            metrics=list(wl.metrics) or None,
+        )
+        curve = range_test(
+            model, wl.x, wl.y,
+            start_lr=start_lr, end_lr=end_lr, steps=steps, epochs=epochs, batch_size=batch_size,
+            ladder=ladder, loss=loss,
+            val_data=(wl.x_val, wl.y_val) if loss == "val" else None,
+            diverge_threshold=diverge_threshold, smoothing=smoothing, seed=seed,
+            on_step=on_step, report_every=report_every,
+        )
+    finally:
+        del model, wl
+        keras.backend.clear_session()
+    name = workload if isinstance(workload, str) else f"{workload.__module__}:{workload.__qualname__}"
+    curve.params.update(
+        optimizer=str(optimizer).lower(),
+        optimizer_kwargs=optimizer_kwargs,
+        workload=name,
+        workload_args=dict(workload_args or {}),
+        axes=dict(axes or {}),
+    )
+    return curve
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary file in ``path``'s folder, then ``os.replace`` it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def write_curve(curve: Curve, out_dir: str | os.PathLike[str], stem: str = "curve") -> dict[str, Path]:
+    """Write ``curve`` as ``<stem>.csv``, ``<stem>.parquet`` and ``<stem>.png`` in ``out_dir``.
+
+    Each file is written atomically (temporary file in the same folder, then
+    ``os.replace``). The tables have columns step, lr, loss, smoothed_loss
+    (:meth:`Curve.to_frame`); the PNG is :func:`lrrt_core.plot.plot_curve` with the
+    steepest-descent suggestion marked.
+
+    Returns:
+        ``{"csv": Path, "parquet": Path, "png": Path}`` (``png`` missing if plotting failed;
+        the failure is logged).
+    """
+    out = Path(out_dir)
+    frame = curve.to_frame()
+    paths = {
+        "csv": _atomic_write(out / f"{stem}.csv", lambda p: frame.to_csv(p, index=False)),
+        "parquet": _atomic_write(out / f"{stem}.parquet", lambda p: frame.to_parquet(p, index=False)),
+    }
+    try:
+        from lrrt_core import plot
+
+        ax = plot.plot_curve(curve, suggestion="steepest")  # a pyplot-free Figure: nothing to close
+        paths["png"] = plot.save_figure(ax, out / f"{stem}.png")
+    except Exception:  # a plot must never lose the curve data
+        log.exception("could not plot the curve to %s", out / f"{stem}.png")
+    return paths
+
+
+__all__ = ["run_workload", "write_curve"]
