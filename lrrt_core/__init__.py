@@ -20,6 +20,8 @@ __all__ = [
     "ladder",
     "Suggestion",
     "suggest_all",
+    "summarize",
+    "METHODS",
     "range_test",
     "LRFinder",
     "make_optimizer",
@@ -29,6 +31,8 @@ __all__ = [
 _LAZY = {
     "Suggestion": "lrrt_core.suggest",
     "suggest_all": "lrrt_core.suggest",
+    "summarize": "lrrt_core.suggest",
+    "METHODS": "lrrt_core.suggest",
     "range_test": "lrrt_core.finder",
     "LRFinder": "lrrt_core.finder",
     "make_optimizer": "lrrt_core.optimizers",
