@@ -46,7 +46,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from lrrt_core.suggest import DEFAULT_SMA, loss_change, longest_valley
+from lrrt_core.suggest import DEFAULT_SMA, loss_change
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ __all__ = [
     "Recommendation",
     "seed_bands",
     "recommendations",
+    "falling_range",
     "series_label",
     "fig_loss_vs_lr",
     "fig_loss_change",
@@ -193,9 +194,9 @@ class Recommendation:
         min_loss_mean / min_loss_std / n_ok: its minimum-loss statistics over seeds.
         suggested_lr / suggested_gsd: geometric mean and geometric sd factor of the
             ``rank_by`` suggestion over seeds.
-        falling_lo / falling_hi: learning-rate range where the mean smoothed loss falls:
-            from the start of its longest decreasing stretch (fastai's "longest valley") to
-            its minimum. NaN when the curve never falls.
+        falling_lo / falling_hi: learning-rate range where the mean smoothed loss falls
+            (:func:`falling_range`: from the start of the descent to the minimum). NaN when
+            the curve never falls.
         slope: fitted lr-vs-batch-size slope of this optimizer (NaN if not fitted).
     """
 
@@ -215,12 +216,21 @@ class Recommendation:
     slope: float = math.nan
 
 
-def falling_range(lrs: np.ndarray, loss: np.ndarray) -> tuple[float, float]:
-    """LR range where ``loss`` falls: start of the longest decreasing stretch -> the minimum.
+def falling_range(lrs: np.ndarray, loss: np.ndarray, frac: float = 0.05) -> tuple[float, float]:
+    """LR range where ``loss`` falls: from where the descent starts to the minimum.
 
-    Uses fastai's longest valley (:func:`lrrt_core.suggest.longest_valley`) for the start and
-    the global minimum for the end; if the minimum lies before the valley's start, the
-    valley's own end is used. Returns ``(nan, nan)`` for fewer than two points.
+    The end is the learning rate at the minimum. The start is where the descent into that
+    minimum begins: take the highest loss before the minimum (the plateau the test starts
+    on) and the drop from it to the minimum; the start is the first point after that peak
+    where ``frac`` (5 %) of the drop is done. A fraction of the drop, rather than the
+    first decreasing step, keeps noise on the flat start from moving the answer by
+    decades (the non-contiguous longest-decreasing-subsequence of fastai's valley starts
+    on the plateau). Returns ``(nan, nan)`` when the loss never falls.
+
+    Example:
+        >>> lr = np.logspace(-5, 0, 6)
+        >>> falling_range(lr, np.array([2.0, 2.0, 1.5, 1.0, 0.5, 3.0]))
+        (0.001, 0.1)
     """
     lrs = np.asarray(lrs, dtype=np.float64)
     loss = np.asarray(loss, dtype=np.float64)
@@ -228,13 +238,16 @@ def falling_range(lrs: np.ndarray, loss: np.ndarray) -> tuple[float, float]:
     lrs, loss = lrs[good], loss[good]
     if lrs.size < 2:
         return math.nan, math.nan
-    start, end, length = longest_valley(loss)
-    if length < 2:
-        return math.nan, math.nan
-    start = max(start, 0)
     i_min = int(np.argmin(loss))
-    stop = i_min if i_min > start else end
-    return float(lrs[start]), float(lrs[stop])
+    if i_min == 0:
+        return math.nan, math.nan
+    i_peak = int(np.argmax(loss[: i_min + 1]))
+    drop = loss[i_peak] - loss[i_min]
+    if not drop > 0:
+        return math.nan, math.nan
+    after = np.flatnonzero(loss[i_peak : i_min + 1] <= loss[i_peak] - frac * drop)
+    i_start = i_peak + int(after[0])
+    return float(lrs[i_start]), float(lrs[i_min])
 
 
 def recommendations(red, bands: pd.DataFrame | None = None) -> list[Recommendation]:
@@ -317,6 +330,11 @@ def _style_map(labels: Sequence[str], optimizers: Sequence[str]) -> dict[str, di
     return styles
 
 
+def _mpl(text: Any) -> str:
+    """Sweep text for matplotlib: escape ``$`` so a name is never parsed as mathtext."""
+    return str(text).replace("$", r"\$")
+
+
 def _batch_sizes(frame: pd.DataFrame) -> list:
     vals = [v for v in pd.unique(frame["batch_size"]) if v is not None and not pd.isna(v)]
     try:
@@ -364,7 +382,7 @@ def _bands_figure(red, bands: pd.DataFrame, *, ylabel: str, title: str, kind: st
             sugg = float(ranking.loc[config, "suggested_lr_gmean"]) if config in ranking.index else math.nan
             if np.isfinite(sugg) and lr[0] <= sugg <= lr[-1]:
                 label = f"{label} (lr* {_fmt_lr(sugg)})"
-            ax.plot(lr, mean, color=st["color"], linestyle=st["linestyle"], linewidth=1.8, label=label)
+            ax.plot(lr, mean, color=st["color"], linestyle=st["linestyle"], linewidth=1.8, label=_mpl(label))
             if np.isfinite(sugg) and lr[0] <= sugg <= lr[-1]:
                 y = float(np.interp(np.log10(sugg), np.log10(lr), mean))
                 ax.plot([sugg], [y], linestyle="none", marker=st["marker"], markersize=8,
@@ -386,7 +404,7 @@ def _bands_figure(red, bands: pd.DataFrame, *, ylabel: str, title: str, kind: st
             if y_bot and min(y_bot) < 0:
                 m = abs(min(y_bot))
                 ax.set_ylim(-1.15 * m, 0.6 * m)  # the useful part is the negative change
-        ax.set_title(f"batch size {bs}", fontsize=11)
+        ax.set_title(_mpl(f"batch size {bs}"), fontsize=11)
         ax.set_xlabel("learning rate (log scale)")
         ax.set_ylabel(ylabel)
         ax.grid(True, which="major", alpha=0.3)
@@ -455,7 +473,7 @@ def fig_lr_scaling(red):
             ax.plot(xs, 10 ** (fit["slope"] * np.log10(xs) + fit["intercept"]), color=st["color"],
                     linestyle=st["linestyle"], linewidth=1.4, alpha=0.9)
         ax.errorbar(bs, lr, yerr=yerr, color=st["color"], marker=st["marker"], linestyle="none",
-                    markersize=7, capsize=3, label=text)
+                    markersize=7, capsize=3, label=_mpl(text))
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     sizes = sorted(set(float(v) for v in r["batch_size"]))
@@ -505,9 +523,9 @@ def fig_min_loss_heatmap(red):
             ax.text(j, i, f"{v:.3g}" + (" ★" if best[i, j] else ""), ha="center", va="center", fontsize=10,
                     color="black" if frac > 0.6 else "white", fontweight="bold" if best[i, j] else "normal")
     ax.set_xticks(range(len(cols)))
-    ax.set_xticklabels([str(c) for c in cols])
+    ax.set_xticklabels([_mpl(c) for c in cols])
     ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels(rows)
+    ax.set_yticklabels([_mpl(r) for r in rows])
     ax.set_xlabel("batch size")
     ax.set_ylabel("optimizer")
     ax.set_title("Mean minimum smoothed loss (lower is better; ★ rank 1)", fontsize=11)
@@ -625,7 +643,7 @@ def _recommendation_text(rec: Recommendation, rank_by: str) -> tuple[str, str]:
     s += f", ×/÷ {rec.suggested_gsd:.2f} across seeds)." if np.isfinite(rec.suggested_gsd) else ")."
     if np.isfinite(rec.falling_lo) and np.isfinite(rec.falling_hi):
         s += (f" The loss falls from about {_fmt_lr(rec.falling_lo)} to {_fmt_lr(rec.falling_hi)} "
-              f"(start of the longest descent of the mean smoothed curve to its minimum); a constant learning "
+              f"(start of the descent of the mean smoothed curve to its minimum); a constant learning "
               f"rate should stay below the upper end.")
     if np.isfinite(rec.slope):
         s += f" Across batch sizes the suggested learning rate scales with slope {rec.slope:.2f} in log-log."
@@ -671,6 +689,7 @@ h1{font-size:1.6rem;margin:.2rem 0}h2{font-size:1.25rem;margin-top:2rem;border-b
 .banner{background:#fff4e5;border-left:4px solid #E69F00;padding:.6rem .9rem;margin:.8rem 0}
 table{border-collapse:collapse;margin:.6rem 0;font-size:.88rem}
 th,td{border:1px solid #d0d0d0;padding:.3rem .55rem;text-align:left;vertical-align:top}
+td{white-space:nowrap}.tablewrap{overflow-x:auto}
 th{background:#f2f4f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.best td{background:#e8f3fb;font-weight:600}
 figure{margin:1.2rem 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
@@ -682,12 +701,12 @@ footer{margin-top:2rem;color:#777;font-size:.8rem}
 
 
 def _html_table(header: list[str], rows: list[list[str]], num_cols: set[int] = frozenset(), best_first: bool = False) -> str:
-    out = ["<table>", "<thead><tr>" + "".join(f"<th>{_h(c)}</th>" for c in header) + "</tr></thead>", "<tbody>"]
+    out = ['<div class="tablewrap"><table>', "<thead><tr>" + "".join(f"<th>{_h(c)}</th>" for c in header) + "</tr></thead>", "<tbody>"]
     for k, row in enumerate(rows):
         cls = ' class="best"' if best_first and k == 0 else ""
         cells = "".join(f'<td class="num">{_h(c)}</td>' if i in num_cols else f"<td>{_h(c)}</td>" for i, c in enumerate(row))
         out.append(f"<tr{cls}>{cells}</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return "\n".join(out)
 
 
