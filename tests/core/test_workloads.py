@@ -1,0 +1,89 @@
+"""lrrt_core.workloads: resolution, determinism, the article's MNIST ConvNet on made-up arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lrrt_core.workloads import WORKLOADS, Workload, get_workload, prepare_mnist
+
+
+def tiny_builder(seed: int = 0, **kwargs):
+    """A user workload for the ``package.module:function`` test (never called here)."""
+    raise NotImplementedError
+
+
+def test_builtin_and_user_refs():
+    assert get_workload("digits_cnn") is WORKLOADS["digits_cnn"]
+    assert get_workload("tests.core.test_workloads:tiny_builder") is tiny_builder
+    assert get_workload(tiny_builder) is tiny_builder
+
+
+@pytest.mark.parametrize(
+    "ref, match",
+    [
+        ("digits", r"unknown workload 'digits'; use one of digits_cnn, mnist_cnn"),
+        ("no_such_pkg.mod:fn", r"cannot import module 'no_such_pkg.mod'"),
+        ("tests.core.test_workloads:nope", r"has no attribute 'nope'"),
+        ("tests.core.test_workloads:np", r"is not callable|has no attribute"),
+        ("", r"must be a name"),
+    ],
+)
+def test_bad_refs(ref, match):
+    with pytest.raises(ValueError, match=match):
+        get_workload(ref)
+
+
+def test_prepare_mnist_on_made_up_arrays():
+    rng = np.random.default_rng(0)
+    xtr = rng.integers(0, 256, (12, 28, 28), dtype=np.uint8)
+    xte = rng.integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    ytr, yte = rng.integers(0, 10, 12), rng.integers(0, 10, 5)
+    x, y, xv, yv = prepare_mnist(xtr, ytr, xte, yte, limit=10)
+    assert x.shape == (10, 28, 28, 1) and xv.shape == (5, 28, 28, 1)
+    assert x.dtype == np.float32 and y.dtype == np.int32
+    np.testing.assert_allclose(x[..., 0], xtr[:10] / 255.0, rtol=1e-6)
+    assert 0.0 <= x.min() and x.max() <= 1.0
+    np.testing.assert_array_equal(yv, yte)
+    with pytest.raises(ValueError, match="12 images but 11 labels"):
+        prepare_mnist(xtr, ytr[:11], xte, yte)
+    with pytest.raises(ValueError, match="shape"):
+        prepare_mnist(xtr.reshape(12, -1), ytr, xte, yte)
+
+
+@pytest.mark.tf
+def test_mnist_cnn_is_the_articles_convnet():
+    rng = np.random.default_rng(1)
+    data = (rng.integers(0, 256, (8, 28, 28), dtype=np.uint8), rng.integers(0, 10, 8),
+            rng.integers(0, 256, (4, 28, 28), dtype=np.uint8), rng.integers(0, 10, 4))
+    wl = get_workload("mnist_cnn")(seed=0, data=data)
+    assert isinstance(wl, Workload) and not wl.model.compiled
+    kinds = [type(layer).__name__ for layer in wl.model.layers]
+    assert kinds == ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dense"]
+    assert [wl.model.layers[i].filters for i in (0, 2)] == [32, 64]
+    assert [wl.model.layers[i].units for i in (5, 6)] == [256, 10]
+    assert wl.model(wl.x).shape == (8, 10)
+
+
+@pytest.mark.tf
+def test_digits_cnn_deterministic_from_seed():
+    build = get_workload("digits_cnn")
+    a, b, c = build(seed=3, width=4), build(seed=3, width=4), build(seed=4, width=4)
+    for u, v in zip(a.model.get_weights(), b.model.get_weights()):
+        np.testing.assert_array_equal(u, v)
+    np.testing.assert_array_equal(a.x, b.x)
+    np.testing.assert_array_equal(a.y_val, b.y_val)
+    assert not np.array_equal(a.model.get_weights()[0], c.model.get_weights()[0])
+    assert not np.array_equal(a.y, c.y)
+    assert a.x.shape[1:] == (8, 8, 1) and 0.0 <= a.x.min() and a.x.max() <= 1.0
+    assert len(a.x) + len(a.x_val) == 1797 and 300 < len(a.x_val) < 400
+    assert set(np.unique(a.y_val)) == set(range(10))
+
+
+@pytest.mark.tf
+def test_digits_cnn_options():
+    wl = get_workload("digits_cnn")(seed=0, width=4, dropout=0.2, weight_decay=1e-3, use_batchnorm=True)
+    kinds = [type(layer).__name__ for layer in wl.model.layers]
+    assert kinds.count("BatchNormalization") == 2 and "Dropout" in kinds
+    assert wl.model.layers[0].filters == 4
+    assert len(wl.model.losses) == 3  # an L2 penalty per kernel
