@@ -508,8 +508,7 @@ def fig_min_loss_heatmap(red):
     ax = fig.add_subplot()
     import matplotlib
 
-    cmap = matplotlib.colormaps["viridis"].copy()
-    cmap.set_bad("0.85")
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.85")
     im = ax.imshow(np.ma.masked_invalid(mat), cmap=cmap, aspect="auto")
     finite = mat[np.isfinite(mat)]
     vmin, vmax = (finite.min(), finite.max()) if finite.size else (0, 1)

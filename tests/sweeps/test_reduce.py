@@ -1,0 +1,226 @@
+"""sweeps.reduce on hand-made sweep directories with known answers (no Ray, no TensorFlow)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sweeps import reduce, store
+from tests.sweeps import synthetic as S
+
+EXPECTED_ORDER = ["adam-bs32", "sgd-bs128", "adam-bs128", "sgd-bs32", "sgd-bs512", "adam-bs512"]
+
+
+@pytest.fixture
+def full(tmp_path):
+    S.standard_sweep(tmp_path)
+    return reduce.reduce_dir(tmp_path)
+
+
+def _steepest_factor(red):
+    """suggested_lr / scale: the same ladder fraction for every trial by construction."""
+    t = red.trials.iloc[0]
+    return t["suggested_lr"] / (S.base_scale(t["optimizer"], t["batch_size"]) * S.SEED_SCALE[t["seed"]])
+
+
+def test_exact_ranks_with_tie_broken_by_larger_lr(full):
+    r = full.ranking
+    assert list(r["config"]) == EXPECTED_ORDER
+    assert list(r["rank"]) == [1, 2, 3, 4, 5, 6]
+    # sgd-bs128 and adam-bs128 tie on loss (offset 0.20); sgd's steepest lr is larger.
+    tie = r.set_index("config").loc[["sgd-bs128", "adam-bs128"]]
+    assert tie["min_loss_mean"].iloc[0] == pytest.approx(tie["min_loss_mean"].iloc[1], abs=1e-12)
+    assert tie["suggested_lr_gmean"].iloc[0] > tie["suggested_lr_gmean"].iloc[1]
+    assert list(r.columns) == reduce.RANKING_COLUMNS
+
+
+def test_aggregates_over_seeds(full):
+    r = full.ranking.set_index("config")
+    k = _steepest_factor(full)
+    for (opt, bs), off in S.OFFSETS.items():
+        row = r.loc[f"{opt}-bs{bs}"]
+        assert row["min_loss_mean"] == pytest.approx(off + S.MIN_SMOOTHED, abs=1e-12)
+        assert row["min_loss_std"] == pytest.approx(0.1 / math.sqrt(2), abs=1e-12)  # ±0.05, ddof=1
+        # seeds at 2x and 0.5x the scale: geometric mean = scale, gsd = exp(ln2 * sqrt 2)
+        assert row["suggested_lr_gmean"] == pytest.approx(k * S.base_scale(opt, bs), rel=1e-9)
+        assert row["suggested_lr_gsd"] == pytest.approx(2 ** math.sqrt(2), rel=1e-9)
+        assert row["steepest_lr_gmean"] == pytest.approx(row["suggested_lr_gmean"], rel=1e-12)
+        assert (row["n_ok"], row["n_failed"], row["n_missing"]) == (2, 0, 0)
+        for col in ("valley_lr_gmean", "lr_at_min_loss_gmean"):
+            assert row[col] > 0
+
+
+def test_trial_rows_recomputed_from_raw_curve(full):
+    t = full.trials
+    assert list(t.columns) == reduce.TRIAL_COLUMNS
+    assert len(t) == 12 and set(t["status"]) == {"ok"}
+    row = t[t["name"] == "sgd-bs128-s1"].iloc[0]
+    assert row["min_loss"] == pytest.approx(S.OFFSETS[("sgd", 128)] + 0.05 + S.MIN_SMOOTHED, abs=1e-12)
+    assert row["steps"] == S.N_STEPS and row["stop_reason"] == "completed"
+    assert row["gpu_ids"] == "0,1" and row["node"] == "10.0.0.1" and row["wall_s"] == 2.0
+    assert math.isnan(row["diverged_lr"])
+    assert row["suggested_lr"] == row["steepest_lr"]
+
+
+def test_fitted_slopes_are_exact(full):
+    fit = full.scaling.set_index("optimizer")
+    assert fit.loc["sgd", "slope"] == pytest.approx(1.0, abs=1e-9)
+    assert fit.loc["adam", "slope"] == pytest.approx(0.5, abs=1e-9)
+    assert fit.loc["sgd", "r2"] == pytest.approx(1.0, abs=1e-9)
+    assert set(fit["n_batch_sizes"]) == {3}
+    k = _steepest_factor(full)
+    assert fit.loc["sgd", "intercept"] == pytest.approx(math.log10(1e-3 * k), abs=1e-9)
+
+
+def test_fit_needs_two_batch_sizes():
+    r = pd.DataFrame({"optimizer": ["sgd", "adam", "adam"], "batch_size": [32, 32, 64],
+                      "suggested_lr_gmean": [0.1, 0.01, np.nan]})
+    assert reduce.fit_lr_scaling(r).empty
+
+
+def test_curves_long_format(full):
+    c = full.curves
+    assert list(c.columns) == reduce.CURVE_COLUMNS
+    assert len(c) == 12 * S.N_STEPS
+    one = c[c["name"] == "adam-bs32-s0"].sort_values("step")
+    assert list(one["step"]) == list(range(S.N_STEPS))
+    np.testing.assert_allclose(one["loss"], S.OFFSETS[("adam", 32)] - 0.05 + S.SHAPE)
+    assert one["smoothed_loss"].min() == pytest.approx(full.trials.set_index("name").loc["adam-bs32-s0", "min_loss"])
+
+
+def test_rank_by_valley(tmp_path):
+    S.standard_sweep(tmp_path)
+    red = reduce.reduce_dir(tmp_path, rank_by="valley")
+    assert red.rank_by == "valley"
+    r = red.ranking
+    assert list(r["config"]) == EXPECTED_ORDER
+    np.testing.assert_allclose(r["suggested_lr_gmean"], r["valley_lr_gmean"], rtol=1e-12)
+    np.testing.assert_allclose(red.trials["suggested_lr"], red.trials["valley_lr"], rtol=1e-12)
+    assert red.scaling.set_index("optimizer").loc["adam", "slope"] == pytest.approx(0.5, abs=1e-9)
+    with pytest.raises(ValueError, match="rank_by"):
+        reduce.reduce_dir(tmp_path, rank_by="bogus")
+
+
+def test_tie_break_prefers_larger_lr_regardless_of_order(tmp_path):
+    entries = [S.trial_entry("small", 32, 0), S.trial_entry("large", 32, 0)]
+    recs = [S.ok_record(entries[0], 0.2, 1e-3), S.ok_record(entries[1], 0.2, 1e-1)]
+    S.write_sweep(tmp_path, "tie", entries, recs)
+    r = reduce.reduce_dir(tmp_path).ranking
+    assert list(r["config"]) == ["large-bs32", "small-bs32"]
+
+
+def test_partial_sweep_missing_and_failed(tmp_path):
+    S.standard_sweep(tmp_path, skip={"adam-bs512-s0", "adam-bs512-s1", "sgd-bs32-s0"},
+                     fail={"sgd-bs32-s1": "ResourceExhaustedError: OOM", "adam-bs128-s1": "NaN at step 3"})
+    red = reduce.reduce_dir(tmp_path)
+    assert (red.n_trials, red.n_ok, red.n_failed, red.n_missing) == (12, 7, 2, 3)
+    assert not red.complete
+    assert red.summary_line() == "12 trials: 7 ok, 2 failed, 3 missing"
+    assert sorted(red.missing) == ["adam-bs512-s0", "adam-bs512-s1", "sgd-bs32-s0"]
+    assert {f["name"]: f["error"] for f in red.failed} == {"sgd-bs32-s1": "ResourceExhaustedError: OOM",
+                                                            "adam-bs128-s1": "NaN at step 3"}
+    assert all(f["attempts"] == 3 for f in red.failed)
+    t = red.trials.set_index("name")
+    assert t.loc["adam-bs512-s0", "status"] == "missing" and pd.isna(t.loc["adam-bs512-s0", "min_loss"])
+    assert t.loc["sgd-bs32-s1", "status"] == "failed" and t.loc["sgd-bs32-s1", "error"].startswith("Resource")
+    r = red.ranking.set_index("config")
+    assert tuple(r.loc["sgd-bs32", ["n_ok", "n_failed", "n_missing"]]) == (0, 1, 1)
+    assert tuple(r.loc["adam-bs128", ["n_ok", "n_failed", "n_missing"]]) == (1, 1, 0)
+    # configs without an ok seed rank last (ranks still 1..n, ordered by name), NaN aggregates
+    assert list(red.ranking["rank"]) == [1, 2, 3, 4, 5, 6]
+    assert list(red.ranking["config"].iloc[-2:]) == ["adam-bs512", "sgd-bs32"]
+    assert red.ranking["min_loss_mean"].iloc[-2:].isna().all()
+    # a single ok seed: mean = that seed, std NaN
+    assert r.loc["adam-bs128", "min_loss_mean"] == pytest.approx(0.15 + S.MIN_SMOOTHED, abs=1e-12)
+    assert math.isnan(r.loc["adam-bs128", "min_loss_std"])
+    assert red.curves["name"].nunique() == 7
+
+
+def test_corrupt_record_counts_as_missing(tmp_path, caplog):
+    names = S.standard_sweep(tmp_path)
+    tid = names["sgd-bs32-s0"]["trial_id"]
+    (tmp_path / "trials" / f"{tid}.json").write_text('{"trial_id": "' + tid + '", "cur')
+    with caplog.at_level(logging.WARNING):
+        red = reduce.reduce_dir(tmp_path)
+    assert red.missing == ["sgd-bs32-s0"] and tid in red.corrupt
+    row = red.trials.set_index("name").loc["sgd-bs32-s0"]
+    assert row["status"] == "missing" and row["error"].startswith("corrupt record")
+    assert any("corrupt" in r.getMessage() for r in caplog.records)
+
+
+def test_ok_record_without_curve_is_failed(tmp_path):
+    e = S.trial_entry("sgd", 32, 0)
+    S.write_sweep(tmp_path, "x", [e], [{**S.ok_record(e, 0.1, 1e-3), "curve": None}])
+    red = reduce.reduce_dir(tmp_path)
+    assert red.n_failed == 1 and red.failed[0]["error"].startswith("reducer:")
+
+
+def test_no_manifest_uses_records_and_empty_dir_raises(tmp_path):
+    e = S.trial_entry("sgd", 32, 0)
+    store.write_record(tmp_path, S.ok_record(e, 0.1, 1e-3))
+    red = reduce.reduce_dir(tmp_path)
+    assert red.manifest is None and red.n_ok == 1 and red.n_missing == 0
+    assert red.name == tmp_path.name
+    with pytest.raises(FileNotFoundError):
+        reduce.reduce_dir(tmp_path / "empty")
+
+
+def test_manifest_with_no_records_yet(tmp_path):
+    S.write_sweep(tmp_path, "just started", [S.trial_entry("sgd", 32, s) for s in (0, 1)], [])
+    red = reduce.reduce_dir(tmp_path)
+    assert red.n_missing == 2 and red.curves.empty and list(red.ranking["rank"]) == [1]
+    assert red.scaling.empty
+
+
+def test_extra_axis_columns(tmp_path):
+    entries, recs = [], []
+    for width, factor in ((16, 1.0), (64, 4.0)):
+        for bs in (32, 128):
+            e = S.trial_entry("sgd", bs, 0, axes={"width": width})
+            entries.append(e)
+            recs.append(S.ok_record(e, 0.1 * factor, factor * 1e-3 * bs))
+    S.write_sweep(tmp_path, "axes", entries, recs)
+    red = reduce.reduce_dir(tmp_path)
+    assert red.axes == ["width"]
+    assert list(red.trials.columns[:7]) == ["trial_id", "name", "config", "optimizer", "batch_size", "seed", "width"]
+    assert "width" in red.curves.columns and "width" in red.ranking.columns
+    # width16 has the lower loss; its two batch sizes tie on loss, the larger lr (bs128) wins
+    assert list(red.ranking["config"]) == ["sgd-bs128-width16", "sgd-bs32-width16", "sgd-bs128-width64", "sgd-bs32-width64"]
+    fit = red.scaling.set_index("width")
+    assert list(fit["slope"].round(9)) == [1.0, 1.0]
+    assert fit.loc[64, "intercept"] - fit.loc[16, "intercept"] == pytest.approx(math.log10(4), abs=1e-9)
+
+
+def test_write_outputs_and_rebuild_of_a_running_sweep(tmp_path):
+    names = S.standard_sweep(tmp_path, skip={"adam-bs512-s1"})
+    red = reduce.rebuild(tmp_path)
+    assert red.n_missing == 1
+    for f in ("trials.csv", "ranking.csv", "curves.parquet", "report.html", "report.md"):
+        assert (tmp_path / f).is_file(), f
+    assert sorted(os.listdir(tmp_path / "plots")) == sorted(f"{n}.png" for n in ("loss_vs_lr", "loss_change",
+                                                                               "lr_scaling", "min_loss_heatmap"))
+    leftovers = [os.path.join(d, f) for d, _, fs in os.walk(tmp_path) for f in fs if f.endswith(".tmp")]
+    assert leftovers == []
+    trials = pd.read_csv(tmp_path / "trials.csv", keep_default_na=False)
+    assert list(trials.columns) == reduce.TRIAL_COLUMNS
+    assert trials.set_index("name").loc["adam-bs512-s1", "status"] == "missing"
+    assert trials.set_index("name").loc["adam-bs512-s0", "gpu_ids"] == "0,1"
+    ranking = pd.read_csv(tmp_path / "ranking.csv")
+    assert list(ranking["rank"]) == list(range(1, 7))
+    curves = pd.read_parquet(tmp_path / "curves.parquet")
+    assert len(curves) == 11 * S.N_STEPS
+
+    # the last trial finishes; rebuilding replaces every output
+    e = names["adam-bs512-s1"]
+    store.write_record(tmp_path, S.ok_record(e, S.OFFSETS[("adam", 512)] + 0.05, S.base_scale("adam", 512) * 0.5))
+    red = reduce.rebuild(tmp_path)
+    assert red.complete
+    assert len(pd.read_parquet(tmp_path / "curves.parquet")) == 12 * S.N_STEPS
+    assert "missing" not in set(pd.read_csv(tmp_path / "trials.csv")["status"])
+    with pytest.raises(FileNotFoundError):
+        reduce.rebuild(tmp_path / "nope")
