@@ -1,0 +1,195 @@
+"""sweeps.report: figures, self-contained HTML, Markdown, escaping, headless Chromium check."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sweeps import reduce, report
+from tests.sweeps import synthetic as S
+
+XSS = "<script>alert(1)</script>"
+PLOTS = ("loss_vs_lr", "loss_change", "lr_scaling", "min_loss_heatmap")
+
+
+@pytest.fixture(scope="module")
+def partial_dir(tmp_path_factory):
+    """The standard sweep, one trial missing, one failed, named with markup; outputs written."""
+    d = tmp_path_factory.mktemp("partial")
+    S.standard_sweep(d, name=f"{XSS} demo | sweep", skip={"adam-bs512-s1"},
+                     fail={"sgd-bs32-s1": f"Traceback (most recent call last):\n  ...\nValueError: bad {XSS} | x"})
+    red = reduce.write_outputs(d)
+    return d, red
+
+
+def _imgs(html_text):
+    return re.findall(r'<img [^>]*src="([^"]*)"', html_text)
+
+
+def test_html_is_self_contained(partial_dir):
+    d, _ = partial_dir
+    text = (d / "report.html").read_text()
+    srcs = _imgs(text)
+    assert len(srcs) == len(PLOTS)
+    for src in srcs:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<link" not in text and "http://" not in text and "https://" not in text
+    assert "<script" not in text.lower()  # no scripts at all, and the sweep's markup is escaped
+
+
+def test_html_content_partial_results(partial_dir):
+    d, red = partial_dir
+    text = (d / "report.html").read_text()
+    assert "12 trials: 10 ok, 1 failed, 1 missing" in text
+    assert "Partial results" in text
+    assert text.index("<h2>Ranking</h2>") < text.index("<h2>Recommendations</h2>") < text.index("<h2>Plots</h2>")
+    assert "Failed trials (1)" in text and "Missing trials (1)" in text
+    assert "adam-bs512-s1" in text.split("Missing trials (1)")[1]
+    assert "ValueError: bad &lt;script&gt;alert(1)&lt;/script&gt; | x" in text
+    # one recommendation per optimizer, naming the best batch size
+    assert "<strong>adam</strong>: best at batch size 32, rank 1 of 6" in text
+    assert "<strong>sgd</strong>: best at batch size 128, rank 2 of 6" in text
+    assert "Goyal et al. 2017" in text
+
+
+def test_sweep_name_with_script_is_text(partial_dir):
+    d, _ = partial_dir
+    html_text = (d / "report.html").read_text()
+    md = (d / "report.md").read_text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; demo | sweep" in html_text
+    assert XSS not in html_text and XSS not in md
+    assert "<script" not in md.lower()
+    assert "&lt;script&gt;alert\\(1\\)&lt;/script&gt; demo \\| sweep" in md
+
+
+def test_markdown_report(partial_dir):
+    d, _ = partial_dir
+    md = (d / "report.md").read_text()
+    refs = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert refs == [f"plots/{p}.png" for p in PLOTS]
+    for r in refs:
+        assert (d / r).is_file()
+    assert "**12 trials: 10 ok, 1 failed, 1 missing**" in md
+    assert "## Failed trials (1)" in md and "## Missing trials (1)" in md
+    # ranking table: header + separator + 6 rows, each with the same number of cells
+    table = [line for line in md.split("## Ranking")[1].split("##")[0].splitlines() if line.startswith("|")]
+    assert len(table) == 8
+    assert len({len(re.split(r"(?<!\\)\|", line)) for line in table}) == 1
+
+
+def test_md_escape():
+    assert report.md_escape("a|b<c>&_*") == "a\\|b&lt;c&gt;&amp;\\_\\*"
+    assert report.md_escape("line1\nline2") == "line1 line2"
+    assert report.md_escape(None) == ""
+
+
+def test_figures_exist_and_are_nontrivial(partial_dir):
+    d, _ = partial_dir
+    import matplotlib.image as mpimg
+
+    for p in PLOTS:
+        img = mpimg.imread(d / "plots" / f"{p}.png")
+        assert img.shape[0] > 200 and img.shape[1] > 400
+        assert img[..., :3].std() > 0.05  # not a blank canvas
+
+
+def test_seed_bands_mean_and_range(tmp_path):
+    S.standard_sweep(tmp_path)
+    red = reduce.reduce_dir(tmp_path)
+    bands = report.seed_bands(red)
+    b = bands[(bands["config"] == "sgd-bs128") & bands["full"]]
+    assert (b["n"] == 2).all() and (b["lo"] <= b["mean"] + 1e-12).all() and (b["mean"] <= b["hi"] + 1e-12).all()
+    assert bands["lr"].min() > 0
+    change = report.seed_bands(red, value="loss_change")
+    assert np.isfinite(change["mean"]).any()
+
+
+def test_falling_range_and_recommendations(tmp_path):
+    lr = np.logspace(-5, 0, 6)
+    assert report.falling_range(lr, np.array([2.0, 2.0, 1.5, 1.0, 0.5, 3.0])) == (1e-3, 1e-1)
+    assert all(np.isnan(report.falling_range(lr, np.arange(6.0))))  # never falls
+    S.standard_sweep(tmp_path)
+    red = reduce.reduce_dir(tmp_path)
+    recs = {r.optimizer: r for r in report.recommendations(red)}
+    assert recs["adam"].batch_size == 32 and recs["adam"].rank == 1
+    assert recs["sgd"].batch_size == 128 and recs["sgd"].rank == 2
+    assert recs["sgd"].slope == pytest.approx(1.0, abs=1e-9)
+    for r in recs.values():
+        assert r.falling_lo < r.suggested_lr < r.falling_hi
+
+
+def test_report_without_any_ok_trial(tmp_path):
+    entries = [S.trial_entry("sgd", 32, s) for s in (0, 1)]
+    S.write_sweep(tmp_path, "all failed", entries, [S.failed_record(entries[0], "boom")])
+    red = reduce.write_outputs(tmp_path)
+    text = (tmp_path / "report.html").read_text()
+    assert "No plots" in text and "Failed trials (1)" in text and "Missing trials (1)" in text
+    assert not (tmp_path / "plots").exists() or not list((tmp_path / "plots").glob("*.png"))
+    assert red.ranking["rank"].tolist() == [1]
+    assert "no successful trial" in text
+
+
+def test_labels_with_dollar_signs_do_not_break_plots(tmp_path):
+    entries = [S.trial_entry("$x$_{", bs, 0) for bs in (32, 64)]
+    recs = [S.ok_record(e, 0.1, 1e-3 * bs) for e, bs in zip(entries, (32, 64))]
+    S.write_sweep(tmp_path, "$", entries, recs)
+    reduce.write_outputs(tmp_path)
+    assert len(list((tmp_path / "plots").glob("*.png"))) == 4
+
+
+def test_analysis_modules_do_not_import_ray_or_tensorflow():
+    code = textwrap.dedent(
+        """
+        import sys
+        import sweeps.store, sweeps.reduce, sweeps.report
+        bad = [m for m in ("ray", "tensorflow", "keras") if m in sys.modules]
+        assert not bad, bad
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# --------------------------------------------------------------------------- Chromium
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+          "--disable-background-networking", "--disable-component-update", "--disable-sync",
+          "--hide-scrollbars"]
+_CHECK = ('<script>window.addEventListener("load",function(){var im=document.images,ok=0;'
+          'for(var i=0;i<im.length;i++){if(im[i].complete&&im[i].naturalWidth>0)ok++;}'
+          'document.title="IMGCHECK "+ok+"/"+im.length;});</script>')
+
+
+def _chromium(args, tmp_path, name):
+    cmd = [CHROMIUM, *_FLAGS, f"--user-data-dir={tmp_path / ('profile-' + name)}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
+def test_html_opens_in_headless_chromium_with_every_image_loaded(partial_dir, tmp_path):
+    d, _ = partial_dir
+    # The report has no script of its own; a COPY gets a tiny one that counts decoded images.
+    probe = tmp_path / "probe.html"
+    probe.write_text((d / "report.html").read_text().replace("</body>", _CHECK + "</body>"))
+    out = _chromium(["--virtual-time-budget=10000", "--dump-dom", probe.as_uri()], tmp_path, "dom")
+    title = re.search(r"<title>([^<]*)</title>", out.stdout)
+    assert title, out.stderr[-2000:]
+    assert title.group(1) == f"IMGCHECK {len(PLOTS)}/{len(PLOTS)}"
+
+    # The real report (no probe) renders; the screenshot is kept for a human to look at.
+    shot = d / "report-screenshot.png"
+    out = _chromium(["--window-size=1280,4000", f"--screenshot={shot}", (d / "report.html").as_uri()], tmp_path, "shot")
+    assert shot.is_file() and shot.stat().st_size > 50_000, out.stderr[-2000:]
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(shot)
+    assert img.shape[:2] == (4000, 1280)
+    assert img[..., :3].std() > 0.05
