@@ -1,0 +1,361 @@
+"""lrrt_core.finder: exact per-batch losses, the least-squares divergence point, restore, facade."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.tf
+
+keras = pytest.importorskip("keras")
+
+from lrrt_core.curve import Curve  # noqa: E402
+from lrrt_core.finder import LRFinder, range_test  # noqa: E402
+from lrrt_core.schedule import ladder  # noqa: E402
+from lrrt_core.workloads import get_workload  # noqa: E402
+
+
+def _mlp(seed=0, *, bn=True, l2=1e-2, dropout=0.0, d=6):
+    keras.utils.set_random_seed(seed)
+    reg = keras.regularizers.L2(l2) if l2 else None
+    layers = [keras.Input((d,)), keras.layers.Dense(16, activation="relu", kernel_regularizer=reg)]
+    if bn:
+        layers.append(keras.layers.BatchNormalization())
+    if dropout:
+        layers.append(keras.layers.Dropout(dropout))
+    layers.append(keras.layers.Dense(3, kernel_regularizer=reg))
+    return keras.Sequential(layers)
+
+
+def _compile(model, opt="sgd", lr=1e-2):
+    o = keras.optimizers.Adam(lr) if opt == "adam" else keras.optimizers.SGD(lr, momentum=0.9)
+    model.compile(optimizer=o, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def _data(n=160, d=6, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)).astype("float32")
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype("int32") + (x[:, 2] > 1).astype("int32")
+    return x, y
+
+
+def _state(model):
+    return [np.array(v.numpy(), copy=True) for v in list(model.variables) + list(model.optimizer.variables)]
+
+
+# --------------------------------------------------------------------------- exact loss
+
+
+def test_recorded_loss_is_the_exact_loss_of_each_batch():
+    """Loss of step i == loss of batch i at the weights before step i, computed independently.
+
+    Non-shuffled tf.data.Dataset, a model with BatchNorm and L2 penalties. The reference
+    loop computes ``loss_fn(y_i, model(x_i, training=True)) + sum(model.losses)`` by hand
+    (forward pass only; the BatchNorm statistics it touches are put back), then takes the
+    same optimizer step at the same learning rate.
+    """
+    import tensorflow as tf
+
+    x, y = _data()
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)  # 5 batches, cycled 4x
+    steps, lo, hi = 20, 1e-3, 1.0
+    model = _compile(_mlp())
+    ref = _compile(_mlp())
+    ref.set_weights(model.get_weights())
+    curve = range_test(model, ds, start_lr=lo, end_lr=hi, steps=steps, diverge_threshold=None)
+    assert curve.steps_run == steps and curve.params["batch_size"] is None
+
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    batches = list(ds.as_numpy_iterator())
+    expected, penalties = [], []
+    for i, lr in enumerate(ladder("exp", lo, hi, steps)):
+        xb, yb = batches[i % len(batches)]
+        before = ref.get_weights()
+        data_loss = float(loss_fn(yb, ref(xb, training=True)))
+        penalty = float(sum(float(p) for p in ref.losses))
+        ref.set_weights(before)
+        expected.append(data_loss + penalty)
+        penalties.append(penalty)
+        ref.optimizer.learning_rate.assign(lr)
+        ref.train_on_batch(xb, yb)
+    np.testing.assert_allclose(curve.losses, expected, rtol=2e-5, atol=1e-6)
+    assert min(penalties) > 1e-3  # the regularization term is really part of what was compared
+    np.testing.assert_array_equal(curve.lrs, ladder("exp", lo, hi, steps))
+
+
+def test_exact_loss_with_dropout_matches_decumulated_fit_running_mean():
+    """With Dropout (and BN, L2), compare with the article's way: ``model.fit`` + callback.
+
+    ``logs["loss"]`` in ``on_train_batch_end`` is the running mean since the epoch began;
+    undoing the mean, ``(i+1) m_i - i m_{i-1}``, gives each batch's loss. Both models start
+    from the same seed (same weights and dropout seed state), so the dropout masks agree.
+    The running mean itself is NOT what the finder records.
+    """
+    import tensorflow as tf
+
+    x, y = _data(n=256)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+    steps, lo, hi = 8, 1e-3, 0.3
+    lrs = ladder("exp", lo, hi, steps)
+    a = _compile(_mlp(seed=5, dropout=0.3))
+    b = _compile(_mlp(seed=5, dropout=0.3))
+    curve = range_test(a, ds, start_lr=lo, end_lr=hi, steps=steps, diverge_threshold=None)
+
+    running = []
+
+    class Ladder(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            self.model.optimizer.learning_rate.assign(lrs[batch])
+
+        def on_train_batch_end(self, batch, logs=None):
+            running.append(float(logs["loss"]))
+
+    b.fit(ds, epochs=1, callbacks=[Ladder()], verbose=0, shuffle=False)
+    m = np.asarray(running)
+    k = np.arange(1, steps + 1)
+    per_batch = k * m - np.concatenate([[0.0], (k[:-1] * m[:-1])])
+    np.testing.assert_allclose(curve.losses, per_batch, rtol=1e-4)
+    assert np.max(np.abs(curve.losses[1:] - m[1:])) > 1e-3  # the running mean is different
+
+
+# --------------------------------------------------------------------------- least squares
+
+
+def _least_squares(n=128, d=8, seed=0):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((n, d)) * np.linspace(0.5, 2.0, d)).astype("float32")
+    w = rng.standard_normal((d, 1))
+    y = (x @ w + 0.5 * rng.standard_normal((n, 1))).astype("float32")
+    hessian = 2.0 / n * x.astype(np.float64).T @ x  # of the MSE (1/n)||Xw - y||^2
+    return x, y, 2.0 / np.linalg.eigvalsh(hessian).max()
+
+
+def _linear(d=8):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((d,)), keras.layers.Dense(1, use_bias=False)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    return model
+
+
+def test_least_squares_divergence_near_two_over_lambda_max():
+    """Full-batch gradient descent on least squares diverges exactly above 2/lambda_max.
+
+    Below 2/lambda_max every eigen-component of the error shrinks, so the loss falls
+    monotonically and no stop can fire there: detected >= 2/lambda_max. Above it the top
+    component grows by |1 - lr*lambda| per step, but it starts from float32 rounding
+    (~1e-7, the steps near lr = 1/lambda wiped it out), and must grow ~e^20 before the EMA
+    (beta 0.98) exceeds 4x the best. With the ladder's ratio r per step, the k-th step past
+    2/lambda grows it by ~e^(2k ln r), so it takes k ~ sqrt(20 / ln r) steps: 400 steps over
+    5 decades (ln r = 0.029) gives k ~ 26, a factor r^k ~ 2.1. Hence the bound [1, 2.5].
+    """
+    from lrrt_core import suggest
+
+    x, y, lr_crit = _least_squares()
+    curve = range_test(_linear(), x, y, start_lr=lr_crit * 1e-3, end_lr=lr_crit * 1e2, steps=400,
+                       batch_size=len(x), shuffle=False)
+    assert curve.stop_reason == "diverged"
+    ratio = curve.diverged_lr / lr_crit
+    assert 0.999 <= ratio <= 2.5, ratio
+    for method in (suggest.steepest, suggest.valley):
+        s = method(curve)
+        assert s.ok and s.lr < lr_crit and s.lr < curve.diverged_lr, s
+
+
+def test_nonfinite_loss_cuts_the_curve():
+    x, y, lr_crit = _least_squares()
+    curve = range_test(_linear(), x, y, start_lr=lr_crit * 1e-3, end_lr=lr_crit * 1e3, steps=200,
+                       batch_size=len(x), shuffle=False, diverge_threshold=None)
+    assert curve.stop_reason == "nonfinite"
+    assert np.isfinite(curve.losses).all() and curve.steps_run < 200
+    assert curve.diverged_lr == pytest.approx(ladder("exp", lr_crit * 1e-3, lr_crit * 1e3, 200)[curve.steps_run])
+    assert curve.diverged_lr > lr_crit
+
+
+# --------------------------------------------------------------------------- non-destructive
+
+
+def test_weights_and_optimizer_state_restored_and_repeatable():
+    x, y = _data()
+    model = _compile(_mlp(dropout=0.2), opt="adam", lr=1e-3)
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0)  # nonzero moments, iterations == 5
+    assert int(model.optimizer.iterations.numpy()) == 5
+    before = _state(model)
+    assert any(np.abs(v).sum() > 0 for v in before[len(model.variables) + 2:])  # Adam moments
+    c1 = range_test(model, x, y, start_lr=1e-5, end_lr=10.0, steps=60, batch_size=32, seed=1)
+    after = _state(model)
+    assert len(before) == len(after)
+    for u, v in zip(before, after):
+        np.testing.assert_array_equal(u, v)
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(1e-3)
+    c2 = range_test(model, x, y, start_lr=1e-5, end_lr=10.0, steps=60, batch_size=32, seed=1)
+    np.testing.assert_array_equal(c1.losses, c2.losses)
+    assert c1.stop_reason == c2.stop_reason
+    c3 = range_test(model, x, y, start_lr=1e-5, end_lr=10.0, steps=10, batch_size=32, seed=2)
+    assert not np.array_equal(c1.losses[:10], c3.losses)  # the seed changes the shuffling
+
+
+def test_restored_when_the_test_raises():
+    x, y = _data()
+    model = _compile(_mlp(), opt="adam")
+    model.optimizer.build(model.trainable_variables)
+    before = _state(model)
+
+    def boom(step, lr, loss):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        range_test(model, x, y, start_lr=1e-4, end_lr=1.0, steps=30, on_step=boom, report_every=5)
+    for u, v in zip(before, _state(model)):
+        np.testing.assert_array_equal(u, v)
+
+
+# --------------------------------------------------------------------------- data and options
+
+
+def test_data_kinds_cycling_epochs_and_progress():
+    x, y = _data(n=96)
+    model = _compile(_mlp(bn=False, l2=0))
+    batches = [(x[i:i + 32], y[i:i + 32]) for i in range(0, 96, 32)]
+    seen = []
+    c = range_test(model, batches, steps=7, start_lr=1e-4, end_lr=1e-2, on_step=lambda *a: seen.append(a),
+                   report_every=3)
+    assert c.steps_run == 7 and [s[0] for s in seen] == [2, 5, 6]
+    assert seen[-1][2] == c.losses[-1] and seen[0][1] == c.lrs[2]
+
+    def gen():
+        yield from batches
+
+    assert range_test(model, gen, steps=7, start_lr=1e-4, end_lr=1e-2).steps_run == 7  # factory: cycled
+    assert range_test(model, gen(), steps=3, start_lr=1e-4, end_lr=1e-2).steps_run == 3
+    with pytest.raises(ValueError, match="one-shot generator cannot be cycled"):
+        range_test(model, gen(), steps=4, start_lr=1e-4, end_lr=1e-2)
+    c = range_test(model, x, y, epochs=3, batch_size=40, start_lr=1e-4, end_lr=1e-2)
+    assert c.steps_planned == 6 and c.params["batch_size"] == 40  # 96 // 40 = 2 full batches per epoch
+    c = range_test(model, x, y, steps=5, start_lr=1e-4, end_lr=1e-2, ladder="linear", loss="val",
+                   val_data=(x[:50], y[:50]), val_batch_size=16)
+    np.testing.assert_allclose(c.lrs, np.linspace(1e-4, 1e-2, 5))
+    assert c.params["loss"] == "val" and c.params["ladder"] == "linear"
+
+
+def test_val_loss_is_the_held_out_loss_after_each_step():
+    x, y = _data()
+    model = _compile(_mlp(bn=False))
+    xv, yv = x[:40], y[:40]
+    c = range_test(model, x, y, steps=3, start_lr=1e-3, end_lr=1e-2, loss="val", val_data=(xv, yv),
+                   val_batch_size=16, shuffle=False, batch_size=32)
+    ref = _compile(_mlp(bn=False))
+    ref.set_weights(model.get_weights())
+    expected = []
+    for i, lr in enumerate(ladder("exp", 1e-3, 1e-2, 3)):
+        ref.optimizer.learning_rate.assign(lr)
+        ref.train_on_batch(x[32 * i:32 * (i + 1)], y[32 * i:32 * (i + 1)])
+        expected.append(ref.evaluate(xv, yv, batch_size=40, verbose=0))
+    np.testing.assert_allclose(c.losses, expected, rtol=1e-5)
+
+
+def _bad_cases():
+    x, y = _data(n=64)
+    return [
+        (dict(start_lr=0.0), "start_lr must be > 0"),
+        (dict(start_lr=-1e-3), "start_lr must be > 0"),
+        (dict(start_lr=1e-2, end_lr=1e-3), "end_lr must be greater than start_lr"),
+        (dict(steps=1), "steps must be an integer >= 2"),
+        (dict(steps=10, epochs=1), "either steps or epochs"),
+        (dict(x=x[:0], y=y[:0]), "x is empty"),
+        (dict(x=[], y=None), "no batches"),
+        (dict(x=x, y=y[:10]), "x has 64 samples but y has 10"),
+        (dict(start_lr=keras.optimizers.schedules.ExponentialDecay(1e-3, 10, 0.5)), "learning-rate schedule"),
+        (dict(loss="val"), "needs val_data"),
+        (dict(loss="test"), "loss must be 'train' or 'val'"),
+        (dict(ladder="log"), "ladder must be one of exp, linear"),
+        (dict(diverge_threshold=0.5), "diverge_threshold must be a number > 1"),
+        (dict(smoothing=1.0), r"smoothing \(EMA beta\) must be in \[0, 1\)"),
+        (dict(steps=None, epochs=1, batch_size=64), "only 1 step"),
+    ]
+
+
+@pytest.mark.parametrize("kwargs, match", _bad_cases(), ids=lambda v: v if isinstance(v, str) else None)
+def test_bad_input_says_what_to_change(kwargs, match):
+    x, y = _data(n=64)
+    model = _compile(_mlp(bn=False, l2=0))
+    kwargs = {"x": x, "y": y, "steps": 10, "start_lr": 1e-4, "end_lr": 1.0, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        range_test(model, kwargs.pop("x"), kwargs.pop("y", None), **kwargs)
+
+
+def test_uncompiled_model_and_schedule_optimizer():
+    x, y = _data(n=64)
+    with pytest.raises(ValueError, match=r"not compiled; call model.compile\(optimizer=..., loss=...\)"):
+        range_test(_mlp(), x, y, steps=10)
+    model = _mlp()
+    model.compile(optimizer=keras.optimizers.SGD(keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.9)),
+                  loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="compile with a float learning rate"):
+        range_test(model, x, y, steps=10)
+
+
+def test_curve_record():
+    x, y = _data()
+    c = range_test(_compile(_mlp()), x, y, steps=12, start_lr=1e-4, end_lr=1e-1, batch_size=32)
+    assert isinstance(c, Curve) and c.stop_reason == "completed" and c.diverged_lr is None
+    assert c.wall_s > 0 and c.steps_planned == 12
+    assert set(c.params) == {"start_lr", "end_lr", "steps", "ladder", "loss", "diverge_threshold", "smoothing",
+                             "seed", "batch_size"}
+    frame = c.to_frame()
+    assert list(frame.columns) == ["step", "lr", "loss", "smoothed_loss"] and len(frame) == 12
+    assert Curve.from_dict(c.to_dict()).params == c.params
+    assert math.isclose(c.lrs[0], 1e-4) and math.isclose(c.lrs[-1], 1e-1)
+
+
+# --------------------------------------------------------------------------- the article's flow
+
+
+def test_article_flow_through_the_facade_on_digits():
+    """SGD vs Adam on digits through ``LRFinder``, overlaid plots, ``get_best_lr`` (the seed article)."""
+    plot = pytest.importorskip("lrrt_core.plot")
+    build = get_workload("digits_cnn")
+    curves, labels = [], []
+    for label, make in (("sgd", lambda: keras.optimizers.SGD(1e-4)), ("adam", lambda: keras.optimizers.Adam(1e-4))):
+        wl = build(seed=0, width=8)
+        wl.model.compile(optimizer=make(), loss=wl.loss)
+        finder = LRFinder(wl.model)
+        finder.find(wl.x, wl.y, start_lr=1e-4, end_lr=10, batch_size=64, epochs=3)
+        assert len(finder.lrs) == len(finder.losses) == finder.curve.steps_run > 20
+        assert finder.losses == finder.curve.losses.tolist()
+        best = finder.get_best_lr(sma=5, n_skip_beginning=5, n_skip_end=2)
+        assert best is None or 1e-4 <= best <= 10
+        der = finder.get_derivatives(5)
+        assert len(der) == len(finder.lrs) and der[:5] == [0.0] * 5
+        assert finder.plot_loss(n_skip_beginning=5, n_skip_end=2) is not None
+        assert finder.plot_loss_change(sma=5, n_skip_beginning=5, n_skip_end=2, y_lim=(-0.1, 0.1)) is not None
+        curves.append(finder.curve)
+        labels.append(label)
+    ax = plot.plot_curves(curves, labels=labels)
+    assert len(ax.get_lines()) >= 2
+    # Adam reaches a lower loss than SGD on this ConvNet, as in the article.
+    assert min(curves[1].smoothed()) < min(curves[0].smoothed())
+
+
+def test_find_generator():
+    import tensorflow as tf
+
+    x, y = _data()
+    model = _compile(_mlp())
+    finder = LRFinder(model)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+    finder.find_generator(ds, 1e-4, 1.0, epochs=2)
+    assert finder.curve.steps_planned == 10
+
+    def gen():
+        while True:
+            yield x[:32], y[:32]
+
+    finder.find_generator(gen(), 1e-4, 1.0, epochs=3, steps_per_epoch=4)
+    assert finder.curve.steps_planned == 12
+    with pytest.raises(ValueError, match="pass steps_per_epoch"):
+        finder.find_generator(gen(), 1e-4, 1.0)
+    with pytest.raises(ValueError, match="call find"):
+        LRFinder(model).get_best_lr(sma=5)
