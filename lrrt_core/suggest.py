@@ -357,7 +357,9 @@ def steepest(
 
     The slope is ``d smoothed_loss / d log10(lr)`` from :func:`log_slope` (``np.gradient``
     on log10 lr, so it is right for linear ladders too), computed on the whole finite curve
-    and minimised inside the trimmed window. A window whose loss never falls gives no
+    and minimised inside the trimmed window, on the descent up to the window's lowest
+    smoothed loss (a drop after the minimum is the loss recovering from a spike in the
+    unstable region, not a usable learning rate). A window whose loss never falls gives no
     suggestion.
 
     Args: as :func:`minimum`.
@@ -375,7 +377,11 @@ def steepest(
     problem = _window_problem(win)
     if problem:
         return _none(method, problem)
-    slope = log_slope(p.lrs, p.smoothed)[p.window]
+    # Only the descent up to the lowest smoothed loss counts: past the minimum the test is
+    # in the unstable region, where the loss can drop back after a spike; such a drop is
+    # not a learning rate to train with.
+    lowest = int(np.nanargmin(win))
+    slope = log_slope(p.lrs, p.smoothed)[p.window][: lowest + 1]
     if not np.isfinite(slope).any() or np.nanmin(slope) >= 0:
         return _none(method, "loss never decreases (no negative slope in the trimmed window)")
     idx = p.window.start + int(np.nanargmin(slope))

@@ -409,3 +409,17 @@ def test_summarize_flat_and_empty_give_nan():
     assert flat["min_loss"] == pytest.approx(1.0)
     empty = summarize(Curve(np.empty(0), np.empty(0)))
     assert empty["steps"] == 0 and math.isnan(empty["min_loss"]) and math.isnan(empty["lr_at_min_loss"])
+
+
+def test_steepest_ignores_drops_after_the_minimum():
+    """A sharp fall after a spike in the unstable region must not win over the real descent."""
+    from lrrt_core.suggest import steepest
+
+    lrs = np.logspace(-5, 1, 300)
+    x = np.log10(lrs)
+    descent = 2.3 - 1.0 / (1.0 + np.exp(-(x + 2.0) / 0.3))  # steepest at log10 lr = -2
+    loss = descent.copy()
+    after = x > -0.5
+    loss[after] = descent[after] + 3.0 * np.exp(-((x[after] - 0.0) / 0.15) ** 2)  # spike, then falls back hard
+    s = steepest(lrs, loss, beta=0.0)
+    assert s.ok and abs(np.log10(s.lr) - (-2.0)) < 0.05, s
