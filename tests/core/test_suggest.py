@@ -419,7 +419,9 @@ def test_steepest_ignores_drops_after_the_minimum():
     x = np.log10(lrs)
     descent = 2.3 - 1.0 / (1.0 + np.exp(-(x + 2.0) / 0.3))  # steepest at log10 lr = -2
     loss = descent.copy()
-    after = x > -0.5
-    loss[after] = descent[after] + 3.0 * np.exp(-((x[after] - 0.0) / 0.15) ** 2)  # spike, then falls back hard
+    after = x > -1.0
+    rise = 0.4 * (x[after] + 1.0)  # past the minimum (log10 lr = -1) the loss climbs again
+    spike = 3.0 * np.exp(-((x[after] - 0.0) / 0.15) ** 2)  # a spike that falls back hard
+    loss[after] = descent[after].min() + rise + spike
     s = steepest(lrs, loss, beta=0.0)
     assert s.ok and abs(np.log10(s.lr) - (-2.0)) < 0.05, s
