@@ -1,0 +1,201 @@
+"""Benchmark: the range-test loop against the article's fit+callback approach and a bare loop.
+
+On the ``digits_cnn`` workload, for batch sizes 32 and 256, ``--steps`` steps (300) with no
+divergence stop, time:
+
+* ``finder``  -- :func:`lrrt_core.finder.range_test` (ladder, exact loss, EMA, snapshot
+  and restore of weights and optimizer state included);
+* ``fit_cb``  -- the seed article's approach (keras-lr-finder) ported to Keras 3:
+  ``model.fit`` with a callback that sets the learning rate before each batch and records
+  ``logs["loss"]`` after it (which is the running mean -- wrong, but that is the approach);
+* ``bare_tob`` -- the floor with the same Keras step: ``train_on_batch`` in a loop, no
+  learning-rate changes, nothing recorded;
+* ``bare_tf``  -- a hand-written ``tf.function`` train step (GradientTape + optimizer.apply),
+  no recording: the TensorFlow-only floor.
+
+Each is warmed up once (tracing), then run ``--repeats`` times, interleaved; the median
+wall time is reported, with the ratios finder/bare and finder/fit.
+
+Run::
+
+    python tests/benchmarks/bench_finder.py [--steps 300] [--repeats 5] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+START_LR, END_LR = 1e-6, 1e-2  # Adam stays finite over the whole ladder: every method runs all steps
+
+
+def _model(seed: int = 0):
+    from lrrt_core.optimizers import make_optimizer
+    from lrrt_core.workloads import get_workload
+
+    wl = get_workload("digits_cnn")(seed=seed)
+    wl.model.compile(optimizer=make_optimizer("adam", START_LR), loss=wl.loss)
+    return wl
+
+
+def _batches(x, y, bs):
+    n = len(x) // bs
+    return [(x[i * bs:(i + 1) * bs], y[i * bs:(i + 1) * bs]) for i in range(n)]
+
+
+def make_runners(bs: int, steps: int):
+    """Return ``{name: run()}``; each ``run`` does ``steps`` training steps on its own model."""
+    import keras
+    import tensorflow as tf
+
+    from lrrt_core.finder import range_test
+    from lrrt_core.schedule import ladder
+
+    lrs = ladder("exp", START_LR, END_LR, steps)
+
+    wl_a = _model()
+
+    def finder():
+        c = range_test(wl_a.model, wl_a.x, wl_a.y, start_lr=START_LR, end_lr=END_LR, steps=steps,
+                       batch_size=bs, diverge_threshold=None)
+        assert c.steps_run == steps, c.stop_reason
+
+    wl_b = _model()
+
+    class ArticleCallback(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.lrs, self.losses, self.step = [], [], 0
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.model.optimizer.learning_rate.assign(lrs[min(self.step, steps - 1)])
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.lrs.append(lrs[min(self.step, steps - 1)])
+            self.losses.append(logs["loss"])
+            self.step += 1
+            if self.step >= steps:
+                self.model.stop_training = True
+
+    per_epoch = math.ceil(len(wl_b.x) / bs)
+
+    def fit_cb():
+        cb = ArticleCallback()
+        wl_b.model.fit(wl_b.x, wl_b.y, batch_size=bs, epochs=math.ceil(steps / per_epoch), callbacks=[cb],
+                       verbose=0)
+        assert cb.step == steps, cb.step
+
+    wl_c = _model()
+    batches_c = _batches(wl_c.x, wl_c.y, bs)
+
+    def bare_tob():
+        tob = wl_c.model.train_on_batch
+        nb = len(batches_c)
+        for i in range(steps):
+            xb, yb = batches_c[i % nb]
+            tob(xb, yb)
+
+    wl_d = _model()
+    model_d, opt_d = wl_d.model, wl_d.model.optimizer
+    loss_fn = keras.losses.get(wl_d.loss)
+    batches_d = _batches(wl_d.x, wl_d.y, bs)
+
+    @tf.function
+    def tf_step(xb, yb):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(loss_fn(yb, model_d(xb, training=True)))
+            if model_d.losses:
+                loss += tf.add_n(model_d.losses)
+        grads = tape.gradient(loss, model_d.trainable_variables)
+        opt_d.apply(grads, model_d.trainable_variables)
+        return loss
+
+    def bare_tf():
+        nb = len(batches_d)
+        for i in range(steps):
+            xb, yb = batches_d[i % nb]
+            tf_step(xb, yb)
+
+    return {"finder": finder, "fit_cb": fit_cb, "bare_tob": bare_tob, "bare_tf": bare_tf}
+
+
+def bench(batch_sizes=(32, 256), steps: int = 300, repeats: int = 5) -> list[dict]:
+    rows = []
+    for bs in batch_sizes:
+        runners = make_runners(bs, steps)
+        for run in runners.values():  # warm-up: trace the train functions once
+            run()
+        times = {name: [] for name in runners}
+        for _ in range(repeats):
+            for name, run in runners.items():
+                t0 = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - t0)
+        med = {name: statistics.median(ts) for name, ts in times.items()}
+        best = {name: min(ts) for name, ts in times.items()}
+        rows.append(
+            {
+                "batch_size": bs,
+                "steps": steps,
+                "repeats": repeats,
+                **{f"{k}_s": v for k, v in med.items()},
+                "finder/bare_tob": med["finder"] / med["bare_tob"],
+                "finder/bare_tf": med["finder"] / med["bare_tf"],
+                "finder/fit_cb": med["finder"] / med["fit_cb"],
+                **{f"{k}_min_s": v for k, v in best.items()},
+                "min finder/bare_tob": best["finder"] / best["bare_tob"],
+                "min finder/fit_cb": best["finder"] / best["fit_cb"],
+            }
+        )
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| batch | steps | finder s | fit+callback s | bare train_on_batch s | bare tf.function s "
+        "| finder/bare_tob | finder/bare_tf | finder/fit |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['batch_size']} | {r['steps']} | {r['finder_s']:.3f} | {r['fit_cb_s']:.3f} | {r['bare_tob_s']:.3f} "
+            f"| {r['bare_tf_s']:.3f} | {r['finder/bare_tob']:.3f} | {r['finder/bare_tf']:.3f} "
+            f"| {r['finder/fit_cb']:.3f} |"
+        )
+    lines.append("")
+    lines.append("best of the repeats (less sensitive to other load on the machine):")
+    lines.append("")
+    lines.append("| batch | finder s | fit+callback s | bare train_on_batch s | bare tf.function s | finder/bare_tob | finder/fit |")
+    lines.append("|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        lines.append(
+            f"| {r['batch_size']} | {r['finder_min_s']:.3f} | {r['fit_cb_min_s']:.3f} | {r['bare_tob_min_s']:.3f} "
+            f"| {r['bare_tf_min_s']:.3f} | {r['min finder/bare_tob']:.3f} | {r['min finder/fit_cb']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 256])
+    p.add_argument("--json", help="also write the rows as JSON here")
+    args = p.parse_args(argv)
+    rows = bench(tuple(args.batch_sizes), args.steps, args.repeats)
+    print(table(rows))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=2)
+    return rows
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
