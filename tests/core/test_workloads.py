@@ -87,3 +87,39 @@ def test_digits_cnn_options():
     assert kinds.count("BatchNormalization") == 2 and "Dropout" in kinds
     assert wl.model.layers[0].filters == 4
     assert len(wl.model.losses) == 3  # an L2 penalty per kernel
+
+
+@pytest.mark.tf
+def test_run_workload_and_write_curve(tmp_path):
+    import pandas as pd
+
+    from lrrt_core.runner import run_workload, write_curve
+
+    kw = dict(optimizer="momentum", optimizer_kwargs={"momentum": 0.8}, batch_size=64, seed=1, axes={"width": 4},
+              start_lr=1e-4, end_lr=1.0, steps=15)
+    c1, c2 = run_workload("digits_cnn", **kw), run_workload("digits_cnn", **kw)
+    np.testing.assert_array_equal(c1.losses, c2.losses)  # deterministic from the seed
+    assert c1.steps_run == 15
+    assert c1.params["optimizer"] == "momentum" and c1.params["optimizer_kwargs"] == {"momentum": 0.8}
+    assert c1.params["workload"] == "digits_cnn" and c1.params["axes"] == {"width": 4}
+    assert c1.params["batch_size"] == 64 and c1.params["seed"] == 1
+    cv = run_workload("digits_cnn", **{**kw, "steps": 5}, loss="val")
+    assert cv.params["loss"] == "val" and cv.steps_run == 5
+
+    paths = write_curve(c1, tmp_path / "out", "curve")
+    assert set(paths) >= {"csv", "parquet"}
+    frame = pd.read_csv(paths["csv"])
+    np.testing.assert_allclose(frame["loss"], c1.losses)
+    pd.testing.assert_frame_equal(pd.read_parquet(paths["parquet"]), c1.to_frame())
+    if "png" in paths:
+        assert paths["png"].read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in paths.values())
+
+
+def test_run_workload_rejects_bad_names_before_building():
+    from lrrt_core.runner import run_workload
+
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        run_workload("digits_cnn", optimizer="adamm", batch_size=8, start_lr=1e-4, end_lr=1.0)
+    with pytest.raises(ValueError, match="unknown workload"):
+        run_workload("digitz", optimizer="adam", batch_size=8, start_lr=1e-4, end_lr=1.0)
