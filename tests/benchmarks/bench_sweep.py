@@ -1,0 +1,112 @@
+"""Benchmark: a sweep on local Ray versus the same range tests one after another.
+
+8 trials (digits_cnn, 300 steps each, no divergence stop so every trial does the same work):
+
+* loop  — the article's way: one Python process runs the 8 range tests in turn
+          (``lrrt_core.runner.run_workload``, i.e. build, compile, range test);
+* sweep — ``lrrt sweep`` on a local Ray with the machine's CPUs, 1 CPU per trial.
+
+Both are timed as whole commands from a cold start (imports, Ray start-up, report
+writing included), in the same run. Prints both wall times, the ratio (target: sweep
+<= 0.75x loop on 2 CPUs) and the per-trial fixed overhead inside the sweep
+(trainable wall time minus the range test's own time: TensorFlow import on a fresh
+worker, model build, compile and tracing).
+
+Run: ``.venv/bin/python tests/benchmarks/bench_sweep.py`` (about 2 minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SPEC = {
+    "name": "bench-sweep",
+    "workload": "digits_cnn",
+    "grid": {"optimizer": ["sgd", "momentum", "adam", "rmsprop"], "batch_size": [32, 128], "seed": [0]},
+    "range_test": {"start_lr": 1e-6, "end_lr": 1.0, "steps": 300, "diverge_threshold": None},
+    "resources": {"cpus_per_trial": 1},
+    "retries": 0,
+}
+
+LOOP = """
+import json, sys, time
+t0 = time.perf_counter()
+from lrrt_core.runner import run_workload
+spec = json.loads(sys.argv[1])
+rt = spec["range_test"]
+walls = []
+for opt in spec["grid"]["optimizer"]:
+    for bs in spec["grid"]["batch_size"]:
+        c = run_workload(spec["workload"], optimizer=opt, batch_size=bs, seed=0, **rt)
+        assert c.steps_run == rt["steps"], c.steps_run
+        walls.append(c.wall_s)
+print(json.dumps({"finder_s": walls, "total_s": time.perf_counter() - t0}))
+"""
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def run_loop() -> tuple[float, dict]:
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", LOOP, json.dumps(SPEC)], cwd=REPO, env=_env(),
+                         capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - t0
+    return wall, json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_sweep(tmp: Path) -> tuple[float, list[dict]]:
+    spec_path = tmp / "bench.yaml"
+    spec_path.write_text(yaml.safe_dump(SPEC))
+    out = tmp / "out"
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "sweeps.cli", "sweep", str(spec_path), "--out", str(out), "-q", "--fresh"],
+                   cwd=REPO, env=_env(), check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    records = [json.loads(p.read_text()) for p in (out / "trials").glob("*.json")]
+    assert len(records) == 8 and all(r["status"] == "ok" for r in records), records
+    return wall, records
+
+
+def main() -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        loop_wall, loop = run_loop()
+        sweep_wall, records = run_sweep(Path(tmp))
+    overhead = [r["wall_s"] - r["curve"]["wall_s"] for r in records]
+    finder = [r["curve"]["wall_s"] for r in records]
+    result = {
+        "cpus": os.cpu_count(),
+        "loop_s": round(loop_wall, 2),
+        "loop_finder_sum_s": round(sum(loop["finder_s"]), 2),
+        "sweep_s": round(sweep_wall, 2),
+        "ratio_sweep_over_loop": round(sweep_wall / loop_wall, 3),
+        "sweep_finder_sum_s": round(sum(finder), 2),
+        "per_trial_overhead_mean_s": round(sum(overhead) / len(overhead), 2),
+        "per_trial_overhead_max_s": round(max(overhead), 2),
+        "per_trial_overhead_min_s": round(min(overhead), 2),
+    }
+    print(f"8 range tests, digits_cnn, 300 steps, {result['cpus']} CPUs")
+    print(f"  loop  (one process, in turn): {loop_wall:7.1f} s   (range tests alone {sum(loop['finder_s']):.1f} s)")
+    print(f"  sweep (local Ray, lrrt sweep): {sweep_wall:6.1f} s   (range tests alone {sum(finder):.1f} s)")
+    print(f"  ratio sweep/loop: {result['ratio_sweep_over_loop']:.2f}  (target <= 0.75)")
+    print(f"  per-trial fixed overhead in the sweep: mean {result['per_trial_overhead_mean_s']:.2f} s, "
+          f"min {result['per_trial_overhead_min_s']:.2f} s, max {result['per_trial_overhead_max_s']:.2f} s "
+          "(first trial on a worker pays the TensorFlow import)")
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
