@@ -58,6 +58,7 @@ def run_trial(config: dict[str, Any]) -> None:
     import ray
     from ray import tune
 
+    start = time.perf_counter()  # from entry: includes TF import/setup on a fresh worker
     t = config["trial"]
     ctx = ray.get_runtime_context()
     node = ctx.get_node_id()
@@ -67,7 +68,6 @@ def run_trial(config: dict[str, Any]) -> None:
 
     from lrrt_core.runner import run_workload
 
-    start = time.perf_counter()
     base = {"node": node, "node_ip": node_ip, "gpu_ids": gpu_ids, "final": False, "curve": ""}
 
     def on_step(step: int, lr: float, loss: float) -> None:
