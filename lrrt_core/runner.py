@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from lrrt_core.atomic import atomic_write_frame
 from lrrt_core.curve import Curve
 from lrrt_core.optimizers import check_optimizer, make_optimizer
 from lrrt_core.workloads import get_workload
@@ -107,31 +107,11 @@ def run_workload(
     return curve
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file in ``path``'s folder, then ``os.replace`` it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
-
-
 def write_curve(curve: Curve, out_dir: str | os.PathLike[str], stem: str = "curve") -> dict[str, Path]:
     """Write ``curve`` as ``<stem>.csv``, ``<stem>.parquet`` and ``<stem>.png`` in ``out_dir``.
 
-    Each file is written atomically (temporary file in the same folder, then
-    ``os.replace``). The tables have columns step, lr, loss, smoothed_loss
+    Each file is written atomically (:mod:`lrrt_core.atomic`: temporary file in the same
+    folder, then ``os.replace``). The tables have columns step, lr, loss, smoothed_loss
     (:meth:`Curve.to_frame`); the PNG is :func:`lrrt_core.plot.plot_curve` with the
     steepest-descent suggestion marked.
 
@@ -142,8 +122,8 @@ def write_curve(curve: Curve, out_dir: str | os.PathLike[str], stem: str = "curv
     out = Path(out_dir)
     frame = curve.to_frame()
     paths = {
-        "csv": _atomic_write(out / f"{stem}.csv", lambda p: frame.to_csv(p, index=False)),
-        "parquet": _atomic_write(out / f"{stem}.parquet", lambda p: frame.to_parquet(p, index=False)),
+        "csv": atomic_write_frame(frame, out / f"{stem}.csv", index=False),
+        "parquet": atomic_write_frame(frame, out / f"{stem}.parquet", index=False),
     }
     try:
         from lrrt_core import plot
