@@ -8,6 +8,7 @@ key; nothing launched, nothing written); 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shutil
@@ -23,6 +24,28 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 OUTPUT_NAMES = ("sweep.json", "trials", "ray", "plots", "trials.csv", "ranking.csv",
                 "curves.parquet", "report.html", "report.md")
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced(enabled: bool = True):
+    """Send file descriptor 2 to /dev/null while TensorFlow's C++ runtime loads.
+
+    TensorFlow >= 2.20 prints absl INFO lines (oneDNN, "could not find cuda drivers")
+    before ``TF_CPP_MIN_LOG_LEVEL`` takes effect; only the CLI hides them, never the library.
+    """
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 class UsageError(Exception):
@@ -207,6 +230,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_find(args: argparse.Namespace) -> int:
+    with _native_stderr_silenced(not args.verbose):
+        import tensorflow as tf  # loaded here so its start-up noise is hidden
+
+        tf.config.list_physical_devices("GPU")  # device discovery (cuInit) logs too
     from lrrt_core.runner import run_workload, write_curve
     from lrrt_core.suggest import suggest_all
 
@@ -293,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--diverge-threshold", type=float, default=4.0)
     f.add_argument("--smoothing", type=float, default=0.98)
     f.add_argument("--out", help="output directory (default runs/find-...)")
+    f.add_argument("-v", "--verbose", action="store_true", help="show TensorFlow's start-up logs")
     f.set_defaults(func=cmd_find)
 
     v = sub.add_parser("validate", help="check a sweep file and print its trial grid; launches nothing")

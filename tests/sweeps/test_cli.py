@@ -1,0 +1,89 @@
+"""The ``lrrt`` command's contract: exit codes, one-line errors, nothing written on bad input."""
+
+from __future__ import annotations
+
+import sys
+
+import pandas as pd
+import pytest
+
+from sweeps.cli import main
+from tests.sweeps.conftest import REPO, run_lrrt, tiny_spec
+from tests.sweeps.test_spec import BAD
+
+
+def _ray_running() -> bool:
+    ray = sys.modules.get("ray")
+    return bool(ray is not None and ray.is_initialized())
+
+
+@pytest.mark.parametrize("text,key,word", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_sweep_file_exits_2_naming_file_and_key(tmp_path, capsys, text, key, word):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert str(path) in err[0] and key in err[0], err[0]
+    assert not out.exists(), "nothing may be written for an invalid sweep"
+    assert not _ray_running()
+    assert main(["validate", str(path)]) == 2
+
+
+def test_bad_resource_override_exits_2(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["sweep", str(REPO / "sweeps/configs/quickstart.yaml"), "--out", str(out), "--gpus-per-trial", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert "resources.gpus_per_trial" in err and "quickstart.yaml" in err
+    assert not out.exists()
+
+
+def test_unreachable_address_exits_2_before_anything_is_written(tmp_path, write_spec):
+    out = tmp_path / "out"
+    proc = run_lrrt("sweep", write_spec(tiny_spec()), "--out", out, "--address", "127.0.0.1:9", timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("lrrt: error: --address") and "127.0.0.1:9" in lines[-1]
+    assert not out.exists()
+
+
+def test_validate_prints_the_grid(capsys):
+    assert main(["validate", str(REPO / "sweeps/configs/quickstart.yaml")]) == 0
+    text = capsys.readouterr().out
+    assert "adam-bs128-s0" in text and "12" in text
+
+
+def test_report_on_a_non_sweep_dir_exits_2(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "sweep.json" in capsys.readouterr().err
+
+
+def test_out_dir_with_foreign_files_is_refused(tmp_path, capsys, write_spec):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(["sweep", str(write_spec(tiny_spec())), "--out", str(out)]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.tf
+def test_find_runs_one_range_test_and_writes_curve_and_plot(tmp_path):
+    out = tmp_path / "find"
+    proc = run_lrrt("find", "--workload", "digits_cnn", "--optimizer", "adam", "--batch-size", "64",
+                    "--steps", "60", "--out", out, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for method in ("steepest", "valley", "minimum"):
+        assert method in proc.stdout
+    frame = pd.read_parquet(out / "curve.parquet")
+    assert list(frame.columns) == ["step", "lr", "loss", "smoothed_loss"]
+    assert 10 < len(frame) <= 60
+    assert (out / "curve.csv").is_file() and (out / "curve.png").stat().st_size > 1000
+    assert "I0000" not in proc.stderr and "cuda" not in proc.stderr.lower()  # TF's C++ logs are quiet
+
+
+def test_find_bad_bounds_exit_2(tmp_path):
+    proc = run_lrrt("find", "--start-lr", "1", "--end-lr", "0.1", "--steps", "10", "--out", tmp_path / "f", timeout=300)
+    assert proc.returncode == 2
+    assert "end_lr" in proc.stderr and "Traceback" not in proc.stderr
