@@ -104,6 +104,26 @@ def _tidy_y(ax: Axes, values: np.ndarray) -> None:
         ax.set_ylim(centre - pad, centre + pad)
 
 
+def _focus_y(ax: Axes, smooth: np.ndarray, shown: np.ndarray) -> None:
+    """Keep the informative part in view: the descent and the start of the blow-up.
+
+    A diverging test's raw losses can reach 10-100x the starting loss and flatten the
+    descent into a line at the bottom. The y range runs from just below the lowest
+    smoothed loss to the starting level plus 75 % of the drop; what rises above is clipped.
+    """
+    smooth = smooth[np.isfinite(smooth)]
+    shown = shown[np.isfinite(shown)]
+    if smooth.size < 2 or shown.size == 0:
+        return
+    low_i = int(np.argmin(smooth))
+    lo, hi = float(smooth[low_i]), float(np.max(smooth[: low_i + 1]))
+    span = hi - lo if hi - lo > 1e-12 else max(abs(hi), 1.0) * 0.1
+    top = hi + 0.75 * span
+    if float(np.max(shown)) > top:
+        bottom = min(float(np.min(shown)), lo - 0.1 * span)
+        ax.set_ylim(bottom - 0.05 * (top - bottom), top)
+
+
 def _note(ax: Axes, text: str) -> None:
     ax.text(0.02, 0.03, text, transform=ax.transAxes, fontsize=8, color="0.35", va="bottom", ha="left")
 
@@ -165,6 +185,7 @@ def plot_curve(
         else:
             _note(ax, f"{s.method}: no suggestion ({s.reason})")
     _tidy_y(ax, np.concatenate([smooth[win], raw[win]]) if show_raw else smooth[win])
+    _focus_y(ax, smooth[win], np.concatenate([smooth[win], raw[win]]) if show_raw else smooth[win])
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="best", fontsize=9, frameon=False)
     return ax
