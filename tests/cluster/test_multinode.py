@@ -260,8 +260,10 @@ class LoopbackCluster:
     def shutdown(self) -> list[str]:
         """Stop every node (workers first), then anything left from this temp dir.
         Returns the descriptions of processes that outlived a clean stop."""
+        # SIGTERM first; a head then "drains for up to 30 s", so after a few seconds its
+        # process group gets SIGKILL (nothing of value is left in it by then).
         for node in reversed(self.nodes):
-            node.kill(signal.SIGTERM)
+            node.kill(signal.SIGTERM, wait_s=5)
         left = _wait_gone(self.leftovers(), 15)
         described = [f"{p} {_cmdline(p)[:150]}" for p in left if _alive(p)]
         for p in left:
