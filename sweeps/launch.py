@@ -250,7 +250,7 @@ class Progress:
 
     def retried(self, trial) -> None:
         self.retries += 1
-        self.running.pop(self._tid(trial), None)
+        self.running[self._tid(trial)] = 0  # it starts over (still counted as running)
         self.show(force=True)
 
     def finished(self, trial, ok: bool) -> None:
@@ -310,6 +310,11 @@ class Progress:
 # --------------------------------------------------------------------------- running
 
 
+def storage_uri(storage: str) -> str:
+    """Tune needs an absolute storage path: resolve a local one, keep ``s3://``-style URIs."""
+    return storage if "://" in storage else str(Path(storage).expanduser().resolve())
+
+
 def pending_trials(trials: Sequence, records: dict[str, dict]) -> list:
     """Trials without an ``ok`` record: never started, unfinished, or failed before."""
     return [t for t in trials if records.get(t.trial_id, {}).get("status") != "ok"]
@@ -363,7 +368,7 @@ def run_trials(
         callbacks = _make_callbacks(out_dir, trials_by_id, attempts_before, progress)
         resources = {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
         param_space = {"trial": tune.grid_search([trial_config(t, spec) for t in todo])}
-        storage_path = storage or str(out_dir / "ray")
+        storage_path = storage_uri(storage) if storage else str(out_dir / "ray")
         run_name = time.strftime("run-%Y%m%d-%H%M%S")
         tuner = tune.Tuner(
             tune.with_resources(run_trial, resources),
