@@ -21,6 +21,7 @@ from typing import Any, Sequence
 # it starts (set here, in the CLI, never in users' environments or in library code).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+DEFAULT_FIND_STEPS = 200  # as a sweep file's range_test.steps default
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 OUTPUT_NAMES = ("sweep.json", "trials", "ray", "plots", "trials.csv", "ranking.csv",
                 "curves.parquet", "report.html", "report.md")
@@ -243,7 +244,8 @@ def cmd_find(args: argparse.Namespace) -> int:
         curve = run_workload(
             args.workload, optimizer=args.optimizer, optimizer_kwargs=opt_kwargs,
             batch_size=args.batch_size, seed=args.seed, axes=axes,
-            start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps, epochs=args.epochs,
+            start_lr=args.start_lr, end_lr=args.end_lr, epochs=args.epochs,
+            steps=args.steps if args.steps is not None or args.epochs is not None else DEFAULT_FIND_STEPS,
             ladder=args.ladder, loss=args.loss, diverge_threshold=args.diverge_threshold,
             smoothing=args.smoothing,
         )
@@ -314,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--start-lr", type=float, default=1e-6)
     f.add_argument("--end-lr", type=float, default=10.0)
     f.add_argument("--steps", type=int, default=None, help="number of steps (default 200 unless --epochs)")
-    f.add_argument("--epochs", type=float, default=None)
+    f.add_argument("--epochs", type=int, default=None, help="whole passes over the data instead of --steps")
     f.add_argument("--ladder", choices=("exp", "linear"), default="exp")
     f.add_argument("--loss", choices=("train", "val"), default="train")
     f.add_argument("--diverge-threshold", type=float, default=4.0)
