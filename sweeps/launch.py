@@ -356,7 +356,9 @@ def run_trials(
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
+    t_connect = time.monotonic()
     owns_ray = connect(address, local_gpus=local_gpus, local_cpus=local_cpus, verbose=verbose)
+    logger.info("Ray ready in %.1f s (%s)", time.monotonic() - t_connect, "local" if owns_ray else address)
     try:
         check_fits(res.cpus_per_trial, res.gpus_per_trial, wait_for_nodes=wait_for_nodes)
         if before_launch:
@@ -390,7 +392,9 @@ def run_trials(
             ),
         )
         outcome.launched = len(todo)
+        t_fit = time.monotonic()
         result_grid = tuner.fit()
+        logger.info("Tune finished %d trials in %.1f s", len(todo), time.monotonic() - t_fit)
         outcome.experiment_path = result_grid.experiment_path
         if progress:
             progress.close()
