@@ -128,6 +128,21 @@ def _note(ax: Axes, text: str) -> None:
     ax.text(0.02, 0.03, text, transform=ax.transAxes, fontsize=8, color="0.35", va="bottom", ha="left")
 
 
+def _start(curve: Curve, ax: Axes | None, xscale: str | None, ylabel: str, title: str):
+    """Axes with the x scale and labels of one curve's plot, and the NaN-cut curve."""
+    ax = new_axes() if ax is None else ax
+    scale = _xscale(curve, xscale)
+    lrs, raw = cut_nonfinite(curve.lrs, curve.losses)
+    ax.set_xscale(scale)
+    ax.set_xlabel(_xlabel(scale))
+    ax.set_ylabel(ylabel)
+    if not ax.get_title():
+        ax.set_title(title)
+    if raw.size == 0:
+        _note(ax, "no finite losses to plot")
+    return ax, lrs, raw
+
+
 def plot_curve(
     curve: Curve,
     ax: Axes | None = None,
@@ -159,16 +174,8 @@ def plot_curve(
     Returns:
         The ``Axes`` drawn on.
     """
-    ax = new_axes() if ax is None else ax
-    scale = _xscale(curve, xscale)
-    lrs, raw = cut_nonfinite(curve.lrs, curve.losses)
-    ax.set_xscale(scale)
-    ax.set_xlabel(_xlabel(scale))
-    ax.set_ylabel("loss")
-    if not ax.get_title():
-        ax.set_title("Learning-rate range test")
+    ax, lrs, raw = _start(curve, ax, xscale, "loss", "Learning-rate range test")
     if raw.size == 0:
-        _note(ax, "no finite losses to plot")
         return ax
     smooth = ema(raw, curve.beta if beta is None else beta)
     win = trim_window(raw.size, skip_start, skip_end)
@@ -223,17 +230,9 @@ def plot_loss_change(
     Returns:
         The ``Axes`` drawn on.
     """
-    ax = new_axes() if ax is None else ax
-    scale = _xscale(curve, xscale)
-    lrs, raw = cut_nonfinite(curve.lrs, curve.losses)
-    ax.set_xscale(scale)
-    ax.set_xlabel(_xlabel(scale))
-    ax.set_ylabel(f"loss change per step ({sma}-step average)")
-    if not ax.get_title():
-        ax.set_title("Rate of loss change")
+    ax, lrs, raw = _start(curve, ax, xscale, f"loss change per step ({sma}-step average)", "Rate of loss change")
     ax.axhline(0.0, color="0.5", linewidth=0.8)
     if raw.size == 0:
-        _note(ax, "no finite losses to plot")
         return ax
     change = loss_change(raw, sma)
     win = trim_window(raw.size, skip_start, skip_end)
