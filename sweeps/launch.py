@@ -263,8 +263,8 @@ class Progress:
 
     def eta_s(self) -> float | None:
         work_done = (self.done + self.failed) * self.steps + sum(min(s, self.steps) for s in self.running.values())
-        if work_done <= 0:
-            return None
+        if work_done <= 0 or (self.done + self.failed == 0 and work_done < 0.05 * self.total * self.steps):
+            return None  # too early: start-up (Ray, TensorFlow import) would dominate the rate
         elapsed = time.monotonic() - self.start
         return elapsed * (self.total * self.steps - work_done) / work_done
 
