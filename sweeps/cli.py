@@ -21,6 +21,7 @@ from typing import Any, Sequence
 # it starts (set here, in the CLI, never in users' environments or in library code).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+RANK_CHOICES = ("steepest", "valley", "minimum", "minimum_div10", "sma_rule", "sma")
 DEFAULT_FIND_STEPS = 200  # as a sweep file's range_test.steps default
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 OUTPUT_NAMES = ("sweep.json", "trials", "ray", "plots", "trials.csv", "ranking.csv",
@@ -195,6 +196,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def _write_report(out: Path, rank_by: str | None, quiet: bool = False):
     from sweeps.reduce import rebuild
 
+    rank_by = "sma_rule" if rank_by == "sma" else rank_by  # keras-lr-finder's name, as in sweep files
     reduction = rebuild(out, rank_by=rank_by)
     if not quiet:
         _print_summary(out, reduction)
@@ -208,9 +210,19 @@ def _print_summary(out: Path, reduction) -> None:
           f"{counts.get('missing', 0)} missing")
     r = reduction.ranking
     if len(r):
-        cols = [c for c in ("rank", "config", "min_loss_mean", "suggested_lr_gmean", "steepest_lr_gmean", "n_ok")
-                if c in r.columns]
-        print(r.sort_values("rank")[cols].head(10).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        method = reduction.rank_by
+        table = r.sort_values("rank").assign(
+            seeds_ok=lambda d: d["n_ok"].astype(str) + "/" + (d["n_ok"] + d["n_failed"] + d["n_missing"]).astype(str)
+        )
+        cols = {"rank": "rank", "config": "config", "min_loss_mean": "min loss",
+                "suggested_lr_gmean": f"lr ({method})", "valley_lr_gmean": "lr (valley)",
+                "lr_at_min_loss_gmean": "lr at min", "seeds_ok": "seeds ok"}
+        if method == "valley":
+            cols.pop("valley_lr_gmean")
+        shown = table[list(cols)].rename(columns=cols).head(10)
+        print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        if len(table) > 10:
+            print(f"... {len(table) - 10} more in ranking.csv")
     bad = t[t["status"] == "failed"]
     for _, row in bad.iterrows():
         print(f"FAILED {row['name']}: {row['error']}")
@@ -292,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--wait-for-nodes", action="store_true",
                    help="don't refuse a GPU request no node has yet (autoscaling clusters)")
     s.add_argument("--fresh", action="store_true", help="discard the results already in --out and start over")
-    s.add_argument("--rank-by", help="suggestion that ranks ties and gives suggested_lr (default: the file's report.rank_by)")
+    s.add_argument("--rank-by", choices=RANK_CHOICES,
+                   help="suggestion that gives suggested_lr and breaks ranking ties (default: the file's report.rank_by)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     s.add_argument("-v", "--verbose", action="store_true", help="show Ray's and the workers' logs")
     s.set_defaults(func=cmd_sweep)
@@ -301,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Rebuild trials.csv, ranking.csv, curves.parquet, plots and report.html/.md in DIR "
                                    "from the stored trial results; works for a running or interrupted sweep.")
     r.add_argument("dir", help="a sweep's output directory")
-    r.add_argument("--rank-by", help="suggestion used for suggested_lr and tie-breaks (steepest, valley, minimum, minimum_div10, sma)")
+    r.add_argument("--rank-by", choices=RANK_CHOICES,
+                   help="suggestion that gives suggested_lr and breaks ranking ties (default: the sweep file's)")
     r.add_argument("-q", "--quiet", action="store_true")
     r.set_defaults(func=cmd_report)
 
@@ -345,6 +359,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lrrt: interrupted; run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # output piped into `head` and closed: not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

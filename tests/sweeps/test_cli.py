@@ -87,3 +87,15 @@ def test_find_bad_bounds_exit_2(tmp_path):
     proc = run_lrrt("find", "--start-lr", "1", "--end-lr", "0.1", "--steps", "10", "--out", tmp_path / "f", timeout=300)
     assert proc.returncode == 2
     assert "end_lr" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_report_rank_by_choices_and_alias(tmp_path, capsys):
+    from tests.sweeps.synthetic import standard_sweep  # hand-made records, no Ray
+
+    out = tmp_path / "s"
+    standard_sweep(out)
+    assert main(["report", str(out), "-q", "--rank-by", "sma"]) == 0
+    assert (out / "ranking.csv").is_file()
+    with pytest.raises(SystemExit) as info:
+        main(["report", str(out), "--rank-by", "nonsense"])
+    assert info.value.code == 2
