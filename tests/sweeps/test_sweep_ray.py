@@ -177,3 +177,35 @@ def test_different_spec_on_existing_out_is_refused(tmp_path, write_spec):
     fresh = run_lrrt("sweep", changed, "--out", out, "-q", "--fresh")
     assert fresh.returncode == 0, fresh.stderr[-2000:]
     assert pd.read_csv(out / "trials.csv")["optimizer"].tolist() == ["adam"]
+
+
+def test_ctrl_c_stops_gracefully_with_a_partial_report_then_resumes(tmp_path, write_spec):
+    spec = write_spec(tiny_spec(
+        name="ctrlc",
+        grid={"optimizer": ["sgd", "adam", "rmsprop"], "batch_size": [16, 32], "seed": [0]},
+        range_test={"steps": 60},
+        resources={"cpus_per_trial": 1, "max_concurrent": 1},
+    ))
+    out = tmp_path / "ctrlc"
+    proc = subprocess.Popen(lrrt_cmd("sweep", spec, "--out", out), cwd=REPO, env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and len(list((out / "trials").glob("*.json"))) < 2:
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "run the same command again to resume" in stderr
+    trials = _assert_outputs(out)  # the partial report is written on the way out
+    assert "missing" in trials["status"].tolist() and "ok" in trials["status"].tolist()
+    done_before = {k: v["finished_at"] for k, v in _records(out).items() if v["status"] == "ok"}
+
+    again = run_lrrt("sweep", spec, "--out", out, "-q")
+    assert again.returncode == 0, again.stderr[-3000:]
+    after = _records(out)
+    assert len(after) == 6 and all(r["status"] == "ok" for r in after.values())
+    assert all(after[k]["finished_at"] == t for k, t in done_before.items())
