@@ -114,7 +114,7 @@ def trial_config(trial, spec) -> dict[str, Any]:
         "seed": trial.seed,
         "axes": dict(trial.axes),
         "cpus": spec.resources.cpus_per_trial,
-        "report_every": max(10, steps // 10),
+        "report_every": min(25, max(10, steps // 10)),  # DESIGN: every ~10-25 steps
         "range_test": {
             "start_lr": rt.start_lr,
             "end_lr": rt.end_lr,
