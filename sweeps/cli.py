@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 RANK_CHOICES = ("steepest", "valley", "minimum", "minimum_div10", "sma_rule", "sma")
 DEFAULT_FIND_STEPS = 200  # as a sweep file's range_test.steps default
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
-OUTPUT_NAMES = ("sweep.json", "trials", "ray", "plots", "trials.csv", "ranking.csv",
+OUTPUT_NAMES = (".lock", "sweep.json", "trials", "ray", "plots", "trials.csv", "ranking.csv",
                 "curves.parquet", "report.html", "report.md")
 
 
@@ -129,7 +129,7 @@ def _check_out_dir(out: Path, spec, fresh: bool) -> None:
             raise UsageError(f"--out: {out} holds files that are not lrrt outputs; --fresh only clears an lrrt output directory")
         return
     if manifest is None:
-        if any(out.iterdir()):
+        if any(p.name != store.LOCK_NAME for p in out.iterdir()):
             raise UsageError(f"--out: {out} is not empty and holds no lrrt sweep (no sweep.json); choose another --out")
         return
     if manifest.get("fingerprint") != spec.fingerprint():
@@ -159,9 +159,24 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     _check_out_dir(out, spec, args.fresh)
     if args.local_gpus is not None and args.local_gpus < 0:
         raise UsageError("--local-gpus: must be >= 0")
+    held = []  # the directory's lock, held until this process ends
+
+    def lock() -> None:
+        try:
+            held.append(store.lock_out_dir(out))
+        except store.OutDirBusy as err:
+            raise LaunchError(f"--out: {err}; wait for it or stop it first") from None
+
+    if out.is_dir():
+        try:
+            lock()  # refuse a second driver before starting Ray
+        except LaunchError as err:
+            return _fail(str(err))
 
     def before_launch() -> None:
         out.mkdir(parents=True, exist_ok=True)
+        if not held:
+            lock()
         if args.fresh:
             _clear(out)
         store.write_manifest(out, _manifest(spec, trials))

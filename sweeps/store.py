@@ -55,6 +55,9 @@ __all__ = [
     "atomic_write_text",
     "atomic_write_json",
     "atomic_write_frame",
+    "LOCK_NAME",
+    "OutDirBusy",
+    "lock_out_dir",
     "manifest_path",
     "record_path",
     "write_manifest",
@@ -64,6 +67,42 @@ __all__ = [
     "read_records",
     "scan_records",
 ]
+
+
+# --------------------------------------------------------------------------- lock
+LOCK_NAME = ".lock"
+
+
+class OutDirBusy(RuntimeError):
+    """Another ``lrrt sweep`` holds the output directory."""
+
+
+def lock_out_dir(out_dir: str | os.PathLike):
+    """Take the exclusive lock of a sweep directory for this process's lifetime.
+
+    Two drivers writing one ``--out`` would run every trial twice and race on the records.
+    ``flock`` is released by the kernel when the process ends, even on SIGKILL, so a crashed
+    sweep never leaves a stale lock. Returns the open lock file (keep a reference to it).
+
+    Raises:
+        OutDirBusy: another process holds the lock.
+    """
+    import fcntl
+
+    path = Path(out_dir) / LOCK_NAME
+    fh = open(path, "a+")
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        holder = fh.read().strip()
+        fh.close()
+        raise OutDirBusy(f"another lrrt sweep{f' (pid {holder})' if holder else ''} is running on {out_dir}") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(str(os.getpid()))
+    fh.flush()
+    return fh
 
 
 # --------------------------------------------------------------------------- manifest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pandas as pd
@@ -99,3 +100,20 @@ def test_report_rank_by_choices_and_alias(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["report", str(out), "--rank-by", "nonsense"])
     assert info.value.code == 2
+
+
+def test_second_driver_on_the_same_out_is_refused(tmp_path, capsys, write_spec):
+    from sweeps import store
+
+    out = tmp_path / "busy"
+    out.mkdir()
+    held = store.lock_out_dir(out)  # stands for a running `lrrt sweep`
+    try:
+        assert main(["sweep", str(write_spec(tiny_spec())), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "another lrrt sweep" in err and str(os.getpid()) in err
+        assert not _ray_running()
+    finally:
+        held.close()
+    # Released (also what the kernel does when a driver is SIGKILLed): the lock can be taken again.
+    store.lock_out_dir(out).close()
