@@ -607,9 +607,10 @@ def _fmt_int(v: Any) -> str:
 
 def _ranking_rows(red) -> tuple[list[str], list[list[str]]]:
     """Header and plain-text cells of the ranking table (escaped by the renderer)."""
+    extra = [m for m in ("steepest", "valley") if m != red.rank_by]  # the suggested column is the rank_by one
     header = ["rank", "config", "optimizer", "batch size", *red.axes, "seeds ok / failed / missing",
-              "min loss (mean ± sd)", f"suggested lr ({red.rank_by}) ×/÷ gsd", "steepest lr", "valley lr",
-              "lr at min loss"]
+              "min loss (mean ± sd)", f"suggested lr ({red.rank_by}) ×/÷ gsd",
+              *[f"{m} lr" for m in extra], "lr at min loss"]
     rows = []
     for _, r in red.ranking.iterrows():
         loss = _fmt_loss(r["min_loss_mean"])
@@ -622,7 +623,7 @@ def _ranking_rows(red) -> tuple[list[str], list[list[str]]]:
             [_fmt_int(r["rank"]), str(r["config"]), str(r["optimizer"]), _fmt_int(r["batch_size"]) if not _is_nan(r["batch_size"]) else "",
              *["" if _is_nan(r[a]) else str(r[a]) for a in red.axes],
              f"{int(r['n_ok'])} / {int(r['n_failed'])} / {int(r['n_missing'])}",
-             loss, sugg, _fmt_lr(r["steepest_lr_gmean"]), _fmt_lr(r["valley_lr_gmean"]),
+             loss, sugg, *[_fmt_lr(r[f"{m}_lr_gmean"]) for m in extra],
              _fmt_lr(r["lr_at_min_loss_gmean"])]
         )
     return header, rows
