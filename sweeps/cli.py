@@ -300,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lrrt",
         description="Learning-rate range tests for grids of optimizers x batch sizes x seeds, on Ray Tune.",
     )
+    from lrrt_core import __version__
+
+    p.add_argument("--version", action="version", version=f"lrrt {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def resources(sp: argparse.ArgumentParser) -> None:
