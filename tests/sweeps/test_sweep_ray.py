@@ -30,6 +30,32 @@ def _assert_outputs(out: Path) -> pd.DataFrame:
     return pd.read_csv(out / "trials.csv")
 
 
+def _six_trial_spec(write_spec, name: str) -> Path:
+    """Six short trials run one at a time, so a signal lands between finished and pending ones."""
+    return write_spec(tiny_spec(
+        name=name,
+        grid={"optimizer": ["sgd", "adam", "rmsprop"], "batch_size": [16, 32], "seed": [0]},
+        range_test={"steps": 60},
+        resources={"cpus_per_trial": 1, "max_concurrent": 1},
+    ))
+
+
+def _signal_after_records(spec: Path, out: Path, sig: int, n: int = 2, *args: str) -> tuple[int, str]:
+    """Start ``lrrt sweep``, send ``sig`` to the driver once ``n`` records exist; (exit code, stderr)."""
+    proc = subprocess.Popen(lrrt_cmd("sweep", spec, "--out", out, *args), cwd=REPO, env=cli_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and len(list((out / "trials").glob("*.json"))) < n:
+            time.sleep(0.2)
+        os.kill(proc.pid, sig)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return proc.returncode, stderr
+
+
 def test_quickstart_end_to_end(tmp_path):
     out = tmp_path / "qs"
     proc = run_lrrt("sweep", REPO / "sweeps/configs/quickstart.yaml", "--out", out, timeout=900)
@@ -128,24 +154,9 @@ def test_failing_trials_with_and_without_retries(tmp_path, write_spec):
 
 
 def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path, write_spec):
-    spec = write_spec(tiny_spec(
-        name="killme",
-        grid={"optimizer": ["sgd", "adam", "rmsprop"], "batch_size": [16, 32], "seed": [0]},
-        range_test={"steps": 60},
-        resources={"cpus_per_trial": 1, "max_concurrent": 1},
-    ))
+    spec = _six_trial_spec(write_spec, "killme")
     out = tmp_path / "kill"
-    proc = subprocess.Popen(lrrt_cmd("sweep", spec, "--out", out, "-q"), cwd=REPO, env=cli_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and len(list((out / "trials").glob("*.json"))) < 2:
-            time.sleep(0.2)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    _signal_after_records(spec, out, signal.SIGKILL, 2, "-q")
     first = _records(out)
     assert 2 <= len(first) < 6, len(first)
     manifest = json.loads((out / "sweep.json").read_text())
@@ -180,25 +191,10 @@ def test_different_spec_on_existing_out_is_refused(tmp_path, write_spec):
 
 
 def test_ctrl_c_stops_gracefully_with_a_partial_report_then_resumes(tmp_path, write_spec):
-    spec = write_spec(tiny_spec(
-        name="ctrlc",
-        grid={"optimizer": ["sgd", "adam", "rmsprop"], "batch_size": [16, 32], "seed": [0]},
-        range_test={"steps": 60},
-        resources={"cpus_per_trial": 1, "max_concurrent": 1},
-    ))
+    spec = _six_trial_spec(write_spec, "ctrlc")
     out = tmp_path / "ctrlc"
-    proc = subprocess.Popen(lrrt_cmd("sweep", spec, "--out", out), cwd=REPO, env=cli_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and len(list((out / "trials").glob("*.json"))) < 2:
-            time.sleep(0.2)
-        os.kill(proc.pid, signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, stderr[-3000:]
+    returncode, stderr = _signal_after_records(spec, out, signal.SIGINT)
+    assert returncode == 130, stderr[-3000:]
     assert "run the same command again to resume" in stderr
     trials = _assert_outputs(out)  # the partial report is written on the way out
     assert "missing" in trials["status"].tolist() and "ok" in trials["status"].tolist()
