@@ -574,14 +574,16 @@ def make_plots(red, plots_dir: str | os.PathLike) -> dict[str, Path]:
 
 # =========================================================================== text helpers
 def md_escape(text: Any) -> str:
-    """Escape text for Markdown (GitHub): HTML-special characters become entities and
-    Markdown punctuation is backslash-escaped, so table cells cannot be split by ``|`` and
-    ``<script>`` shows as text. Newlines become spaces (safe in table cells)."""
+    """Escape text for Markdown (GitHub): HTML-special characters become entities and the
+    inline-Markdown punctuation is backslash-escaped, so table cells cannot be split by
+    ``|``, no link or image can form (``[`` ``]``), and ``<script>`` shows as text.
+    Newlines become spaces, so escaped text never starts a line and block syntax (``#``,
+    ``+``, ``1.``) cannot trigger; ``( ) + # !`` stay readable in the raw file."""
     s = "" if text is None else str(text)
     s = html.escape(s, quote=False)
     out = []
     for ch in s:
-        if ch in "\\`*_{}[]()#+!|~":
+        if ch in "\\`*_{}[]|~":
             out.append("\\" + ch)
         elif ch in "\r\n":
             out.append(" ")

@@ -68,7 +68,7 @@ def test_sweep_name_with_script_is_text(partial_dir):
     assert "&lt;script&gt;alert(1)&lt;/script&gt; demo | sweep" in html_text
     assert XSS not in html_text and XSS not in md
     assert "<script" not in md.lower()
-    assert "&lt;script&gt;alert\\(1\\)&lt;/script&gt; demo \\| sweep" in md
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; demo \\| sweep" in md
 
 
 def test_markdown_report(partial_dir):
