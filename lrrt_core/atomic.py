@@ -135,7 +135,14 @@ def atomic_write_frame(df, path: str | os.PathLike, **kwargs: Any) -> Path:
 
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()  # read once at import: os.umask is process-wide, not thread-safe to probe
+
+
+def _umask() -> int:
+    return _UMASK

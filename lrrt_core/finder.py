@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import time
 from typing import Any, Callable, Iterable
 
@@ -105,27 +106,28 @@ class _ArraySource:
         self.batches_per_epoch = n // self.bs
         self.shuffle = shuffle
         self.rng = np.random.default_rng(seed)
-        self._batches: list[tuple[Any, Any, Any]] = []
+        self._order: Any = None
         self._pos = 0
         self._epoch()
 
     def _epoch(self) -> None:
-        if self.shuffle:
-            perm = self.rng.permutation(self.n)
-            x, y = _take(self.x, perm), _take(self.y, perm)
-        else:
-            x, y = self.x, self.y
-        bs = self.bs
-        self._batches = [
-            (_take(x, slice(i * bs, (i + 1) * bs)), _take(y, slice(i * bs, (i + 1) * bs)), None)
-            for i in range(self.batches_per_epoch)
-        ]
+        # Only the order is drawn; each batch is gathered when asked for, so the data set is
+        # never copied whole (a shuffled MNIST copy per trial would double a worker's memory).
+        self._order = self.rng.permutation(self.n) if self.shuffle else None
         self._pos = 0
+
+    def _batch(self, i: int) -> tuple[Any, Any, Any]:
+        bs = self.bs
+        idx = slice(i * bs, (i + 1) * bs) if self._order is None else self._order[i * bs:(i + 1) * bs]
+        return _take(self.x, idx), _take(self.y, idx), None
+
+    def peek(self) -> tuple[Any, Any, Any]:
+        return self._batch(self._pos if self._pos < self.batches_per_epoch else 0)
 
     def __call__(self) -> tuple[Any, Any, Any]:
         if self._pos >= self.batches_per_epoch:
             self._epoch()
-        b = self._batches[self._pos]
+        b = self._batch(self._pos)
         self._pos += 1
         return b
 
@@ -160,14 +162,21 @@ class _IterSource:
                 self.batches_per_epoch = None
         if self.batches_per_epoch == 0:
             raise ValueError("the data has no batches; pass a non-empty dataset or generator")
-        self.one_shot = self.factory is None and not self.indexable and iter(data) is data
+        self._it = None if self.indexable else self._fresh()
+        self.one_shot = self.factory is None and not self.indexable and self._it is data
         self.count = 0
         self._i = 0
-        self._it = None if self.indexable else self._fresh()
         self._first = self._next_raw(first=True)
 
     def _fresh(self):
-        return iter(self.factory() if self.factory is not None else self.data)
+        source = self.factory() if self.factory is not None else self.data
+        try:
+            return iter(source)
+        except TypeError:
+            raise ValueError(
+                f"cannot read batches from a {type(source).__name__}; pass NumPy arrays (x, y), a batched "
+                "tf.data.Dataset, a keras.utils.PyDataset, a list of (x, y) batches or a generator"
+            ) from None
 
     def _next_raw(self, first: bool = False):
         if self.indexable:
@@ -177,7 +186,7 @@ class _IterSource:
         try:
             return _unpack(next(self._it))
         except StopIteration:
-            if first or self.count == 0:
+            if first:
                 raise ValueError("the data yielded no batches; pass a non-empty dataset or generator") from None
             if self.one_shot:
                 raise ValueError(
@@ -216,10 +225,14 @@ def _is_array_like(x: Any) -> bool:
 def _make_source(x: Any, y: Any, batch_size: int, shuffle: bool, seed: int):
     if x is None:
         raise ValueError("x is None; pass training data (arrays, a tf.data.Dataset or a generator)")
+    if y is not None and not _is_array_like(x) and (hasattr(x, "element_spec") or hasattr(x, "__next__")
+                                                     or callable(x)):
+        raise ValueError("y must be None when x is a dataset, generator or function that yields (x, y) batches")
     if _is_array_like(x) or y is not None:
         if not _is_array_like(x):
             x = np.asarray(x)
-        return _ArraySource(x, None if y is None else y, batch_size, shuffle, seed), int(min(batch_size, max(1, _num_samples(x))))
+        src = _ArraySource(x, None if y is None else y, batch_size, shuffle, seed)
+        return src, src.bs
     return _IterSource(x), None
 
 
@@ -281,7 +294,11 @@ def _val_chunks(val_data: Any, batch_size: int) -> list[tuple[Any, Any, int]]:
     n = _num_samples(xv)
     if n == 0:
         raise ValueError("val_data is empty; pass a non-empty held-out set (x_val, y_val)")
-    bs = max(int(batch_size), 1)
+    if _num_samples(yv) != n:
+        raise ValueError(f"val_data has {n} inputs but {_num_samples(yv)} targets; they must match")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"val_batch_size must be an integer >= 1, got {batch_size!r}")
+    bs = int(batch_size)
     return [
         (_take(xv, slice(i, i + bs)), _take(yv, slice(i, i + bs)), min(bs, n - i)) for i in range(0, n, bs)
     ]
@@ -377,16 +394,18 @@ def range_test(
     if loss not in ("train", "val"):
         raise ValueError(f"loss must be 'train' or 'val', got {loss!r}")
     if diverge_threshold is not None:
-        if not isinstance(diverge_threshold, (int, float)) or not diverge_threshold > 1:
+        if isinstance(diverge_threshold, bool) or not isinstance(diverge_threshold, numbers.Real) or not diverge_threshold > 1:
             raise ValueError(f"diverge_threshold must be a number > 1 (or None to disable), got {diverge_threshold!r}")
         if math.isinf(diverge_threshold):
             diverge_threshold = None
-    if not isinstance(smoothing, (int, float)) or not 0.0 <= smoothing < 1.0:
+    if isinstance(smoothing, bool) or not isinstance(smoothing, numbers.Real) or not 0.0 <= smoothing < 1.0:
         raise ValueError(f"smoothing (EMA beta) must be in [0, 1), got {smoothing!r}")
     if isinstance(report_every, bool) or not isinstance(report_every, int) or report_every < 1:
         raise ValueError(f"report_every must be an integer >= 1, got {report_every!r}")
     if steps is not None and epochs is not None:
         raise ValueError("give either steps or epochs, not both")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer))):
         raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
     val = _val_chunks(val_data, val_batch_size) if loss == "val" else None
@@ -410,7 +429,7 @@ def range_test(
     check_bounds(start_lr, end_lr, steps)
     lrs = make_ladder(ladder, float(start_lr), float(end_lr), steps)
 
-    first = source.peek() if isinstance(source, _IterSource) else source._batches[0]
+    first = source.peek()
     _ensure_built(model, first)
     saved = _snapshot(list(model.variables) + list(model.optimizer.variables))
 
@@ -422,6 +441,7 @@ def range_test(
     stop_reason, diverged_lr = "completed", None
     avg, beta_pow, best = 0.0, 1.0, math.inf
     lr_list = lrs.tolist()
+    n_val = sum(nv for _, _, nv in val) if val is not None else 0
     log.info("range test: %d steps, lr %.3g -> %.3g (%s), loss=%s", steps, start_lr, end_lr, ladder, loss)
     t0 = time.perf_counter()
     try:
@@ -435,7 +455,7 @@ def range_test(
                 total = 0.0
                 for xv, yv, nv in val:
                     total += nv * float(test(xv, yv, return_dict=True)["loss"])
-                value = total / sum(nv for _, _, nv in val)
+                value = total / n_val
             if not math.isfinite(value):
                 stop_reason, diverged_lr = "nonfinite", lr
                 break
@@ -490,7 +510,9 @@ class LRFinder:
     * ``losses`` are the exact per-batch losses (keras-lr-finder records Keras's running
       mean, tensorflow#58098);
     * the stop rule uses the bias-corrected EMA (``smoothing=0.98``); pass ``smoothing=0``
-      for keras-lr-finder's raw "4x best loss" rule;
+      for keras-lr-finder's raw "4x best loss" rule -- the value is recorded on the curve and
+      is also the default smoothing of the suggestions and plots made from it (pass
+      ``beta=`` to those to smooth differently);
     * the optimizer's state is restored too, not only the weights;
     * plots draw on an ``Axes`` (``ax=`` or a new figure) and return it; they never call
       ``plt.show()``.
@@ -515,7 +537,12 @@ class LRFinder:
         return curve
 
     def find(self, x_train, y_train, start_lr, end_lr, batch_size=64, epochs=1, **kw) -> Curve:
-        """Range test over ``epochs`` epochs of array data; see :func:`range_test` for ``**kw``."""
+        """Range test over ``epochs`` epochs of array data; see :func:`range_test` for ``**kw``.
+
+        keras-lr-finder forwards extra keywords to ``model.fit``; of those, ``verbose`` is
+        accepted here and ignored (the range test prints nothing), others raise ``TypeError``.
+        """
+        kw.pop("verbose", None)
         if "steps" in kw:
             epochs = None
         return self._store(

@@ -381,6 +381,8 @@ def steepest(
     # in the unstable region, where the loss can drop back after a spike; such a drop is
     # not a learning rate to train with.
     lowest = int(np.nanargmin(win))
+    if lowest == 0:  # lowest at the window's start: the loss only rises inside the window
+        return _none(method, "loss never decreases (the trimmed window starts at its minimum)")
     slope = log_slope(p.lrs, p.smoothed)[p.window][: lowest + 1]
     if not np.isfinite(slope).any() or np.nanmin(slope) >= 0:
         return _none(method, "loss never decreases (no negative slope in the trimmed window)")
@@ -397,7 +399,7 @@ def valley(
     beta: float | None = None,
     min_points: int = DEFAULT_MIN_POINTS,
 ) -> Suggestion:
-    """fastai's default suggestion: about 2/3 of the way along the longest valley.
+    """fastai's default suggestion: near the middle of the longest valley.
 
     On the trimmed smoothed loss, find the longest strictly decreasing subsequence
     (:func:`longest_valley`) and take ``idx = max_start + int(L/3) + int(L/6)``, with

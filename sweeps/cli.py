@@ -65,9 +65,12 @@ def _parse_kv(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items or ():
         key, sep, value = item.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise UsageError(f"{flag}: expected KEY=VALUE, got {item!r}")
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise UsageError(f"{flag}: {key.strip()}: cannot read the value {value!r} ({err.problem or err})") from None
     return out
 
 
@@ -123,7 +126,7 @@ def _check_out_dir(out: Path, spec, fresh: bool) -> None:
         return
     if not out.is_dir():
         raise UsageError(f"--out: {out} exists and is not a directory")
-    manifest = store.read_manifest(out)
+    manifest = _read_manifest(out, "--out")
     if fresh:
         if manifest is None and any(p for p in out.iterdir() if p.name not in OUTPUT_NAMES):
             raise UsageError(f"--out: {out} holds files that are not lrrt outputs; --fresh only clears an lrrt output directory")
@@ -139,8 +142,20 @@ def _check_out_dir(out: Path, spec, fresh: bool) -> None:
         )
 
 
+def _read_manifest(out: Path, what: str) -> dict | None:
+    """The directory's sweep.json, or ``None``; a damaged one is a one-line error, not a traceback."""
+    from sweeps import store
+
+    try:
+        return store.read_manifest(out)
+    except (ValueError, OSError) as err:
+        raise UsageError(f"{what}: {out / 'sweep.json'} is damaged ({err}); restore it or start over with --fresh") from None
+
+
 def _clear(out: Path) -> None:
     for name in OUTPUT_NAMES:
+        if name == ".lock":  # held by this process: deleting it would let a second driver in
+            continue
         p = out / name
         if p.is_dir():
             shutil.rmtree(p)
@@ -189,7 +204,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         outcome = run_trials(
             spec, trials, out,
             address=args.address, local_gpus=args.local_gpus, storage=args.storage,
-            wait_for_nodes=args.wait_for_nodes, quiet=args.quiet, verbose=args.verbose,
+            wait_for_nodes=args.wait_for_nodes, fresh=args.fresh, quiet=args.quiet, verbose=args.verbose,
             before_launch=before_launch,
         )
     except LaunchError as err:
@@ -248,7 +263,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from sweeps import store
 
     out = Path(args.dir).resolve()
-    if not out.is_dir() or store.read_manifest(out) is None:
+    if not out.is_dir() or _read_manifest(out, args.dir) is None:
         raise UsageError(f"{args.dir}: sweep.json: not an lrrt sweep output directory (no sweep.json)")
     reduction = _write_report(out, args.rank_by, quiet=args.quiet)
     return EXIT_FAILED if (reduction.trials["status"] != "ok").any() else EXIT_OK
@@ -258,6 +273,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_find(args: argparse.Namespace) -> int:
+    opt_kwargs = _parse_kv(args.optimizer_arg, "--optimizer-arg")  # bad input fails before TF loads
+    axes = _parse_kv(args.axis, "--axis")
     with _native_stderr_silenced(not args.verbose):
         import tensorflow as tf  # loaded here so its start-up noise is hidden
 
@@ -265,8 +282,6 @@ def cmd_find(args: argparse.Namespace) -> int:
     from lrrt_core.runner import run_workload, write_curve
     from lrrt_core.suggest import suggest_all
 
-    opt_kwargs = _parse_kv(args.optimizer_arg, "--optimizer-arg")
-    axes = _parse_kv(args.axis, "--axis")
     try:
         curve = run_workload(
             args.workload, optimizer=args.optimizer, optimizer_kwargs=opt_kwargs,
@@ -276,7 +291,7 @@ def cmd_find(args: argparse.Namespace) -> int:
             ladder=args.ladder, loss=args.loss, diverge_threshold=args.diverge_threshold,
             smoothing=args.smoothing,
         )
-    except ValueError as err:
+    except (ValueError, TypeError) as err:  # bad bounds, optimizer, or a keyword the workload lacks
         return _fail(str(err))
     out = Path(args.out or Path("runs") / f"find-{args.workload.replace(':', '.')}-{args.optimizer}-bs{args.batch_size}")
     paths = write_curve(curve, out, "curve")

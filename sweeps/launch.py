@@ -112,23 +112,32 @@ def check_fits(cpus_per_trial: float, gpus_per_trial: float, *, wait_for_nodes: 
 
     if wait_for_nodes:
         return
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
-    best_gpu = max((n["Resources"].get("GPU", 0.0) for n in nodes), default=0.0)
-    best_cpu = max((n["Resources"].get("CPU", 0.0) for n in nodes), default=0.0)
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    if any(r.get("CPU", 0.0) >= cpus_per_trial and r.get("GPU", 0.0) >= gpus_per_trial for r in nodes):
+        return
+    best_gpu = max((r.get("GPU", 0.0) for r in nodes), default=0.0)
+    best_cpu = max((r.get("CPU", 0.0) for r in nodes), default=0.0)
+    where = "this machine" if len(nodes) == 1 else "any node of the cluster"
     if gpus_per_trial > best_gpu:
-        where = "this machine" if len(nodes) == 1 else "any node of the cluster"
         raise LaunchError(
             f"--gpus-per-trial: {gpus_per_trial:g} GPU per trial, but {where} has {best_gpu:g}; "
             "ask for fewer (fractions like 0.5 share a GPU), use --local-gpus N if detection is wrong, "
             "or --wait-for-nodes on an autoscaling cluster"
         )
     if cpus_per_trial > best_cpu:
-        raise LaunchError(
-            f"--cpus-per-trial: {cpus_per_trial:g} CPUs per trial, but the largest node has {best_cpu:g}"
-        )
+        raise LaunchError(f"--cpus-per-trial: {cpus_per_trial:g} CPUs per trial, but the largest node has {best_cpu:g}")
+    raise LaunchError(
+        f"--cpus-per-trial/--gpus-per-trial: no node has {cpus_per_trial:g} CPUs and {gpus_per_trial:g} GPUs "
+        "together; ask for fewer CPUs per GPU trial, or --wait-for-nodes on an autoscaling cluster"
+    )
 
 
 # --------------------------------------------------------------------------- callbacks
+
+
+# Ray's own wording when a trial's process or node is gone (not a Python error of the trial).
+_DEATH_PHRASES = ("the actor died", "worker process has died", "nodedied", "node died unexpectedly",
+                  "actordiederror", "actor is dead")
 
 
 def error_summary(text: str) -> str:
@@ -143,7 +152,7 @@ def error_summary(text: str) -> str:
     if not lines:
         return "trial failed (no error text recorded)"
     lowered = last.lower()
-    if "actor died" in lowered or "worker process has died" in lowered or "node" in lowered and "died" in lowered:
+    if any(phrase in lowered for phrase in _DEATH_PHRASES):
         detail = next((ln for ln in lines if "exit detail" in ln.lower()), "")
         detail = detail.split("Worker exit detail:", 1)[-1].split(". Some common causes")[0].strip()
         return "worker process died" + (f" ({detail})" if detail else "")
@@ -183,7 +192,7 @@ def _make_callbacks(out_dir: Path, trials_by_id: dict, attempts_before: dict, pr
                 "status": status,
                 "error": error,
                 "attempts": attempts_before.get(tid, 0) + self.recovers.get(tid, 0) + 1,
-                "retried": self.recovers.get(tid, 0) > 0,
+                "retried": attempts_before.get(tid, 0) + self.recovers.get(tid, 0) > 0,
                 "node": last.get("node"),
                 "node_ip": last.get("node_ip"),
                 "gpu_ids": last.get("gpu_ids", ""),
@@ -203,6 +212,9 @@ def _make_callbacks(out_dir: Path, trials_by_id: dict, attempts_before: dict, pr
             curve = final_curve(trial.last_result)
             if curve is None:
                 rec = self._record(trial, "failed", "trial ended without reporting its curve", None)
+            elif not curve.get("lrs"):
+                rec = self._record(trial, "failed", "no finite loss: the first step's loss was NaN/inf "
+                                   "(lower start_lr?)", curve)
             else:
                 rec = self._record(trial, "ok", None, curve)
             store.write_record(out_dir, rec)
@@ -330,6 +342,7 @@ def run_trials(
     local_cpus: int | None = None,
     storage: str | None = None,
     wait_for_nodes: bool = False,
+    fresh: bool = False,
     quiet: bool = False,
     verbose: bool = False,
     before_launch: Callable[[], None] | None = None,
@@ -345,7 +358,8 @@ def run_trials(
     from ray import tune
 
     out_dir = Path(out_dir).resolve()
-    records = store.read_records(out_dir) if out_dir.exists() else {}
+    # --fresh: the old records are about to be cleared (in before_launch), so none count.
+    records = store.read_records(out_dir) if out_dir.exists() and not fresh else {}
     todo = pending_trials(trials, records)
     outcome = LaunchOutcome(skipped=len(trials) - len(todo))
     res = spec.resources
@@ -355,7 +369,9 @@ def run_trials(
         return outcome
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
+    # Our records are the results; Tune's CSV/JSON/TensorBoard loggers would rewrite every
+    # report (the final one carries the whole curve) into three more files per trial.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     t_connect = time.monotonic()
     owns_ray = connect(address, local_gpus=local_gpus, local_cpus=local_cpus, verbose=verbose)
     logger.info("Ray ready in %.1f s (%s)", time.monotonic() - t_connect, "local" if owns_ray else address)
@@ -364,7 +380,7 @@ def run_trials(
         if before_launch:
             before_launch()
         trials_by_id = {t.trial_id: t for t in trials}
-        attempts_before = {tid: int(r.get("attempts", 0)) for tid, r in records.items()}
+        attempts_before = {tid: int(r.get("attempts") or 0) for tid, r in records.items()}
         steps = spec.range_test.steps or 200
         progress = None if quiet else Progress(len(todo), steps)
         callbacks = _make_callbacks(out_dir, trials_by_id, attempts_before, progress)

@@ -313,8 +313,10 @@ def reduce_dir(out_dir: str | os.PathLike, rank_by: str | None = None) -> Reduct
         ValueError: for an unknown ``rank_by`` or an unreadable manifest.
     """
     out_dir = Path(out_dir)
-    rank_by = _check_rank_by(rank_by)
     manifest = store.read_manifest(out_dir)
+    if rank_by is None and manifest:  # the sweep file's report.rank_by
+        rank_by = ((manifest.get("spec") or {}).get("report") or {}).get("rank_by")
+    rank_by = _check_rank_by(rank_by)
     records, corrupt = store.scan_records(out_dir)
     if manifest is None and not records:
         raise FileNotFoundError(f"{out_dir}: no {store.MANIFEST_NAME} and no trial records: not a sweep directory")

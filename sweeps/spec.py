@@ -472,6 +472,9 @@ class RangeTestSpec(_Frozen):
             raise _fail(f"must be finite, got {self.start_lr!r}", ".start_lr")
         if not math.isfinite(self.end_lr):
             raise _fail(f"must be finite, got {self.end_lr!r}", ".end_lr")
+        if self.diverge_threshold is not None and not math.isfinite(self.diverge_threshold):
+            raise _fail(f"must be finite, or null to never stop early, got {self.diverge_threshold!r}",
+                        ".diverge_threshold")
         if self.end_lr <= self.start_lr:
             raise _fail(f"must be greater than start_lr ({self.start_lr!r}), got {self.end_lr!r}", ".end_lr")
         return self

@@ -284,6 +284,11 @@ def _bad_cases():
         (dict(diverge_threshold=0.5), "diverge_threshold must be a number > 1"),
         (dict(smoothing=1.0), r"smoothing \(EMA beta\) must be in \[0, 1\)"),
         (dict(steps=None, epochs=1, batch_size=64), "only 1 step"),
+        (dict(seed=None), "seed must be an integer"),
+        (dict(x=5, y=None), "cannot read batches from a int"),
+        (dict(x="DATASET", y=y), "y must be None when x is a dataset"),
+        (dict(loss="val", val_data=(x, y[:10])), "val_data has 64 inputs but 10 targets"),
+        (dict(loss="val", val_data=(x, y), val_batch_size=0), "val_batch_size must be an integer >= 1"),
     ]
 
 
@@ -292,10 +297,21 @@ def test_bad_input_says_what_to_change(kwargs, match):
     x, y = _data(n=64)
     model = _compile(_mlp(bn=False, l2=0))
     kwargs = {"x": x, "y": y, "steps": 10, "start_lr": 1e-4, "end_lr": 1.0, **kwargs}
+    if isinstance(kwargs["x"], str) and kwargs["x"] == "DATASET":
+        import tensorflow as tf
+
+        kwargs["x"] = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
     if kwargs["start_lr"] == "SCHEDULE":
         kwargs["start_lr"] = keras.optimizers.schedules.ExponentialDecay(1e-3, 10, 0.5)
     with pytest.raises(ValueError, match=match):
         range_test(model, kwargs.pop("x"), kwargs.pop("y", None), **kwargs)
+
+
+def test_numpy_scalars_are_accepted_as_settings():
+    x, y = _data(n=64)
+    c = range_test(_compile(_mlp(bn=False, l2=0)), x, y, steps=6, start_lr=np.float32(1e-4), end_lr=1.0,
+                   smoothing=np.float32(0.9), diverge_threshold=np.float32(4), seed=np.int64(1))
+    assert c.steps_run == 6
 
 
 def test_uncompiled_model_and_schedule_optimizer():

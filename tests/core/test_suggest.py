@@ -425,3 +425,12 @@ def test_steepest_ignores_drops_after_the_minimum():
     loss[after] = descent[after].min() + rise + spike
     s = steepest(lrs, loss, beta=0.0)
     assert s.ok and abs(np.log10(s.lr) - (-2.0)) < 0.05, s
+
+
+def test_steepest_no_suggestion_when_the_window_starts_at_its_minimum():
+    from lrrt_core.suggest import steepest
+
+    lrs = np.logspace(-4, 0, 60)
+    loss = np.concatenate([np.linspace(3.0, 1.0, 11), np.linspace(1.0, 4.0, 49)])  # min at step 10
+    s = steepest(lrs, loss, beta=0.0, skip_start=10, skip_end=0)
+    assert not s.ok and "never decreases" in s.reason

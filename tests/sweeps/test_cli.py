@@ -117,3 +117,46 @@ def test_second_driver_on_the_same_out_is_refused(tmp_path, capsys, write_spec):
         held.close()
     # Released (also what the kernel does when a driver is SIGKILLed): the lock can be taken again.
     store.lock_out_dir(out).close()
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Failure # 1 (occurred at x)\nTraceback...\nValueError: the node died: bad value\n", "ValueError: the node died: bad value"),
+    ("Failure # 1 (occurred at x)\nThe actor died unexpectedly before finishing this task.\n"
+     "Worker exit detail: Worker unexpectedly exits with a connection error code 2. End of file. Some common causes",
+     "worker process died (Worker unexpectedly exits with a connection error code 2. End of file)"),
+    ("Failure # 1 (occurred at x)\nRuntimeError: first\nFailure # 2 (occurred at y)\nKeyError: 'second'\n", "KeyError: 'second'"),
+])
+def test_error_summary_reads_the_last_failure(text, expected):
+    from sweeps.launch import error_summary
+
+    assert error_summary(text) == expected
+
+
+def test_report_ranks_by_the_sweep_files_rank_by_by_default(tmp_path):
+    import json
+
+    from sweeps.reduce import reduce_dir
+    from tests.sweeps.synthetic import standard_sweep
+
+    out = tmp_path / "s"
+    standard_sweep(out)
+    manifest = json.loads((out / "sweep.json").read_text())
+    manifest.setdefault("spec", {}).setdefault("report", {})["rank_by"] = "valley"
+    (out / "sweep.json").write_text(json.dumps(manifest))
+    assert reduce_dir(out).rank_by == "valley"
+    assert reduce_dir(out, rank_by="minimum").rank_by == "minimum"
+
+
+def test_damaged_manifest_is_one_line_exit_2(tmp_path, capsys, write_spec):
+    out = tmp_path / "dmg"
+    out.mkdir()
+    (out / "sweep.json").write_text("{not json")
+    assert main(["report", str(out)]) == 2
+    assert main(["sweep", str(write_spec(tiny_spec())), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("damaged" in line for line in err)
+
+
+def test_find_bad_axis_value_exit_2(tmp_path, capsys):
+    assert main(["find", "--axis", "width=[1", "--out", str(tmp_path / "f")]) == 2
+    assert "--axis: width: cannot read the value" in capsys.readouterr().err

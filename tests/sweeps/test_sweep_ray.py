@@ -106,6 +106,9 @@ def test_too_many_gpus_fails_fast(tmp_path, write_spec):
     assert "--gpus-per-trial" in proc.stderr and "has 0" in proc.stderr
     assert not out.exists()
     assert time.monotonic() - start < 90
+    cpus = run_lrrt("sweep", spec, "--out", out, "--cpus-per-trial", "64", timeout=120)
+    assert cpus.returncode == 2 and "--cpus-per-trial" in cpus.stderr
+    assert not out.exists()
 
 
 def test_failing_trials_with_and_without_retries(tmp_path, write_spec):
@@ -188,6 +191,13 @@ def test_different_spec_on_existing_out_is_refused(tmp_path, write_spec):
     fresh = run_lrrt("sweep", changed, "--out", out, "-q", "--fresh")
     assert fresh.returncode == 0, fresh.stderr[-2000:]
     assert pd.read_csv(out / "trials.csv")["optimizer"].tolist() == ["adam"]
+    # --fresh on the same sweep really starts over: every trial runs again, none is lost.
+    before = {k: v["finished_at"] for k, v in _records(out).items()}
+    again = run_lrrt("sweep", changed, "--out", out, "-q", "--fresh")
+    assert again.returncode == 0, again.stderr[-2000:]
+    after = _records(out)
+    assert set(after) == set(before) and all(after[k]["finished_at"] > before[k] for k in before)
+    assert (out / ".lock").exists()  # --fresh keeps the lock file it holds
 
 
 def test_ctrl_c_stops_gracefully_with_a_partial_report_then_resumes(tmp_path, write_spec):
