@@ -182,6 +182,7 @@ def test_import_is_light():
 BAD = [
     # (id, yaml text, expected key, a word the message must contain)
     ("unknown-top-key", GOOD + "optimiser: [sgd]\n", "optimiser", "unknown key"),
+    ("diverge-inf", GOOD + "range_test: {diverge_threshold: .inf}\n", "range_test.diverge_threshold", "finite"),
     ("source-key-in-file", GOOD + "source: x.yaml\n", "source", "unknown key"),
     ("unknown-range-test-key", GOOD + "range_test: {start: 1.0e-5}\n", "range_test.start", "unknown key"),
     ("unknown-resources-key", GOOD + "resources: {gpus: 1}\n", "resources.gpus", "unknown key"),
