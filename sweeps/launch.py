@@ -64,7 +64,7 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
         raise LaunchError(f"--address: cannot reach a Ray cluster at {hostport} ({err.strerror or err})") from None
 
 
-def connect(address: str | None, *, local_gpus: int | None, local_cpus: int | None, verbose: bool) -> bool:
+def connect(address: str | None, *, local_gpus: int | None, verbose: bool) -> bool:
     """Start a local Ray (returns True: we own it) or join ``address`` (returns False)."""
     import ray
 
@@ -96,8 +96,6 @@ def connect(address: str | None, *, local_gpus: int | None, local_cpus: int | No
     )
     if local_gpus is not None:
         kwargs["num_gpus"] = local_gpus
-    if local_cpus is not None:
-        kwargs["num_cpus"] = local_cpus
     ray.init(**kwargs)
     return True
 
@@ -339,7 +337,6 @@ def run_trials(
     *,
     address: str | None = None,
     local_gpus: int | None = None,
-    local_cpus: int | None = None,
     storage: str | None = None,
     wait_for_nodes: bool = False,
     fresh: bool = False,
@@ -373,7 +370,7 @@ def run_trials(
     # report (the final one carries the whole curve) into three more files per trial.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     t_connect = time.monotonic()
-    owns_ray = connect(address, local_gpus=local_gpus, local_cpus=local_cpus, verbose=verbose)
+    owns_ray = connect(address, local_gpus=local_gpus, verbose=verbose)
     logger.info("Ray ready in %.1f s (%s)", time.monotonic() - t_connect, "local" if owns_ray else address)
     try:
         check_fits(res.cpus_per_trial, res.gpus_per_trial, wait_for_nodes=wait_for_nodes)
