@@ -29,10 +29,34 @@ logger = logging.getLogger(__name__)
 
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2  # curves are small; leave the RAM to TensorFlow
 WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
-# Every trial imports these. A local Ray imports them in each worker as the worker starts
+# Every trial imports these. A local Ray can import them in each worker as the worker starts
 # (Ray's ``preload_python_modules``), which happens while the driver is still setting up
 # Tune, so the first trial on a worker does not begin with a 3-4 s TensorFlow import.
 PRELOAD_MODULES = ("tensorflow", "keras", "lrrt_core.runner")
+
+
+def local_cpus() -> int:
+    """The CPUs a local Ray will see (this process's CPU affinity)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def preload_modules(resources, n_trials: int, cpus: int | None = None) -> tuple[str, ...]:
+    """What a local Ray should preload into its workers: :data:`PRELOAD_MODULES` or nothing.
+
+    Ray prestarts one worker per CPU and would load TensorFlow (~4 s of CPU, a few hundred
+    MB each) into every one of them. That pays when the trials keep at least half of those
+    workers busy: CPU-only trials on a share of one or two CPUs each. GPU trials are
+    long enough that the import does not matter, and a machine with 64 CPUs running eight
+    8-CPU trials should not hold 56 idle copies of TensorFlow.
+    """
+    if resources.gpus_per_trial > 0 or n_trials <= 0:
+        return ()
+    cpus = local_cpus() if cpus is None else cpus
+    slots = min(n_trials, int(cpus // resources.cpus_per_trial), resources.max_concurrent or n_trials)
+    return PRELOAD_MODULES if 2 * slots >= cpus else ()
 
 
 @contextlib.contextmanager
@@ -132,8 +156,13 @@ def wait_ray_stopped() -> None:
         _STOPPING.pop().join()
 
 
-def connect(address: str | None, *, local_gpus: int | None, verbose: bool) -> bool:
-    """Start a local Ray (returns True: we own it) or join ``address`` (returns False)."""
+def connect(address: str | None, *, local_gpus: int | None, verbose: bool, preload: Sequence[str] = ()) -> bool:
+    """Start a local Ray (returns True: we own it) or join ``address`` (returns False).
+
+    ``preload``: modules a local Ray imports into its workers as they start (see
+    :func:`preload_modules`); ignored when joining a cluster, whose nodes have their own
+    configuration.
+    """
     import ray
 
     wait_ray_stopped()
@@ -156,8 +185,8 @@ def connect(address: str | None, *, local_gpus: int | None, verbose: bool) -> bo
         return False
     # Local: we start Ray, so its workers inherit this process's environment (set around
     # ray.init: the raylet copies it and passes it on to every worker). No job runtime_env:
-    # a runtime_env would make Ray start fresh workers for the trials instead of the ones
-    # it prestarts, and those have already imported TensorFlow (PRELOAD_MODULES).
+    # a runtime_env would make Ray start fresh workers for the trials instead of using the
+    # ones it prestarts (which have already imported TensorFlow when ``preload`` says so).
     # PYTHONPATH: the workers import workloads named package.module:function from here.
     env_vars["PL_DISABLE_FORK"] = "1"  # what Tune would set per actor (_tune_actors_without_runtime_env)
     env_vars["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH", "")) if p)
@@ -166,8 +195,9 @@ def connect(address: str | None, *, local_gpus: int | None, verbose: bool) -> bo
         object_store_memory=int(os.environ.get("LRRT_OBJECT_STORE_BYTES", LOCAL_OBJECT_STORE_BYTES)),
         logging_level=log_level,
         log_to_driver=verbose,
-        _system_config={"preload_python_modules": list(PRELOAD_MODULES)},
     )
+    if preload:
+        kwargs["_system_config"] = {"preload_python_modules": list(preload)}
     if local_gpus is not None:
         kwargs["num_gpus"] = local_gpus
     with _environ(env_vars):
@@ -442,7 +472,8 @@ def run_trials(
     # report (the final one carries the whole curve) into three more files per trial.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     t_connect = time.monotonic()
-    owns_ray = connect(address, local_gpus=local_gpus, verbose=verbose)
+    preload = preload_modules(res, len(todo))
+    owns_ray = connect(address, local_gpus=local_gpus, verbose=verbose, preload=preload)
     logger.info("Ray ready in %.1f s (%s)", time.monotonic() - t_connect, "local" if owns_ray else address)
     from ray import tune  # after connect: a local Ray's workers start loading TensorFlow meanwhile
     try:

@@ -68,12 +68,12 @@ def test_local_trials_start_on_workers_that_already_loaded_tensorflow(tmp_path, 
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     tune_defaults = dict(class_cache.DEFAULT_ENV_VARS)
-    assert launch.connect(None, local_gpus=None, verbose=False) is True
+    assert launch.connect(None, local_gpus=None, verbose=False, preload=launch.PRELOAD_MODULES) is True
     try:
         first = _probe_trials(tmp_path / "a")
         # Ray is stopped in the background; connecting again waits for that to finish.
         launch.stop_local_ray_in_background()
-        assert launch.connect(None, local_gpus=None, verbose=False) is True
+        assert launch.connect(None, local_gpus=None, verbose=False, preload=launch.PRELOAD_MODULES) is True
         second = _probe_trials(tmp_path / "b")
     finally:
         launch.stop_local_ray_in_background()
