@@ -17,9 +17,12 @@ How the loop works (and why):
   shifts suggestions about a decade to the right. ``train_on_batch`` is public,
   backend-neutral API (TensorFlow, JAX, PyTorch) and runs Keras's compiled train step.
 * The learning rate of step ``i`` is assigned to the optimizer's learning-rate variable
-  before the step (``optimizer.learning_rate.assign(lr)``): no retracing.
-* Per step the loop does only: assign the rate, fetch the batch, train, one float, the EMA
-  update and the stop check. ``train_on_batch`` already converts its logs to Python floats,
+  before the step (``optimizer.learning_rate.assign(lr)``): no retracing. An optimizer
+  compiled with :class:`lrrt_core.ladder_schedule.LadderSchedule` computes the same rate
+  from its ``iterations`` inside the compiled step instead, which saves that eager op
+  (``run_workload``, hence ``lrrt find`` and every sweep trial, compiles this way).
+* Per step the loop does only: (assign the rate,) fetch the batch, train, one float, the
+  EMA update and the stop check. ``train_on_batch`` already converts its logs to Python floats,
   so reading the loss adds no host synchronisation of its own.
 
 References:
@@ -239,19 +242,56 @@ def _make_source(x: Any, y: Any, batch_size: int, shuffle: bool, seed: int):
 # --------------------------------------------------------------------------- state
 
 
-def _lr_variable(optimizer: Any):
-    """The optimizer's learning-rate variable; ``ValueError`` if it was built with a schedule."""
+_FLOAT_LR_HINT = (
+    "compile with a float learning rate, e.g. optimizer=keras.optimizers.Adam(learning_rate=1e-3), "
+    "or with lrrt_core.ladder_schedule.ladder_schedule(ladder, start_lr, end_lr, steps) matching the range test"
+)
+
+
+def _lr_control(optimizer: Any, kind: str, start_lr: float, end_lr: float, steps: int):
+    """How step ``i``'s rate reaches the optimizer.
+
+    Returns the optimizer's learning-rate variable (the loop assigns each rate to it before
+    the step), or ``None`` when the optimizer computes this very ladder itself from its
+    ``iterations`` (a :class:`~lrrt_core.ladder_schedule.LadderSchedule`; nothing to do
+    between steps). Any other schedule, a mismatched ladder or a used optimizer is a
+    ``ValueError`` saying what to change.
+    """
     import keras
 
     inner = getattr(optimizer, "inner_optimizer", None)  # LossScaleOptimizer
-    lr = getattr(inner if inner is not None else optimizer, "learning_rate", None)
-    if not isinstance(lr, keras.Variable):
+    opt = inner if inner is not None else optimizer
+    lr = getattr(opt, "learning_rate", None)
+    if isinstance(lr, keras.Variable):
+        return lr
+    try:
+        config = opt.get_config().get("learning_rate")
+    except Exception:  # an optimizer or schedule that cannot describe itself
+        config = None
+    if not (isinstance(config, dict) and config.get("registered_name") == "lrrt>LadderSchedule"):
         raise ValueError(
             "the model's optimizer was built with a learning-rate schedule (or a callable), so the range "
-            "test cannot set the rate of each step; compile with a float learning rate, e.g. "
-            "optimizer=keras.optimizers.Adam(learning_rate=1e-3)"
+            f"test cannot set the rate of each step; {_FLOAT_LR_HINT}"
         )
-    return lr
+    if inner is not None:
+        raise ValueError(
+            "a LadderSchedule cannot drive a LossScaleOptimizer (mixed_float16): steps it skips would shift "
+            "the ladder; compile with a float learning rate instead"
+        )
+    have = config.get("config", {})
+    have = (have.get("kind"), have.get("start_lr"), have.get("end_lr"), have.get("steps"))
+    want = (kind, float(start_lr), float(end_lr), int(steps))
+    if have != want:
+        raise ValueError(
+            f"the optimizer's LadderSchedule is (ladder, start_lr, end_lr, steps) = {have} but the range test "
+            f"asks for {want}; build the schedule with the range test's settings"
+        )
+    if int(opt.iterations.numpy()) != 0:
+        raise ValueError(
+            f"the optimizer's LadderSchedule starts at iteration 0 but the optimizer is at iteration "
+            f"{int(opt.iterations.numpy())}; compile the model with a fresh optimizer"
+        )
+    return None
 
 
 def _snapshot(variables: Iterable[Any]) -> list[tuple[Any, np.ndarray]]:
@@ -304,6 +344,41 @@ def _val_chunks(val_data: Any, batch_size: int) -> list[tuple[Any, Any, int]]:
     ]
 
 
+def _resolve_steps(steps: int | None, epochs: int | None, batches_per_epoch: int | None) -> int:
+    """``steps``, or ``epochs`` whole epochs of the data, or :data:`DEFAULT_STEPS`."""
+    if epochs is None:
+        return DEFAULT_STEPS if steps is None else int(steps)
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    if batches_per_epoch is None:
+        raise ValueError("epochs needs data of known length; pass steps=N for a generator or an infinite dataset")
+    n = int(epochs) * batches_per_epoch
+    if n < 2:
+        raise ValueError(
+            f"epochs={epochs} gives only {n} step(s) ({batches_per_epoch} batch(es) per epoch); "
+            "use more epochs, a smaller batch_size, or pass steps"
+        )
+    return n
+
+
+def planned_steps(x: Any, y: Any = None, *, steps: int | None = None, epochs: int | None = None,
+                  batch_size: int = 64) -> int | None:
+    """The number of steps :func:`range_test` will plan for these arguments, without reading data.
+
+    Known for array data (and whenever ``steps`` is given); ``None`` for a dataset or
+    generator with ``epochs`` (its length is found by reading it). Used to build a
+    :class:`~lrrt_core.ladder_schedule.LadderSchedule` before compiling.
+    """
+    if epochs is None:
+        return _resolve_steps(steps, None, None)
+    if not (_is_array_like(x) or y is not None):
+        return None
+    n = _num_samples(x)
+    if n == 0 or isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        return None  # range_test itself reports the bad input
+    return _resolve_steps(None, epochs, n // min(int(batch_size), n))
+
+
 def range_test(
     model: Any,
     x: Any,
@@ -336,7 +411,9 @@ def range_test(
     afterwards, also when the test raises.
 
     Args:
-        model: a compiled Keras 3 model (its optimizer must have a float learning rate).
+        model: a compiled Keras 3 model. Its optimizer has a float learning rate (assigned
+            before each step), or a :class:`~lrrt_core.ladder_schedule.LadderSchedule` of
+            this very ladder and ``iterations == 0`` (it computes each rate itself).
         x: training inputs as NumPy arrays (with ``y``); or, with ``y=None``, a batched
             ``tf.data.Dataset``, a ``keras.utils.PyDataset``, a list of ``(x, y)`` batches, a
             zero-argument function returning a fresh iterable, or a generator yielding
@@ -375,7 +452,8 @@ def range_test(
 
     Raises:
         ValueError: bad bounds, ``steps < 2``, an uncompiled model, empty data, an
-            optimizer built with a learning-rate schedule; the message says what to change.
+            optimizer built with a learning-rate schedule other than a matching
+            ``LadderSchedule``; the message says what to change.
 
     Example:
         >>> model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")   # doctest: +SKIP
@@ -409,25 +487,12 @@ def range_test(
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer))):
         raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
     val = _val_chunks(val_data, val_batch_size) if loss == "val" else None
-    lr_var = _lr_variable(model.optimizer)
 
     source, used_batch_size = _make_source(x, y, batch_size, shuffle, seed)
-    if epochs is not None:
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-            raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
-        if source.batches_per_epoch is None:
-            raise ValueError("epochs needs data of known length; pass steps=N for a generator or an infinite dataset")
-        steps = int(epochs) * source.batches_per_epoch
-        if steps < 2:
-            raise ValueError(
-                f"epochs={epochs} gives only {steps} step(s) ({source.batches_per_epoch} batch(es) per epoch); "
-                "use more epochs, a smaller batch_size, or pass steps"
-            )
-    elif steps is None:
-        steps = DEFAULT_STEPS
-    steps = int(steps)
+    steps = _resolve_steps(steps, epochs, source.batches_per_epoch)
     check_bounds(start_lr, end_lr, steps)
     lrs = make_ladder(ladder, float(start_lr), float(end_lr), steps)
+    lr_var = _lr_control(model.optimizer, ladder, start_lr, end_lr, steps)
 
     first = source.peek()
     _ensure_built(model, first)
@@ -446,7 +511,8 @@ def range_test(
     t0 = time.perf_counter()
     try:
         for i, lr in enumerate(lr_list):
-            lr_var.assign(lr)
+            if lr_var is not None:  # else the optimizer's LadderSchedule gives it this rate
+                lr_var.assign(lr)
             xb, yb, sw = source()
             logs = train(xb, yb, sample_weight=sw, return_dict=True)
             if val is None:

@@ -80,11 +80,9 @@ def run_workload(
     wl = builder(seed=int(seed), **kwargs)
     model = wl.model
     try:
-        model.compile(
-            optimizer=make_optimizer(optimizer, start_lr, **optimizer_kwargs),
-            loss=wl.loss,
-            metrics=list(wl.metrics) or None,
-        )
+        opt = make_optimizer(optimizer, start_lr, **optimizer_kwargs)
+        model.compile(optimizer=opt, loss=wl.loss, metrics=list(wl.metrics) or None)
+        _compute_ladder_in_graph(model, opt, wl, ladder, start_lr, end_lr, steps, epochs, batch_size)
         curve = range_test(
             model, wl.x, wl.y,
             start_lr=start_lr, end_lr=end_lr, steps=steps, epochs=epochs, batch_size=batch_size,
@@ -105,6 +103,25 @@ def run_workload(
         axes=dict(axes or {}),
     )
     return curve
+
+
+def _compute_ladder_in_graph(model, opt, wl, kind, start_lr, end_lr, steps, epochs, batch_size) -> None:
+    """Give the fresh optimizer the range test's ladder as its schedule (see
+    :mod:`lrrt_core.ladder_schedule`): each step's rate is then looked up inside the compiled
+    step instead of assigned from Python between steps. Left as it is (a float rate, assigned
+    per step) when ``compile`` wrapped the optimizer (a ``LossScaleOptimizer`` under
+    ``mixed_float16``) or the settings are invalid (the range test then says why)."""
+    from lrrt_core.finder import planned_steps
+    from lrrt_core.ladder_schedule import ladder_schedule
+
+    if model.optimizer is not opt:
+        return
+    try:
+        n = planned_steps(wl.x, wl.y, steps=steps, epochs=epochs, batch_size=batch_size)
+        if n is not None:
+            opt.learning_rate = ladder_schedule(kind, start_lr, end_lr, n)
+    except (TypeError, ValueError):
+        return
 
 
 def write_curve(curve: Curve, out_dir: str | os.PathLike[str], stem: str = "curve") -> dict[str, Path]:

@@ -4,7 +4,11 @@ On the ``digits_cnn`` workload, for batch sizes 32 and 256, ``--steps`` steps (3
 divergence stop, time:
 
 * ``finder``  -- :func:`lrrt_core.finder.range_test` (ladder, exact loss, EMA, snapshot
-  and restore of weights and optimizer state included);
+  and restore of weights and optimizer state included) on a model compiled with a float
+  learning rate, which the finder assigns before each step (the Python API's usual case);
+* ``finder_sched`` -- the same with the optimizer compiled with the matching
+  :class:`lrrt_core.ladder_schedule.LadderSchedule`, so each rate is looked up inside the
+  compiled step (how ``run_workload``, i.e. ``lrrt find`` and every sweep trial, runs);
 * ``fit_cb``  -- the seed article's approach (keras-lr-finder) ported to Keras 3:
   ``model.fit`` with a callback that sets the learning rate before each batch and records
   ``logs["loss"]`` after it (which is the running mean -- wrong, but that is the approach);
@@ -14,7 +18,9 @@ divergence stop, time:
   no recording: the TensorFlow-only floor.
 
 Each is warmed up once (tracing), then run ``--repeats`` times, interleaved; the median
-wall time is reported, with the ratios finder/bare and finder/fit.
+wall time is reported, with the ratios finder/bare and finder/fit -- as ratios of the
+medians and, the figure to quote, as the median of the per-repeat (paired) ratios, which
+cancels the slow drifts in speed this shared machine shows.
 
 Run::
 
@@ -64,6 +70,16 @@ def make_runners(bs: int, steps: int):
 
     def finder():
         c = range_test(wl_a.model, wl_a.x, wl_a.y, start_lr=START_LR, end_lr=END_LR, steps=steps,
+                       batch_size=bs, diverge_threshold=None)
+        assert c.steps_run == steps, c.stop_reason
+
+    wl_s = _model()
+    from lrrt_core.ladder_schedule import ladder_schedule
+
+    wl_s.model.optimizer.learning_rate = ladder_schedule("exp", START_LR, END_LR, steps)
+
+    def finder_sched():
+        c = range_test(wl_s.model, wl_s.x, wl_s.y, start_lr=START_LR, end_lr=END_LR, steps=steps,
                        batch_size=bs, diverge_threshold=None)
         assert c.steps_run == steps, c.stop_reason
 
@@ -123,7 +139,7 @@ def make_runners(bs: int, steps: int):
             xb, yb = batches_d[i % nb]
             tf_step(xb, yb)
 
-    return {"finder": finder, "fit_cb": fit_cb, "bare_tob": bare_tob, "bare_tf": bare_tf}
+    return {"finder": finder, "finder_sched": finder_sched, "fit_cb": fit_cb, "bare_tob": bare_tob, "bare_tf": bare_tf}
 
 
 def bench(batch_sizes=(32, 256), steps: int = 300, repeats: int = 5) -> list[dict]:
@@ -140,6 +156,10 @@ def bench(batch_sizes=(32, 256), steps: int = 300, repeats: int = 5) -> list[dic
                 times[name].append(time.perf_counter() - t0)
         med = {name: statistics.median(ts) for name, ts in times.items()}
         best = {name: min(ts) for name, ts in times.items()}
+        # Paired: each repeat runs every method back to back, so the ratio within a repeat
+        # cancels slow drifts of the machine's speed; the median of those ratios is the figure.
+        paired = {f"paired {a}/{b}": statistics.median(x / y for x, y in zip(times[a], times[b]))
+                  for a in ("finder", "finder_sched") for b in ("bare_tob", "bare_tf", "fit_cb")}
         rows.append(
             {
                 "batch_size": bs,
@@ -152,6 +172,7 @@ def bench(batch_sizes=(32, 256), steps: int = 300, repeats: int = 5) -> list[dic
                 **{f"{k}_min_s": v for k, v in best.items()},
                 "min finder/bare_tob": best["finder"] / best["bare_tob"],
                 "min finder/fit_cb": best["finder"] / best["fit_cb"],
+                **paired,
             }
         )
     return rows
@@ -170,6 +191,15 @@ def table(rows: list[dict]) -> str:
             f"| {r['finder/fit_cb']:.3f} |"
         )
     lines.append("")
+    lines.append("median of the per-repeat ratios (paired; the figure to quote):")
+    lines.append("")
+    lines.append("| batch | finder | / bare_tob | / bare_tf | / fit |")
+    lines.append("|---:|---|---:|---:|---:|")
+    for r in rows:
+        for f, label in (("finder", "float rate, assigned per step"), ("finder_sched", "LadderSchedule (run_workload)")):
+            lines.append(f"| {r['batch_size']} | {label} | {r[f'paired {f}/bare_tob']:.3f} | "
+                         f"{r[f'paired {f}/bare_tf']:.3f} | {r[f'paired {f}/fit_cb']:.3f} |")
+    lines.append("")
     lines.append("best of the repeats (less sensitive to other load on the machine):")
     lines.append("")
     lines.append("| batch | finder s | fit+callback s | bare train_on_batch s | bare tf.function s | finder/bare_tob | finder/fit |")
@@ -185,7 +215,7 @@ def table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 256])
     p.add_argument("--json", help="also write the rows as JSON here")
     args = p.parse_args(argv)

@@ -1,4 +1,4 @@
-"""The finder is backend-neutral: exact-loss and restore checks under KERAS_BACKEND=torch (and jax).
+"""The finder is backend-neutral: exact-loss, restore and in-graph ladder checks under KERAS_BACKEND=torch (and jax).
 
 Each backend runs in a fresh interpreter (Keras picks its backend at import). Skipped when
 the backend's package is not installed (``pip install torch==2.13.0`` gives a CPU build).
@@ -61,6 +61,15 @@ CHECK = textwrap.dedent(
         np.testing.assert_array_equal(u, v)
     c2 = range_test(model, x, y, start_lr=1e-5, end_lr=10.0, steps=40, batch_size=32)
     np.testing.assert_allclose(c1.losses, c2.losses, rtol=1e-6)
+
+    # the ladder computed in the compiled step (LadderSchedule) gives the same curve
+    from lrrt_core.ladder_schedule import ladder_schedule
+    a, b = mlp(), mlp()
+    b.optimizer.learning_rate = ladder_schedule("exp", 1e-4, 1.0, 30)
+    ca = range_test(a, x, y, start_lr=1e-4, end_lr=1.0, steps=30, batch_size=32, diverge_threshold=None)
+    cb = range_test(b, x, y, start_lr=1e-4, end_lr=1.0, steps=30, batch_size=32, diverge_threshold=None)
+    np.testing.assert_allclose(ca.losses, cb.losses, rtol=1e-6)
+    assert int(b.optimizer.iterations.numpy()) == 0
     print("BACKEND-OK", BACKEND, curve.steps_run, c1.stop_reason)
     """
 )

@@ -325,6 +325,64 @@ def test_uncompiled_model_and_schedule_optimizer():
         range_test(model, x, y, steps=10)
 
 
+@pytest.mark.parametrize("kind", ["exp", "linear"])
+def test_ladder_schedule_in_the_compiled_step_gives_the_same_curve(kind):
+    """An optimizer that looks each rate up itself trains exactly as one assigned each rate."""
+    from lrrt_core.finder import _lr_control
+    from lrrt_core.ladder_schedule import ladder_schedule
+
+    x, y = _data()
+    assigned, scheduled = _compile(_mlp(dropout=0.2), opt="adam"), _compile(_mlp(dropout=0.2), opt="adam")
+    scheduled.optimizer.learning_rate = ladder_schedule(kind, 1e-4, 3.0, 50)
+    assert _lr_control(scheduled.optimizer, kind, 1e-4, 3.0, 50) is None  # nothing assigned per step
+    kw = dict(start_lr=1e-4, end_lr=3.0, steps=50, batch_size=32, ladder=kind, seed=3, diverge_threshold=None)
+    ca, cb = range_test(assigned, x, y, **kw), range_test(scheduled, x, y, **kw)
+    np.testing.assert_array_equal(ca.lrs, cb.lrs)
+    np.testing.assert_array_equal(ca.losses, cb.losses)
+    # restored (iterations back to 0), so the schedule lines up again: the same curve twice
+    assert int(scheduled.optimizer.iterations.numpy()) == 0
+    np.testing.assert_array_equal(range_test(scheduled, x, y, **kw).losses, cb.losses)
+    # the rates the optimizer uses are the float32 ladder points, clipped to the last one
+    opt = scheduled.optimizer
+    for it in (0, 17, 49, 80):
+        opt.iterations.assign(it)
+        assert float(opt.learning_rate.numpy()) == float(np.float32(ladder(kind, 1e-4, 3.0, 50)[min(it, 49)]))
+    opt.iterations.assign(0)
+
+
+def test_ladder_schedule_must_match_the_range_test():
+    from lrrt_core.ladder_schedule import ladder_schedule
+
+    x, y = _data(n=64)
+    model = _compile(_mlp(bn=False, l2=0))
+    model.optimizer.learning_rate = ladder_schedule("exp", 1e-4, 1.0, 20)
+    with pytest.raises(ValueError, match=r"LadderSchedule is .*'exp', 0.0001, 1.0, 20.* asks for .*'exp', 0.0001, 1.0, 10"):
+        range_test(model, x, y, start_lr=1e-4, end_lr=1.0, steps=10)
+    with pytest.raises(ValueError, match="asks for .*'linear'"):
+        range_test(model, x, y, start_lr=1e-4, end_lr=1.0, steps=20, ladder="linear")
+    model.optimizer.iterations.assign(3)
+    with pytest.raises(ValueError, match="at iteration 3; compile the model with a fresh optimizer"):
+        range_test(model, x, y, start_lr=1e-4, end_lr=1.0, steps=20)
+    lso = _mlp(bn=False, l2=0)
+    lso.compile(optimizer=keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(ladder_schedule("exp", 1e-4, 1.0, 20))),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with pytest.raises(ValueError, match="cannot drive a LossScaleOptimizer"):
+        range_test(lso, x, y, start_lr=1e-4, end_lr=1.0, steps=20)
+
+
+def test_planned_steps_matches_what_range_test_runs():
+    from lrrt_core.finder import planned_steps
+
+    x, y = _data(n=100)
+    assert planned_steps(x, y, steps=37) == 37
+    assert planned_steps(x, y) == 100  # DEFAULT_STEPS
+    assert planned_steps(x, y, epochs=3, batch_size=32) == 9  # 3 full batches per epoch, the last dropped
+    assert planned_steps(x, y, epochs=2, batch_size=500) == 2  # one batch of all samples
+    assert planned_steps(iter([(x, y)]), epochs=2) is None  # a generator's length is not known up front
+    c = range_test(_compile(_mlp(bn=False, l2=0)), x, y, epochs=3, batch_size=32, diverge_threshold=None)
+    assert c.steps_planned == planned_steps(x, y, epochs=3, batch_size=32)
+
+
 def test_curve_record():
     x, y = _data()
     c = range_test(_compile(_mlp()), x, y, steps=12, start_lr=1e-4, end_lr=1e-1, batch_size=32)

@@ -116,6 +116,29 @@ def test_run_workload_and_write_curve(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in paths.values())
 
 
+@pytest.mark.parametrize("length", [{"steps": 25}, {"epochs": 1}])
+def test_run_workload_computes_the_ladder_in_the_compiled_step(monkeypatch, length):
+    """run_workload's optimizer looks each rate up itself (no assign between steps) and the
+    curve is the one a float-rate optimizer, assigned each rate, gives."""
+    import lrrt_core.finder as finder
+    from lrrt_core.optimizers import make_optimizer
+    from lrrt_core.runner import run_workload
+
+    controls = []
+    real = finder._lr_control
+    monkeypatch.setattr(finder, "_lr_control", lambda *a: controls.append(real(*a)) or controls[-1])
+    kw = dict(batch_size=128, seed=2, start_lr=1e-4, end_lr=1.0, diverge_threshold=None, **length)
+    c = run_workload("digits_cnn", optimizer="adam", **kw)
+    assert controls == [None], "run_workload should compile the ladder into the optimizer"
+
+    wl = get_workload("digits_cnn")(seed=2)
+    wl.model.compile(optimizer=make_optimizer("adam", 1e-4), loss=wl.loss)
+    ref = finder.range_test(wl.model, wl.x, wl.y, **kw)
+    assert controls[-1] is not None  # the float-rate optimizer: assigned per step
+    np.testing.assert_array_equal(c.lrs, ref.lrs)
+    np.testing.assert_array_equal(c.losses, ref.losses)
+
+
 def test_run_workload_rejects_bad_names_before_building():
     from lrrt_core.runner import run_workload
 
