@@ -24,6 +24,7 @@ __all__ = [
     "METHODS",
     "range_test",
     "LRFinder",
+    "ladder_schedule",
     "make_optimizer",
     "get_workload",
 ]
@@ -35,6 +36,7 @@ _LAZY = {
     "METHODS": "lrrt_core.suggest",
     "range_test": "lrrt_core.finder",
     "LRFinder": "lrrt_core.finder",
+    "ladder_schedule": "lrrt_core.ladder_schedule",
     "make_optimizer": "lrrt_core.optimizers",
     "get_workload": "lrrt_core.workloads",
 }
