@@ -1,8 +1,9 @@
 """How a local sweep prepares its Ray workers: TensorFlow loaded before the first trial,
 Tune's actors on those workers, Ray stopped in the background while the report is written.
 
-Real Ray and Tune in this process (the mechanisms live in the driver); the worker-side
-set-up runs in a fresh interpreter, since it changes process-wide state.
+Real Ray and Tune, each check in a fresh interpreter: ``ray.init`` makes its process a
+process-group leader and starts a reaper that signals that whole group, and the worker-side
+set-up changes process-wide state -- neither belongs in pytest's own process.
 """
 
 from __future__ import annotations
@@ -82,22 +83,28 @@ def _probe_trials(storage) -> list[dict]:
     return [{**r.metrics, "launched": launched} for r in grid]
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads process start times from /proc")
-def test_local_trials_start_on_workers_that_already_loaded_tensorflow(tmp_path, monkeypatch):
+def _in_fresh_interpreter(name: str, *args: str) -> None:
+    """Run this module's ``name(*args)`` in a new Python process; it prints CHECKED when done."""
+    code = f"from tests.sweeps.test_workers import {name}; {name}(*{args!r})"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=cli_env(), capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0 and "CHECKED" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def check_trials_on_prestarted_workers(tmp: str) -> None:
     import ray
     from ray.tune.execution import class_cache
 
     from sweeps import launch
 
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
     tune_defaults = dict(class_cache.DEFAULT_ENV_VARS)
     assert launch.connect(None, local_gpus=None, verbose=False, preload=launch.PRELOAD_MODULES) is True
     try:
-        first = _probe_trials(tmp_path / "a")
+        first = _probe_trials(os.path.join(tmp, "a"))
         # Ray is stopped in the background; connecting again waits for that to finish.
         launch.stop_local_ray_in_background()
         assert launch.connect(None, local_gpus=None, verbose=False, preload=launch.PRELOAD_MODULES) is True
-        second = _probe_trials(tmp_path / "b")
+        second = _probe_trials(os.path.join(tmp, "b"))
     finally:
         launch.stop_local_ray_in_background()
         launch.wait_ray_stopped()
@@ -114,20 +121,28 @@ def test_local_trials_start_on_workers_that_already_loaded_tensorflow(tmp_path, 
     # Tune's own defaults are back after the launch.
     assert class_cache.DEFAULT_ENV_VARS == tune_defaults
     assert "PL_DISABLE_FORK" not in os.environ, "the driver's environment must be left as it was"
+    print("CHECKED")
 
 
-def test_sweep_returns_with_ray_stopped(tmp_path, write_spec, monkeypatch):
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads process start times from /proc")
+def test_local_trials_start_on_workers_that_already_loaded_tensorflow(tmp_path):
+    _in_fresh_interpreter("check_trials_on_prestarted_workers", str(tmp_path))
+
+
+def check_sweep_returns_with_ray_stopped(spec: str, out: str) -> None:
     import ray
 
     from sweeps.cli import main
 
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    monkeypatch.chdir(REPO)  # the workers import tests.sweeps.faulty from here
-    out = tmp_path / "out"
-    assert main(["sweep", str(write_spec(tiny_spec(grid={"optimizer": ["sgd"], "batch_size": [32]}))),
-                 "--out", str(out), "-q"]) == 0
+    assert main(["sweep", spec, "--out", out, "-q"]) == 0
     assert not ray.is_initialized()
-    assert (out / "report.html").is_file()
+    assert os.path.isfile(os.path.join(out, "report.html"))
+    print("CHECKED")
+
+
+def test_sweep_returns_with_ray_stopped(tmp_path, write_spec):
+    spec = write_spec(tiny_spec(grid={"optimizer": ["sgd"], "batch_size": [32]}))
+    _in_fresh_interpreter("check_sweep_returns_with_ray_stopped", str(spec), str(tmp_path / "out"))
 
 
 WORKER_SETUP = textwrap.dedent("""
