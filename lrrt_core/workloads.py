@@ -47,6 +47,9 @@ class Workload:
         x_val, y_val: held-out inputs and targets (for ``loss="val"``).
         metrics: metrics to compile with (empty by default: the finder needs only the loss,
             and every metric costs time on each step).
+        eval_metrics: metrics a verification training reports on the held-out data after
+            training (``("accuracy",)`` for the built-in classifiers); never computed during
+            a range test.
     """
 
     model: Any
@@ -56,6 +59,7 @@ class Workload:
     x_val: np.ndarray
     y_val: np.ndarray
     metrics: tuple = ()
+    eval_metrics: tuple = ()
 
 
 def _split(x: np.ndarray, y: np.ndarray, val_fraction: float, seed: int):
@@ -125,7 +129,8 @@ def digits_cnn(
         layers.append(keras.layers.Dropout(dropout))
     layers.append(keras.layers.Dense(10, activation="softmax", kernel_regularizer=reg))
     model = keras.Sequential(layers, name="digits_cnn")
-    return Workload(model=model, loss="sparse_categorical_crossentropy", x=x, y=y, x_val=x_val, y_val=y_val)
+    return Workload(model=model, loss="sparse_categorical_crossentropy", x=x, y=y, x_val=x_val, y_val=y_val,
+                    eval_metrics=("accuracy",))
 
 
 def prepare_mnist(x_train, y_train, x_test, y_test, *, limit: int | None = None):
@@ -204,7 +209,8 @@ def mnist_cnn(seed: int = 0, *, data=None, limit: int | None = None, num_classes
         ],
         name="mnist_cnn",
     )
-    return Workload(model=model, loss="sparse_categorical_crossentropy", x=x, y=y, x_val=x_val, y_val=y_val)
+    return Workload(model=model, loss="sparse_categorical_crossentropy", x=x, y=y, x_val=x_val, y_val=y_val,
+                    eval_metrics=("accuracy",))
 
 
 WORKLOADS: dict[str, Callable[..., Workload]] = {"digits_cnn": digits_cnn, "mnist_cnn": mnist_cnn}

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from sweeps import store
-from sweeps.trainable import final_curve, run_trial, trial_config
+from sweeps.trainable import final_payload, run_trial, run_verify, trial_config
 
 logger = logging.getLogger(__name__)
 
@@ -235,6 +235,54 @@ def check_fits(cpus_per_trial: float, gpus_per_trial: float, *, wait_for_nodes: 
     )
 
 
+# --------------------------------------------------------------------------- trial kinds
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialKind:
+    """What differs between a sweep's range tests and its verification trainings; the
+    launching, records, retries and resume are the same for both.
+
+    Attributes:
+        what: how progress and errors name a trial of this kind.
+        folder: the records folder in OUT (``trials``, ``verify``).
+        payload_key: the record key of the trial's result (``curve``, ``result``).
+        trainable: the Tune function trainable.
+        make_config: trial -> the JSON-able config the trainable gets.
+        check: payload -> why an ended trial counts as failed (``None``: ok).
+        steps: progress units per trial (for the ETA).
+    """
+
+    what: str
+    folder: str
+    payload_key: str
+    trainable: Callable[[dict], None]
+    make_config: Callable[[Any], dict]
+    check: Callable[[dict], str | None]
+    steps: int
+
+
+def _check_curve(curve: dict) -> str | None:
+    return None if curve.get("lrs") else "no finite loss: the first step's loss was NaN/inf (lower start_lr?)"
+
+
+def range_tests(spec, trials: Sequence = ()) -> TrialKind:
+    """The range tests of ``spec`` (``trials``: to average their step counts for the ETA)."""
+    steps = [spec.range_test.steps_for(t.batch_size) or 200 for t in trials] or [spec.range_test.steps or 200]
+    return TrialKind("range test", store.TRIALS_DIR, "curve", run_trial, lambda t: trial_config(t, spec),
+                     _check_curve, max(1, sum(steps) // len(steps)))
+
+
+def verifications(spec, verify) -> TrialKind:
+    """The verification trainings of ``spec`` with the settings ``verify`` (a ``VerifySpec``).
+
+    A training that diverges is a result (its candidate scores worst), not a failure."""
+    from sweeps.verification import VERIFY_DIR, verify_config
+
+    return TrialKind("verification", VERIFY_DIR, "result", run_verify, lambda t: verify_config(t, spec, verify),
+                     lambda result: None, 1)
+
+
 # --------------------------------------------------------------------------- callbacks
 
 
@@ -270,7 +318,8 @@ def _error_text(trial) -> str:
         return "trial failed (no error text recorded)"
 
 
-def _make_callbacks(out_dir: Path, trials_by_id: dict, attempts_before: dict, progress: "Progress | None"):
+def _make_callbacks(out_dir: Path, kind: TrialKind, trials_by_id: dict, attempts_before: dict,
+                    progress: "Progress | None"):
     from ray.tune import Callback
 
     class RecordWriter(Callback):
@@ -282,7 +331,7 @@ def _make_callbacks(out_dir: Path, trials_by_id: dict, attempts_before: dict, pr
         def _tid(self, trial) -> str:
             return trial.config["trial"]["trial_id"]
 
-        def _record(self, trial, status: str, error: str | None, curve: dict | None) -> dict:
+        def _record(self, trial, status: str, error: str | None, payload: dict | None) -> dict:
             tid = self._tid(trial)
             t = trials_by_id[tid]
             last = trial.last_result or {}
@@ -301,7 +350,7 @@ def _make_callbacks(out_dir: Path, trials_by_id: dict, attempts_before: dict, pr
                 "gpu_ids": last.get("gpu_ids", ""),
                 "wall_s": last.get("wall_s"),
                 "finished_at": time.time(),
-                "curve": curve,
+                kind.payload_key: payload,
             }
 
         def on_trial_recover(self, iteration, trials, trial, **info):
@@ -312,21 +361,19 @@ def _make_callbacks(out_dir: Path, trials_by_id: dict, attempts_before: dict, pr
                 progress.retried(trial)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            curve = final_curve(trial.last_result)
-            if curve is None:
-                rec = self._record(trial, "failed", "trial ended without reporting its curve", None)
-            elif not curve.get("lrs"):
-                rec = self._record(trial, "failed", "no finite loss: the first step's loss was NaN/inf "
-                                   "(lower start_lr?)", curve)
+            payload = final_payload(trial.last_result)
+            if payload is None:
+                rec = self._record(trial, "failed", f"trial ended without reporting its {kind.payload_key}", None)
             else:
-                rec = self._record(trial, "ok", None, curve)
-            store.write_record(out_dir, rec)
+                problem = kind.check(payload)
+                rec = self._record(trial, "failed" if problem else "ok", problem, payload)
+            store.write_record(out_dir, rec, kind.folder)
             if progress:
                 progress.finished(trial, rec["status"] == "ok")
 
         def on_trial_error(self, iteration, trials, trial, **info):
             rec = self._record(trial, "failed", _error_text(trial), None)
-            store.write_record(out_dir, rec)
+            store.write_record(out_dir, rec, kind.folder)
             if progress:
                 progress.finished(trial, False)
 
@@ -339,8 +386,10 @@ def _make_callbacks(out_dir: Path, trials_by_id: dict, attempts_before: dict, pr
 class Progress:
     """Trials done / running / failed and an ETA on one line, instead of Ray's tables."""
 
-    def __init__(self, total: int, steps_per_trial: int, stream=None, min_interval: float = 2.0) -> None:
+    def __init__(self, total: int, steps_per_trial: int, stream=None, min_interval: float = 2.0,
+                 label: str = "") -> None:
         self.total = total
+        self.label = f"{label} " if label else ""
         self.steps = max(1, steps_per_trial)
         self.stream = stream or sys.stderr
         self.min_interval = min_interval
@@ -388,7 +437,7 @@ class Progress:
         eta_txt = "--:--" if eta is None else time.strftime("%M:%S", time.gmtime(eta)) if eta < 3600 else f"{eta / 3600:.1f} h"
         elapsed = time.strftime("%M:%S", time.gmtime(time.monotonic() - self.start))
         retry = f", {self.retries} retried" if self.retries else ""
-        return (f"[lrrt] {self.done + self.failed}/{self.total} done ({self.failed} failed{retry}), "
+        return (f"[lrrt] {self.label}{self.done + self.failed}/{self.total} done ({self.failed} failed{retry}), "
                 f"{len(self.running)} running, elapsed {elapsed}, ETA {eta_txt}")
 
     def show(self, force: bool = False) -> None:
@@ -448,8 +497,12 @@ def run_trials(
     quiet: bool = False,
     verbose: bool = False,
     before_launch: Callable[[], None] | None = None,
+    kind: TrialKind | None = None,
 ) -> LaunchOutcome:
     """Run every trial of ``trials`` that has no ok record in ``out_dir`` on Ray Tune.
+
+    ``kind`` says what the trials are (:func:`range_tests`, the default, or
+    :func:`verifications`): their trainable, config and records folder.
 
     Raises :class:`LaunchError` before anything is written when the request cannot run
     (unreachable address, more GPUs per trial than any node has). ``before_launch`` is
@@ -457,8 +510,9 @@ def run_trials(
     manifest there).
     """
     out_dir = Path(out_dir).resolve()
+    kind = kind or range_tests(spec, trials)
     # --fresh: the old records are about to be cleared (in before_launch), so none count.
-    records = store.read_records(out_dir) if out_dir.exists() and not fresh else {}
+    records = store.read_records(out_dir, kind.folder) if out_dir.exists() and not fresh else {}
     todo = pending_trials(trials, records)
     outcome = LaunchOutcome(skipped=len(trials) - len(todo))
     res = spec.resources
@@ -482,15 +536,14 @@ def run_trials(
             before_launch()
         trials_by_id = {t.trial_id: t for t in trials}
         attempts_before = {tid: int(r.get("attempts") or 0) for tid, r in records.items()}
-        steps = spec.range_test.steps or 200
-        progress = None if quiet else Progress(len(todo), steps)
-        callbacks = _make_callbacks(out_dir, trials_by_id, attempts_before, progress)
+        progress = None if quiet else Progress(len(todo), kind.steps, label=f"{kind.what}s")
+        callbacks = _make_callbacks(out_dir, kind, trials_by_id, attempts_before, progress)
         resources = {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
-        param_space = {"trial": tune.grid_search([trial_config(t, spec) for t in todo])}
+        param_space = {"trial": tune.grid_search([kind.make_config(t) for t in todo])}
         storage_path = storage_uri(storage) if storage else str(out_dir / "ray")
-        run_name = time.strftime("run-%Y%m%d-%H%M%S")
+        run_name = time.strftime(("run" if kind.folder == store.TRIALS_DIR else kind.folder) + "-%Y%m%d-%H%M%S")
         tuner = tune.Tuner(
-            tune.with_resources(run_trial, resources),
+            tune.with_resources(kind.trainable, resources),
             param_space=param_space,
             tune_config=tune.TuneConfig(
                 num_samples=1,
@@ -519,7 +572,7 @@ def run_trials(
     finally:
         if owns_ray:
             stop_local_ray_in_background()  # the caller's report overlaps with it
-    final = store.read_records(out_dir)
+    final = store.read_records(out_dir, kind.folder)
     for t in todo:
         status = final.get(t.trial_id, {}).get("status")
         if status == "ok":

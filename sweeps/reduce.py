@@ -61,6 +61,8 @@ import pandas as pd
 
 from lrrt_core.curve import Curve
 from sweeps import store
+from sweeps.verification import RANKING_COLUMNS as VERIFIED_COLUMNS
+from sweeps.verification import recipes, reduce_verification
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +109,7 @@ _RANK_STATS = [
     "lr_at_min_loss_gmean",
     "rank",
 ]
-RANKING_COLUMNS = _RANK_ID_COLUMNS + _RANK_STATS
+RANKING_COLUMNS = _RANK_ID_COLUMNS + _RANK_STATS + VERIFIED_COLUMNS
 _RESERVED = set(TRIAL_COLUMNS) | set(CURVE_COLUMNS) | set(RANKING_COLUMNS) | {"status"}
 
 STATUSES = ("ok", "failed", "missing")
@@ -131,6 +133,8 @@ class Reduction:
         corrupt: ``{file stem: reason}`` for unreadable record files (also in ``missing``).
         axes: names of the extra grid axes, as they appear in the column names.
         rank_by: the suggestion method behind ``suggested_lr``.
+        verification: the verification stage (``sweeps.verification.VerifyReduction``);
+            its ``verified_*`` columns are in ``ranking`` (NaN where none ran).
     """
 
     out_dir: Path
@@ -144,6 +148,7 @@ class Reduction:
     corrupt: dict[str, str]
     axes: list[str]
     rank_by: str
+    verification: Any = None
 
     @property
     def name(self) -> str:
@@ -431,7 +436,7 @@ def reduce_dir(out_dir: str | os.PathLike, rank_by: str | None = None) -> Reduct
     for col in ("batch_size", "seed"):
         curves[col] = _maybe_int(curves[col])
 
-    ranking = _rank(trials, axis_cols)
+    ranking, verification = reduce_verification(manifest, out_dir, _rank(trials, axis_cols), axis_cols)
     return Reduction(
         out_dir=out_dir,
         manifest=manifest,
@@ -444,6 +449,7 @@ def reduce_dir(out_dir: str | os.PathLike, rank_by: str | None = None) -> Reduct
         corrupt=corrupt,
         axes=axis_cols,
         rank_by=rank_by,
+        verification=verification,
     )
 
 
@@ -562,6 +568,9 @@ def write_outputs(out_dir: str | os.PathLike, rank_by: str | None = None) -> Red
     store.atomic_write_frame(red.trials, out / "trials.csv")
     store.atomic_write_frame(red.ranking, out / "ranking.csv")
     store.atomic_write_frame(red.curves, out / "curves.parquet")
+    if red.verification.ran:
+        store.atomic_write_frame(red.verification.rows, out / "verify.csv")
+    store.atomic_write_json(out / "recipes.json", {"method": red.rank_by, "recipes": recipes(red.ranking, red.rank_by)})
     plot_paths = report.make_plots(red, out / "plots")
     store.atomic_write_text(out / "report.html", report.render_html(red, plot_paths))
     store.atomic_write_text(out / "report.md", report.render_markdown(red, plot_paths))

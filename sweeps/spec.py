@@ -24,7 +24,8 @@ The format (every key other than ``name``, ``workload`` and ``grid`` has a defau
     range_test:
       start_lr: 1.0e-6               # > 0
       end_lr: 10.0                   # > start_lr
-      steps: 200                     # >= 2; or `epochs: N` (not both); default steps: 200
+      steps: 200                     # >= 2; or `epochs: N`, or `samples: N` (steps = N / batch size,
+                                     # the same data for every batch size); one of them; default steps: 200
       ladder: exp                    # exp | linear
       loss: train                    # train | val
       diverge_threshold: 4.0         # > 1, or null to never stop early on a rising loss
@@ -36,6 +37,11 @@ The format (every key other than ``name``, ``workload`` and ``grid`` has a defau
     retries: 1                       # >= 0 extra attempts for a failed trial
     report:
       rank_by: steepest              # steepest | valley | minimum | minimum_div10 | sma (= sma_rule)
+    verify:                          # optional: short real trainings around each recommendation
+      epochs: 2                      # or steps: N
+      candidates: [0.333, 1, 3]      # multiples of the recommended rate
+      top: null                      # only the top k configurations (null: all)
+      metric: val_loss               # val_loss, or a metric of the workload (accuracy)
 
 Seeds are always written as a list (``seed: [0, 1, 2]``), never as a count, so the file
 shows exactly which seeds run. An optimizer mapping may also give its kwargs explicitly
@@ -95,6 +101,7 @@ __all__ = [
     "RangeTestSpec",
     "ResourcesSpec",
     "ReportSpec",
+    "VerifySpec",
     "SweepSpec",
     "load_spec",
     "spec_from_dict",
@@ -106,6 +113,12 @@ __all__ = [
 
 RESERVED_AXES = ("optimizer", "batch_size", "seed")
 """Axis names the grid owns; ``grid.axes`` may not reuse them."""
+
+DEFAULT_STEPS = 200
+"""Steps of a range test when the sweep file gives no length."""
+DEFAULT_VERIFY_EPOCHS = 2
+"""Epochs of each verification training when ``verify:`` gives no length."""
+BUDGET_KEYS = ("steps", "epochs", "samples")
 
 RANK_BY = ("steepest", "valley", "minimum", "minimum_div10", "sma_rule")
 """Suggestion methods a report can rank by: the names of ``lrrt_core.suggest.METHODS``.
@@ -441,16 +454,20 @@ class GridSpec(_Frozen):
 class RangeTestSpec(_Frozen):
     """How each range test runs; mirrors ``lrrt_core.finder.range_test``'s settings.
 
-    Exactly one of ``steps`` and ``epochs`` is set (``steps: 200`` when the file gives
-    neither). The ladder goes from ``start_lr`` to ``end_lr`` in that many steps; the test
-    stops early once the EMA-smoothed loss (``smoothing`` = beta) exceeds
-    ``diverge_threshold`` x the best so far (``null``: never).
+    The length of the test is exactly one of ``steps`` (the same for every batch size),
+    ``epochs`` (whole passes over the data) or ``samples`` (a budget in training samples:
+    ``samples // batch_size`` steps, so every batch size sees the same data — the fair way
+    to compare batch sizes); ``steps: 200`` when the file gives none. The ladder goes from
+    ``start_lr`` to ``end_lr`` in that many steps; the test stops early once the
+    EMA-smoothed loss (``smoothing`` = beta) exceeds ``diverge_threshold`` x the best so far
+    (``null``: never).
     """
 
     start_lr: Number = Field(default=1e-6, gt=0)
     end_lr: Number = 10.0
     steps: StrictInt | None = Field(default=None, ge=2)
     epochs: StrictInt | None = Field(default=None, ge=1)
+    samples: StrictInt | None = Field(default=None, ge=2)
     ladder: Literal["exp", "linear"] = "exp"
     loss: Literal["train", "val"] = "train"
     diverge_threshold: Number | None = Field(default=4.0, gt=1)
@@ -458,12 +475,13 @@ class RangeTestSpec(_Frozen):
 
     @model_validator(mode="before")
     @classmethod
-    def _steps_or_epochs(cls, data: Any) -> Any:
+    def _one_length(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            if data.get("steps") is not None and data.get("epochs") is not None:
-                raise _fail("give either steps or epochs, not both", ".epochs")
-            if data.get("steps") is None and data.get("epochs") is None:
-                data = {**data, "steps": 200}
+            given = [k for k in BUDGET_KEYS if data.get(k) is not None]
+            if len(given) > 1:
+                raise _fail(f"give one of steps, epochs or samples, not both {given[0]} and {given[1]}", f".{given[-1]}")
+            if not given:
+                data = {**data, "steps": DEFAULT_STEPS}
         return data
 
     @model_validator(mode="after")
@@ -478,6 +496,72 @@ class RangeTestSpec(_Frozen):
         if self.end_lr <= self.start_lr:
             raise _fail(f"must be greater than start_lr ({self.start_lr!r}), got {self.end_lr!r}", ".end_lr")
         return self
+
+    def steps_for(self, batch_size: int) -> int | None:
+        """Steps of a test at ``batch_size``: ``steps``, ``samples // batch_size``, or ``None``
+        when the length is given in ``epochs`` (the finder counts the batches)."""
+        if self.samples is not None:
+            return self.samples // int(batch_size)
+        return self.steps
+
+    def budget_text(self) -> str:
+        """The length rule in words (``120 steps``, ``2 epoch(s)``, ``7680 samples (steps = samples / batch size)``)."""
+        if self.samples is not None:
+            return f"{self.samples} samples (steps = samples / batch size)"
+        return f"{self.steps} steps" if self.steps is not None else f"{self.epochs} epoch(s)"
+
+    def finder_kwargs(self, batch_size: int) -> dict[str, Any]:
+        """The keyword arguments of ``lrrt_core.runner.run_workload`` these settings give at ``batch_size``."""
+        return {
+            "start_lr": self.start_lr, "end_lr": self.end_lr,
+            "steps": self.steps_for(batch_size), "epochs": self.epochs,
+            "ladder": self.ladder, "loss": self.loss,
+            "diverge_threshold": self.diverge_threshold, "smoothing": self.smoothing,
+        }
+
+
+class VerifySpec(_Frozen):
+    """The verification stage: short real trainings at rates around each recommendation.
+
+    For every configuration (or the ``top`` ones by range-test rank) and each of its seeds,
+    one training per candidate rate ``recommended_lr * c`` (``candidates``), for ``epochs``
+    or ``steps``, evaluated on the held-out data. ``metric`` picks the verified rate and
+    ranks the configurations: ``val_loss`` (lower is better) or a metric the workload
+    reports after training (``accuracy``: higher is better).
+    """
+
+    epochs: StrictInt | None = Field(default=None, ge=1)
+    steps: StrictInt | None = Field(default=None, ge=1)
+    candidates: list[Number] = Field(default_factory=lambda: [1 / 3, 1.0, 3.0], min_length=1)
+    top: StrictInt | None = Field(default=None, ge=1)
+    metric: StrictStr = "val_loss"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_length(cls, data: Any) -> Any:
+        if data is None:
+            return {}
+        if isinstance(data, dict):
+            if data.get("steps") is not None and data.get("epochs") is not None:
+                raise _fail("give either steps or epochs, not both", ".epochs")
+            if data.get("steps") is None and data.get("epochs") is None:
+                data = {**data, "epochs": DEFAULT_VERIFY_EPOCHS}
+        return data
+
+    @field_validator("candidates")
+    @classmethod
+    def _positive(cls, values: list[float]) -> list[float]:
+        for i, v in enumerate(values):
+            if not (math.isfinite(v) and v > 0):
+                raise _fail(f"a candidate is a multiple of the recommended rate, > 0 and finite; got {v!r}", f"[{i}]")
+        if len(set(values)) != len(values):
+            raise _fail(f"candidates must be distinct, got {values!r}")
+        return values
+
+    @property
+    def higher_is_better(self) -> bool:
+        """``val_loss`` and other ``*loss*`` metrics are minimised; every other metric is maximised."""
+        return "loss" not in self.metric
 
 
 class ResourcesSpec(_Frozen):
@@ -535,6 +619,7 @@ class SweepSpec(_Frozen):
         resources: per-trial resources (:class:`ResourcesSpec`).
         retries: extra attempts for a failed trial (Ray's ``max_failures``).
         report: report settings (:class:`ReportSpec`).
+        verify: the verification stage (:class:`VerifySpec`), or ``None`` for none.
         source: the file it was read from (``None`` for a dict); not part of the fingerprint.
     """
 
@@ -547,6 +632,7 @@ class SweepSpec(_Frozen):
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     retries: StrictInt = Field(default=1, ge=0)
     report: ReportSpec = Field(default_factory=ReportSpec)
+    verify: VerifySpec | None = None
     source: Path | None = None
 
     @field_validator("workload")
@@ -575,22 +661,36 @@ class SweepSpec(_Frozen):
                 raise _fail(
                     f"axis {name!r} is also in workload_args; keep it in one place", f".grid.axes.{name}"
                 )
+        if self.range_test.samples is not None:
+            largest = max(self.grid.batch_size)
+            if self.range_test.samples // largest < 2:
+                raise _fail(f"{self.range_test.samples} samples give fewer than 2 steps at batch size {largest}; "
+                            f"use samples >= {2 * largest}", ".range_test.samples")
         try:
             _canonical(self.model_dump(mode="json", exclude={"source"}))
         except (TypeError, ValueError) as err:
             raise _fail(f"the spec must be plain JSON-like data: {err}", ".workload_args") from None
         return self
 
+    @property
+    def fixed_steps_over_batch_sizes(self) -> bool:
+        """True when batch sizes are compared at a fixed step count (larger batches see more data)."""
+        return self.range_test.steps is not None and len(self.grid.batch_size) > 1
+
     def fingerprint(self) -> str:
         """SHA-256 (hex) of the canonical JSON of what defines the trials and their results.
 
         Included: ``name``, ``workload``, ``workload_args``, ``grid``, ``range_test``.
-        Excluded: ``description``, ``resources``, ``retries``, ``report`` and ``source``:
-        they change where, how often or how the results are shown, not the results. So a
-        sweep resumed with other ``--cpus-per-trial`` or a different ``rank_by`` is the same
-        sweep, and trial ids (``sweeps.grid``) stay the same.
+        Excluded: ``description``, ``resources``, ``retries``, ``report``, ``verify`` and
+        ``source``: they change where, how often or how the results are shown, or what is
+        done after the range tests, not the range tests' results. So a sweep resumed with
+        other ``--cpus-per-trial``, a different ``rank_by`` or a ``verify:`` section added is
+        the same sweep, and trial ids (``sweeps.grid``) stay the same. An unset ``samples``
+        is left out, so sweeps written before it existed keep their ids.
         """
-        data = self.model_dump(mode="json", exclude={"description", "resources", "retries", "report", "source"})
+        data = self.model_dump(mode="json", exclude={"description", "resources", "retries", "report", "verify", "source"})
+        if data["range_test"].get("samples") is None:
+            data["range_test"].pop("samples", None)
         return hashlib.sha256(_canonical(data).encode("utf-8")).hexdigest()
 
     def with_resources(
@@ -630,6 +730,7 @@ _MODELS: dict[tuple[str, ...], type[BaseModel]] = {
     ("range_test",): RangeTestSpec,
     ("resources",): ResourcesSpec,
     ("report",): ReportSpec,
+    ("verify",): VerifySpec,
 }
 
 

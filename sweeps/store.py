@@ -111,12 +111,13 @@ def manifest_path(out_dir: str | os.PathLike) -> Path:
     return Path(out_dir) / MANIFEST_NAME
 
 
-def record_path(out_dir: str | os.PathLike, trial_id: str) -> Path:
-    """``DIR/trials/<trial_id>.json``; refuses ids that could escape the folder."""
+def record_path(out_dir: str | os.PathLike, trial_id: str, folder: str = TRIALS_DIR) -> Path:
+    """``DIR/<folder>/<trial_id>.json`` (``trials/``, or ``verify/`` for verification trials);
+    refuses ids that could escape the folder."""
     trial_id = str(trial_id)
     if not _TRIAL_ID_RE.match(trial_id) or trial_id in (".", ".."):
         raise ValueError(f"invalid trial_id {trial_id!r} (letters, digits, '_', '.', '-' only)")
-    return Path(out_dir) / TRIALS_DIR / f"{trial_id}.json"
+    return Path(out_dir) / folder / f"{trial_id}.json"
 
 
 def write_manifest(out_dir: str | os.PathLike, manifest: dict[str, Any]) -> Path:
@@ -163,8 +164,8 @@ def read_manifest(out_dir: str | os.PathLike) -> dict[str, Any] | None:
 
 
 # --------------------------------------------------------------------------- trial records
-def write_record(out_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
-    """Write one trial record to ``DIR/trials/<trial_id>.json`` atomically.
+def write_record(out_dir: str | os.PathLike, record: dict[str, Any], folder: str = TRIALS_DIR) -> Path:
+    """Write one trial record to ``DIR/<folder>/<trial_id>.json`` atomically.
 
     The record schema (``docs/internals.md``)::
 
@@ -172,6 +173,10 @@ def write_record(out_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
          params: {optimizer, optimizer_name, optimizer_kwargs, batch_size, seed, axes},
          status: "ok" | "failed", error, attempts, node, gpu_ids, wall_s,
          curve: Curve.to_dict() | null}
+
+    A verification trial's record (``folder="verify"``) has ``result``
+    (``lrrt_core.verify.TrainResult.to_dict()``) instead of ``curve``, and ``factor``/``lr``
+    in its ``params``.
 
     ``schema`` is filled in if absent. Writing the same trial again replaces the record
     whole (a re-run after a failure overwrites the failed record).
@@ -182,7 +187,7 @@ def write_record(out_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
     if "trial_id" not in record:
         raise ValueError("write_record: record has no 'trial_id'")
     data = {"schema": SCHEMA_VERSION, **dict(record)}
-    return atomic_write_json(record_path(out_dir, record["trial_id"]), data)
+    return atomic_write_json(record_path(out_dir, record["trial_id"], folder), data)
 
 
 def read_record(path: str | os.PathLike) -> dict[str, Any]:
@@ -203,8 +208,8 @@ def read_record(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def scan_records(out_dir: str | os.PathLike) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-    """Read every record in ``DIR/trials/``; return ``(records, corrupt)``.
+def scan_records(out_dir: str | os.PathLike, folder: str = TRIALS_DIR) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Read every record in ``DIR/<folder>/`` (default ``trials/``); return ``(records, corrupt)``.
 
     ``records`` is ``{trial_id: record}``; ``corrupt`` is ``{file stem: reason}`` for each
     file that could not be read (the stem is the trial id it was meant to hold), so the
@@ -213,7 +218,7 @@ def scan_records(out_dir: str | os.PathLike) -> tuple[dict[str, dict[str, Any]],
     write) are ignored. A record whose ``trial_id`` disagrees with its file name is keyed
     by its ``trial_id``, with a warning. A missing ``trials/`` folder gives ``({}, {})``.
     """
-    folder = Path(out_dir) / TRIALS_DIR
+    folder = Path(out_dir) / folder
     records: dict[str, dict[str, Any]] = {}
     corrupt: dict[str, str] = {}
     if not folder.is_dir():
@@ -234,12 +239,12 @@ def scan_records(out_dir: str | os.PathLike) -> tuple[dict[str, dict[str, Any]],
     return records, corrupt
 
 
-def read_records(out_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """Read every record in ``DIR/trials/`` as ``{trial_id: record}``.
+def read_records(out_dir: str | os.PathLike, folder: str = TRIALS_DIR) -> dict[str, dict[str, Any]]:
+    """Read every record in ``DIR/<folder>/`` (default ``trials/``) as ``{trial_id: record}``.
 
     Robust to a directory that is still being written: temporary files are ignored, and a
     corrupt or unreadable record is skipped with a logged warning rather than crashing
     the reducer (the trial then counts as missing). See :func:`scan_records` to also get
     the list of corrupt files.
     """
-    return scan_records(out_dir)[0]
+    return scan_records(out_dir, folder)[0]

@@ -21,9 +21,10 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 # Every report carries the same keys: Tune's progress.csv freezes its columns at the first.
-REPORT_KEYS = ("step", "lr", "loss", "final", "curve", "node", "node_ip", "gpu_ids", "wall_s")
+REPORT_KEYS = ("step", "lr", "loss", "final", "payload", "node", "node_ip", "gpu_ids", "wall_s")
 
 _TF_CONFIGURED: dict[str, Any] = {}
+DEFAULT_STEPS = 200  # progress cadence only, for a test whose length is given in epochs
 
 
 def configure_tensorflow(cpus: float, has_gpu: bool) -> None:
@@ -58,40 +59,38 @@ def configure_tensorflow(cpus: float, has_gpu: bool) -> None:
     _TF_CONFIGURED.update(threads=threads)
 
 
-def run_trial(config: dict[str, Any]) -> None:
-    """Tune function trainable. ``config["trial"]`` is built by :func:`trial_config`."""
+def _start(t: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+    """Prepare this worker for the trial ``t``; return its start time and the report fields
+    every report carries (where it runs)."""
     import ray
-    from ray import tune
 
     start = time.perf_counter()  # from entry: includes TF import/setup on a fresh worker
-    t = config["trial"]
-    ctx = ray.get_runtime_context()
-    node = ctx.get_node_id()
-    node_ip = ray.util.get_node_ip_address()
     gpu_ids = ",".join(str(g) for g in ray.get_gpu_ids())
     configure_tensorflow(t["cpus"], has_gpu=bool(gpu_ids))
+    base = {"node": ray.get_runtime_context().get_node_id(), "node_ip": ray.util.get_node_ip_address(),
+            "gpu_ids": gpu_ids, "final": False, "payload": ""}
+    return start, base
 
+
+def _workload_kwargs(t: dict[str, Any]) -> dict[str, Any]:
+    return {"optimizer": t["optimizer_name"], "optimizer_kwargs": t["optimizer_kwargs"],
+            "batch_size": t["batch_size"], "seed": t["seed"], "axes": t["axes"], "workload_args": t["workload_args"]}
+
+
+def run_trial(config: dict[str, Any]) -> None:
+    """Tune function trainable of a range test. ``config["trial"]`` is built by :func:`trial_config`."""
+    from ray import tune
+
+    t = config["trial"]
+    start, base = _start(t)
     from lrrt_core.runner import run_workload
-
-    base = {"node": node, "node_ip": node_ip, "gpu_ids": gpu_ids, "final": False, "curve": ""}
 
     def on_step(step: int, lr: float, loss: float) -> None:
         tune.report({**base, "step": int(step), "lr": float(lr), "loss": float(loss),
                      "wall_s": time.perf_counter() - start})
 
-    rt = t["range_test"]
-    curve = run_workload(
-        t["workload"],
-        optimizer=t["optimizer_name"],
-        optimizer_kwargs=t["optimizer_kwargs"],
-        batch_size=t["batch_size"],
-        seed=t["seed"],
-        axes=t["axes"],
-        workload_args=t["workload_args"],
-        on_step=on_step,
-        report_every=t["report_every"],
-        **rt,
-    )
+    curve = run_workload(t["workload"], **_workload_kwargs(t), on_step=on_step, report_every=t["report_every"],
+                         **t["range_test"])
     last = curve.steps_run - 1
     tune.report({
         **base,
@@ -99,15 +98,37 @@ def run_trial(config: dict[str, Any]) -> None:
         "lr": float(curve.lrs[last]) if last >= 0 else float("nan"),
         "loss": float(curve.losses[last]) if last >= 0 else float("nan"),
         "final": True,
-        "curve": json.dumps(curve.to_dict()),
+        "payload": json.dumps(curve.to_dict()),
         "wall_s": time.perf_counter() - start,
     })
 
 
+def run_verify(config: dict[str, Any]) -> None:
+    """Tune function trainable of a verification training (``sweeps.verification.verify_config``)."""
+    from ray import tune
+
+    t = config["trial"]
+    start, base = _start(t)
+    from lrrt_core.verify import verify_workload
+
+    r = verify_workload(t["workload"], **_workload_kwargs(t), lr=t["lr"], epochs=t["epochs"], steps=t["steps"])
+    tune.report({**base, "step": r.steps, "lr": r.lr, "loss": r.val_loss, "final": True,
+                 "payload": json.dumps(r.to_dict()), "wall_s": time.perf_counter() - start})
+
+
 def trial_config(trial, spec) -> dict[str, Any]:
     """The JSON-able config one trial needs on a worker (small: no data, no model)."""
-    rt = spec.range_test
-    steps = rt.steps or 200
+    rt = spec.range_test.finder_kwargs(trial.batch_size)
+    steps = rt["steps"] or DEFAULT_STEPS
+    return {
+        **common_config(trial, spec),
+        "report_every": min(25, max(10, steps // 10)),  # DESIGN: every ~10-25 steps
+        "range_test": rt,
+    }
+
+
+def common_config(trial, spec) -> dict[str, Any]:
+    """What every kind of trial needs: identity, workload, optimizer, batch size, seed, CPUs."""
     return {
         "trial_id": trial.trial_id,
         "name": trial.name,
@@ -119,22 +140,12 @@ def trial_config(trial, spec) -> dict[str, Any]:
         "seed": trial.seed,
         "axes": dict(trial.axes),
         "cpus": spec.resources.cpus_per_trial,
-        "report_every": min(25, max(10, steps // 10)),  # DESIGN: every ~10-25 steps
-        "range_test": {
-            "start_lr": rt.start_lr,
-            "end_lr": rt.end_lr,
-            "steps": rt.steps,
-            "epochs": rt.epochs,
-            "ladder": rt.ladder,
-            "loss": rt.loss,
-            "diverge_threshold": rt.diverge_threshold,
-            "smoothing": rt.smoothing,
-        },
     }
 
 
-def final_curve(result: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The curve dict carried by a trial's last report, or ``None`` if it never finished."""
-    if not result or not result.get("final") or not result.get("curve"):
+def final_payload(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a trial's last report carries (a range test's curve dict, a verification's
+    result dict), or ``None`` if it never finished."""
+    if not result or not result.get("final") or not result.get("payload"):
         return None
-    return json.loads(result["curve"])
+    return json.loads(result["payload"])
