@@ -1,4 +1,4 @@
-"""The ``lrrt`` command: ``sweep``, ``report``, ``find`` and ``validate``.
+"""The ``lrrt`` command: ``sweep``, ``verify``, ``report``, ``find`` and ``validate``.
 
 Exit codes: 0 all trials ok; 1 some trials failed or did not finish (outputs still
 written, failures listed); 2 invalid input (one line on stderr naming the file and the
@@ -24,8 +24,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 RANK_CHOICES = ("steepest", "valley", "minimum", "minimum_div10", "sma_rule", "sma")
 DEFAULT_FIND_STEPS = 200  # as a sweep file's range_test.steps default
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
-OUTPUT_NAMES = (".lock", "sweep.json", "trials", "ray", "plots", "trials.csv", "ranking.csv",
-                "curves.parquet", "report.html", "report.md")
+OUTPUT_NAMES = (".lock", "sweep.json", "trials", "verify", "ray", "plots", "trials.csv", "ranking.csv",
+                "curves.parquet", "verify.csv", "recipes.json", "report.html", "report.md")
 
 
 @contextlib.contextmanager
@@ -209,24 +209,108 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def _launch_and_report(args: argparse.Namespace, spec, trials, out: Path, before_launch) -> int:
     from sweeps.launch import LaunchError, run_trials
 
+    launch = _launch_kwargs(args)
     try:
-        outcome = run_trials(
-            spec, trials, out,
-            address=args.address, local_gpus=args.local_gpus, storage=args.storage,
-            wait_for_nodes=args.wait_for_nodes, fresh=args.fresh, quiet=args.quiet, verbose=args.verbose,
-            before_launch=before_launch,
-        )
+        outcome = run_trials(spec, trials, out, fresh=args.fresh, before_launch=before_launch, **launch)
+        if not args.quiet and outcome.skipped:
+            print(f"lrrt: resumed: {outcome.skipped} finished trials kept, {outcome.launched} run now", file=sys.stderr)
+        if spec.verify is not None and not outcome.unfinished:
+            _verify_stage(spec, trials, out, spec.verify, args.rank_by, launch)
     except LaunchError as err:
         return _fail(str(err))
-    if not args.quiet and outcome.skipped:
-        print(f"lrrt: resumed: {outcome.skipped} finished trials kept, {outcome.launched} run now", file=sys.stderr)
     reduction = _write_report(out, args.rank_by, quiet=args.quiet)
-    failed = int((reduction.trials["status"] == "failed").sum())
-    missing = int((reduction.trials["status"] == "missing").sum())
+    return _exit_code(reduction, interrupted=bool(outcome.unfinished))
+
+
+def _launch_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The Ray connection and output options ``run_trials`` takes, from the command line."""
+    return dict(address=args.address, local_gpus=args.local_gpus, storage=args.storage,
+                wait_for_nodes=args.wait_for_nodes, quiet=args.quiet, verbose=args.verbose)
+
+
+def _exit_code(reduction, interrupted: bool = False, resumable: bool = True) -> int:
+    """0 all ok; 1 a range test or verification failed or is missing; 130 interrupted."""
+    statuses = list(reduction.trials["status"])
+    if reduction.verification is not None and reduction.verification.ran:
+        statuses += list(reduction.verification.rows["status"])
+    missing = statuses.count("missing")
     if missing:
-        print(f"lrrt: {missing} trials did not finish; run the same command again to resume", file=sys.stderr)
-        return EXIT_INTERRUPTED if outcome.unfinished else EXIT_FAILED
-    return EXIT_FAILED if failed else EXIT_OK
+        if resumable:
+            print(f"lrrt: {missing} trials did not finish; run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED if interrupted else EXIT_FAILED
+    return EXIT_FAILED if "failed" in statuses else EXIT_OK
+
+
+def _verify_stage(spec, trials, out: Path, verify, rank_by: str | None, launch: dict[str, Any]):
+    """Plan the verification trainings from the range tests on disk, record the plan in the
+    manifest, run the ones without an ok record (same launcher, records, retries, resume)."""
+    from sweeps import store, verification
+    from sweeps.launch import run_trials, verifications
+    from sweeps.reduce import reduce_dir
+
+    red = reduce_dir(out, rank_by=_rank_by(rank_by))
+    planned = verification.plan(spec, trials, red.ranking, verify)
+    manifest = store.read_manifest(out) or {}
+    manifest["spec"] = {**manifest.get("spec", {}), "verify": verify.model_dump(mode="json")}
+    manifest["verify_trials"] = verification.manifest_entries(planned)
+    store.write_manifest(out, manifest)
+    if not launch.get("quiet"):
+        print(f"lrrt: verification: {len(planned)} short trainings ({len(verify.candidates)} candidate rates x "
+              f"{red.ranking['config'].nunique() if verify.top is None else verify.top} configurations x seeds)",
+              file=sys.stderr)
+    if planned:
+        run_trials(spec, planned, out, kind=verifications(spec, verify), **launch)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """``lrrt verify DIR``: add (or complete) the verification stage of a finished sweep."""
+    from sweeps import store
+    from sweeps.grid import expand
+    from sweeps.launch import LaunchError, wait_ray_stopped
+    from sweeps.spec import SpecError, VerifySpec, spec_from_dict
+
+    out = Path(args.dir).resolve()
+    manifest = _read_manifest(out, args.dir) if out.is_dir() else None
+    if manifest is None:
+        raise UsageError(f"{args.dir}: sweep.json: not an lrrt sweep output directory (no sweep.json)")
+    spec = spec_from_dict(manifest["spec"], source=out / store.MANIFEST_NAME)
+    given = {k: getattr(args, k) for k in ("epochs", "steps", "candidates", "top", "metric") if getattr(args, k) is not None}
+    base = spec.verify.model_dump() if spec.verify is not None else {}
+    if "epochs" in given or "steps" in given:
+        base.pop("epochs", None)
+        base.pop("steps", None)
+    try:
+        verify = VerifySpec.model_validate({**base, **given})
+    except Exception as err:  # pydantic's ValidationError: one line naming the option
+        raise UsageError(f"verify options: {_first_error(err)}") from None
+    spec = spec.with_resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent)
+    if not any(r.get("status") == "ok" for r in store.read_records(out).values()):
+        raise UsageError(f"{args.dir}: no finished range test to verify; run lrrt sweep first")
+    try:
+        lock = store.lock_out_dir(out)
+    except store.OutDirBusy as err:
+        return _fail(f"{args.dir}: {err}; wait for it or stop it first")
+    try:
+        _verify_stage(spec, expand(spec), out, verify, args.rank_by, _launch_kwargs(args))
+    except (LaunchError, SpecError) as err:
+        return _fail(str(err))
+    finally:
+        wait_ray_stopped()
+    del lock
+    return _exit_code(_write_report(out, args.rank_by, quiet=args.quiet))
+
+
+def _first_error(err: Exception) -> str:
+    errors = getattr(err, "errors", None)
+    if callable(errors):
+        first = errors(include_url=False)[0]
+        key = "--" + ".".join(str(p) for p in first["loc"] if not isinstance(p, int)) if first["loc"] else "options"
+        return f"{key}: {first['msg'].removeprefix('Value error, ')}"
+    return str(err)
+
+
+def _rank_by(rank_by: str | None) -> str | None:
+    return "sma_rule" if rank_by == "sma" else rank_by  # keras-lr-finder's name, as in sweep files
 
 
 # --------------------------------------------------------------------------- report
@@ -235,8 +319,7 @@ def _launch_and_report(args: argparse.Namespace, spec, trials, out: Path, before
 def _write_report(out: Path, rank_by: str | None, quiet: bool = False):
     from sweeps.reduce import rebuild
 
-    rank_by = "sma_rule" if rank_by == "sma" else rank_by  # keras-lr-finder's name, as in sweep files
-    reduction = rebuild(out, rank_by=rank_by)
+    reduction = rebuild(out, rank_by=_rank_by(rank_by))
     if not quiet:
         _print_summary(out, reduction)
     return reduction
@@ -274,8 +357,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.dir).resolve()
     if not out.is_dir() or _read_manifest(out, args.dir) is None:
         raise UsageError(f"{args.dir}: sweep.json: not an lrrt sweep output directory (no sweep.json)")
-    reduction = _write_report(out, args.rank_by, quiet=args.quiet)
-    return EXIT_FAILED if (reduction.trials["status"] != "ok").any() else EXIT_OK
+    return _exit_code(_write_report(out, args.rank_by, quiet=args.quiet), resumable=False)
 
 
 # --------------------------------------------------------------------------- find
@@ -380,6 +462,29 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", help="output directory (default runs/find-...)")
     f.add_argument("-v", "--verbose", action="store_true", help="show TensorFlow's start-up logs")
     f.set_defaults(func=cmd_find)
+
+    vf = sub.add_parser("verify", help="add short real trainings around each recommendation to a finished sweep",
+                        description="Train every configuration of the sweep in DIR (or the --top ones) briefly at "
+                                    "candidate rates around its recommended learning rate, on Ray Tune, and add the "
+                                    "verified ranking to the report. Settings: the sweep file's verify: section, "
+                                    "overridden by these options. Re-running resumes.")
+    vf.add_argument("dir", help="a sweep's output directory")
+    length = vf.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, help="epochs per training (default 2)")
+    length.add_argument("--steps", type=int, help="optimizer steps per training instead of epochs")
+    vf.add_argument("--candidates", type=float, nargs="+", metavar="F",
+                    help="multiples of the recommended rate to train at (default 0.333 1 3)")
+    vf.add_argument("--top", type=int, help="only the top K configurations of the range-test ranking")
+    vf.add_argument("--metric", help="held-out metric that picks the rate: val_loss (default) or a workload metric (accuracy)")
+    vf.add_argument("--address", help="join an existing Ray cluster (host:port, 'auto'); default: RAY_ADDRESS or a local Ray")
+    resources(vf)
+    vf.add_argument("--local-gpus", type=int, help="declare N GPUs to the local Ray (when detection is wrong)")
+    vf.add_argument("--storage", help="Ray Tune storage_path for its own state; default OUT/ray")
+    vf.add_argument("--wait-for-nodes", action="store_true", help="don't refuse a GPU request no node has yet")
+    vf.add_argument("--rank-by", choices=RANK_CHOICES, help="the recommendation the candidates surround (default: the file's)")
+    vf.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    vf.add_argument("-v", "--verbose", action="store_true", help="show Ray's and the workers' logs")
+    vf.set_defaults(func=cmd_verify)
 
     v = sub.add_parser("validate", help="check a sweep file and print its trial grid; launches nothing")
     v.add_argument("config")

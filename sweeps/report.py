@@ -533,6 +533,162 @@ def fig_min_loss_heatmap(red):
     return fig
 
 
+# =========================================================================== verification, recipes, budget
+def fig_verification(red):
+    """(e) Held-out metric vs candidate rate per configuration (mean over seeds), the
+    verified pick marked; ``None`` when the sweep has no verification results."""
+    v = red.verification
+    if v is None or v.candidates.empty:
+        return None
+    cands = v.candidates[np.isfinite(v.candidates["metric"])]
+    if cands.empty:
+        return None
+    order = [c for c in red.ranking.sort_values("rank")["config"] if c in set(cands["config"])]
+    styles = _style_map(order, [str(red.ranking.set_index("config").loc[c, "optimizer"]) for c in order])
+    fig = _figure((7.5, 4.2))
+    ax = fig.add_subplot()
+    picked = red.ranking.set_index("config")["verified_lr"]
+    for config in order:
+        g = cands[cands["config"] == config].sort_values("lr")
+        st = styles[config]
+        ax.plot(g["lr"], g["metric"], color=st["color"], linestyle=st["linestyle"], marker=st["marker"],
+                label=_mpl(config))
+        pick = g[np.isclose(g["lr"], picked.get(config, np.nan))]
+        ax.plot(pick["lr"], pick["metric"], marker="*", markersize=14, color=st["color"], linestyle="none")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (constant, trained at)")
+    ax.set_ylabel(f"held-out {_mpl(v.metric)} ({'higher' if v.higher_is_better else 'lower'} is better)")
+    ax.set_title("Verification: short trainings around each recommendation (★ verified rate)")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    ax.grid(True, which="both", alpha=0.3)
+    return fig
+
+
+@dataclasses.dataclass(frozen=True)
+class Section:
+    """A report section as plain data: ``blocks`` are ``("p", text)``, ``("note", text)``,
+    ``("table", header, rows, num_cols)`` or ``("figure", stem)``; text is unescaped (each
+    renderer escapes it)."""
+
+    title: str
+    blocks: list[tuple]
+
+
+def budget_note(red) -> str:
+    """The range-test budget rule in words, with a warning when batch sizes are compared at a
+    fixed step count ("" when the manifest does not say)."""
+    spec = (red.manifest or {}).get("spec") or {}
+    rt = spec.get("range_test") or {}
+    sizes = sorted({int(b) for b in red.trials["batch_size"].dropna()}) if len(red.trials) else []
+    if rt.get("samples") is not None:
+        return (f"Range-test budget: {rt['samples']} training samples per test (steps = samples / batch size), "
+                "so every batch size sees the same data.")
+    if rt.get("epochs") is not None:
+        return f"Range-test budget: {rt['epochs']} epoch(s) per test, the same data for every batch size."
+    if rt.get("steps") is None:
+        return ""
+    text = f"Range-test budget: {rt['steps']} steps per test."
+    if len(sizes) > 1:
+        text += (f" Warning: batch sizes are compared at a fixed step count, so a batch of {sizes[-1]} sees "
+                 f"{sizes[-1] / sizes[0]:g}x the data a batch of {sizes[0]} sees, which favours larger batches in "
+                 "the ranking by minimum loss. Give range_test: {samples: N} to compare them at an equal sample budget.")
+    return text
+
+
+def verification_section(red) -> Section | None:
+    """Both rankings side by side, their agreement in words, the metric-vs-rate figure."""
+    v = red.verification
+    if v is None or not v.ran:
+        return None
+    r = red.ranking.sort_values("rank")
+    c = v.counts()
+    blocks: list[tuple] = [("p", (
+        f"Each configuration was trained briefly at {v.candidates['factor'].nunique() if not v.candidates.empty else 0} "
+        f"candidate rates around its {red.rank_by} recommendation; the candidate with the best held-out {v.metric} "
+        f"(mean over seeds) is the verified rate. Trainings: {c['ok']} ok, {c['failed']} failed, {c['missing']} missing.")),
+        ("p", verification_verdict(red))]
+    header = ["config", "range-test rank", "verified rank", f"recommended lr ({red.rank_by})", "verified lr",
+              "verified val loss", f"verified {v.metric}"]
+    rows = [[str(x.config), _fmt_int(x.rank), _fmt_int(x.verified_rank), _fmt_lr(x.suggested_lr_gmean),
+             _fmt_lr(x.verified_lr), _fmt_loss(x.verified_val_loss), _fmt_loss(x.verified_metric)]
+            for x in r.itertuples()]
+    if v.metric == "val_loss":  # the last two columns would be the same
+        header, rows = header[:-1], [row[:-1] for row in rows]
+    blocks += [("table", header, rows, set(range(1, len(header)))), ("figure", "verification")]
+    bad = v.rows[v.rows["status"] != "ok"]
+    if len(bad):
+        blocks.append(("table", ["verification trial", "status", "error"],
+                       [[str(b.name), str(b.status), str(b.error)] for b in bad.itertuples()], set()))
+    return Section("Verification", blocks)
+
+
+def verification_verdict(red) -> str:
+    """One or two sentences: do the range-test and verified rankings agree?"""
+    r = red.ranking.dropna(subset=["verified_rank"])
+    v = red.verification
+    if r.empty:
+        return "No verified configuration yet."
+    top_rt = str(red.ranking.sort_values("rank")["config"].iloc[0])
+    top_v = str(r.sort_values("verified_rank")["config"].iloc[0])
+    rho = "n/a (fewer than 3 configurations)" if not np.isfinite(v.agreement) else f"{v.agreement:.2f}"
+    if top_rt == top_v:
+        text = f"Both rankings put {top_rt} first (rank correlation {rho})."
+    else:
+        text = (f"The rankings disagree: the range test puts {top_rt} first, short training puts {top_v} first "
+                f"(rank correlation {rho}). Trust the verified ranking: it measures training, the range test "
+                "only predicts it.")
+    moved = r[~np.isclose(r["verified_lr"], r["suggested_lr_gmean"])]
+    if len(moved):
+        text += (f" For {len(moved)} of {len(r)} configurations a candidate other than the recommendation "
+                 "trained better; the verified rate is the one to use.")
+    return text
+
+
+def recipes_section(red) -> Section:
+    """The training recipe per configuration (``recipes.json``)."""
+    from sweeps.verification import recipes
+
+    rows = [[x["config"], _fmt_lr(x["lr"]), x["lr_source"], _fmt_lr(x["one_cycle"]["max_lr"]),
+             _fmt_lr(x["triangular"]["base_lr"]), _fmt_lr(x["triangular"]["max_lr"])]
+            for x in recipes(red.ranking, red.rank_by)]
+    text = ("What to train with (recipes.json): the constant learning rate (verified when verification ran), a "
+            "one-cycle schedule peaking at 3x that rate (fastai's warm-up and annealing: start at max/25, 25 % "
+            "warm-up), and triangular cyclical rates between max/4 and max = 3x the rate (Smith 2015, 3.3). "
+            "lrrt_core.schedules.one_cycle and .triangular build them as Keras schedules.")
+    if not rows:
+        return Section("Training recipes", [("p", "No recommendation yet.")])
+    return Section("Training recipes", [("p", text), ("table", ["config", "constant lr", "from", "one-cycle max_lr",
+                                                               "CLR base_lr", "CLR max_lr"], rows, {1, 3, 4, 5})])
+
+
+def extra_sections(red) -> list[Section]:
+    return [s for s in (verification_section(red), recipes_section(red)) if s is not None]
+
+
+def _html_section(sec: Section, plot_paths: dict[str, Path]) -> list[str]:
+    parts = [f"<h2>{_h(sec.title)}</h2>"]
+    for block in sec.blocks:
+        if block[0] == "p":
+            parts.append(f"<p>{_h(block[1])}</p>")
+        elif block[0] == "table":
+            parts.append(_html_table(block[1], block[2], block[3]))
+        elif block[0] == "figure" and block[1] in plot_paths:
+            parts.append(_html_figure(block[1], plot_paths[block[1]]))
+    return parts
+
+
+def _md_section(sec: Section, plot_paths: dict[str, Path], base: Path) -> list[str]:
+    lines = [f"## {md_escape(sec.title)}", ""]
+    for block in sec.blocks:
+        if block[0] == "p":
+            lines += [md_escape(block[1]), ""]
+        elif block[0] == "table":
+            lines += [_md_table(block[1], block[2]), ""]
+        elif block[0] == "figure" and block[1] in plot_paths:
+            lines += _md_figure(block[1], plot_paths[block[1]], base)
+    return lines
+
+
 _FIGURES: dict[str, tuple[Callable[..., Any], str]] = {
     "loss_vs_lr": (fig_loss_vs_lr, "Smoothed loss vs learning rate per batch size: mean over seeds, shaded band "
                    "from the lowest to the highest seed, marker at the suggested learning rate."),
@@ -542,7 +698,11 @@ _FIGURES: dict[str, tuple[Callable[..., Any], str]] = {
                    + _GOYAL),
     "min_loss_heatmap": (fig_min_loss_heatmap, "Mean minimum smoothed loss over optimizer × batch size "
                          "(grey: no successful seed)."),
+    "verification": (fig_verification, "Held-out metric after short training at each candidate rate "
+                     "(mean over seeds); ★ the verified rate."),
 }
+#: figures drawn inside their own section, not in "Plots".
+_SECTION_FIGURES = ("verification",)
 
 
 def make_plots(red, plots_dir: str | os.PathLike) -> dict[str, Path]:
@@ -743,6 +903,9 @@ def render_html(red, plot_paths: dict[str, Path] | Sequence[Path]) -> str:
     banner = _status_banner(red)
     if banner:
         parts.append(f'<div class="banner">{_h(banner)}</div>')
+    budget = budget_note(red)
+    if budget:
+        parts.append(f'<div class="banner">{_h(budget)}</div>' if "Warning" in budget else f"<p>{_h(budget)}</p>")
 
     parts.append("<h2>Ranking</h2>")
     if red.ranking.empty:
@@ -761,16 +924,15 @@ def render_html(red, plot_paths: dict[str, Path] | Sequence[Path]) -> str:
         label, text = _recommendation_text(rec, red.rank_by)
         parts.append(f"<p><strong>{_h(label)}</strong>: {_h(text)}</p>")
 
+    for sec in extra_sections(red):
+        parts += _html_section(sec, plot_paths)
+
     parts.append("<h2>Plots</h2>")
     if not plot_paths:
         parts.append("<p>No plots: no successful trials.</p>")
     for stem, path in plot_paths.items():
-        caption = _FIGURES.get(stem, (None, stem))[1]
-        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-        parts.append(
-            f'<figure><img src="data:image/png;base64,{data}" alt="{_h(stem.replace("_", " "))}">'
-            f"<figcaption>{_h(caption)}</figcaption></figure>"
-        )
+        if stem not in _SECTION_FIGURES:
+            parts.append(_html_figure(stem, path))
 
     scaling = _scaling_rows(red)
     parts.append("<h2>Learning rate vs batch size</h2>")
@@ -803,6 +965,18 @@ def render_html(red, plot_paths: dict[str, Path] | Sequence[Path]) -> str:
     parts.append(f"<footer>Generated by lrrt on {_h(stamp)} from trials/*.json. Tables: trials.csv, ranking.csv, "
                  "curves.parquet.</footer></body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _html_figure(stem: str, path: Path) -> str:
+    caption = _FIGURES.get(stem, (None, stem))[1]
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{_h(stem.replace("_", " "))}">'
+            f"<figcaption>{_h(caption)}</figcaption></figure>")
+
+
+def _md_figure(stem: str, path: Path, base: Path) -> list[str]:
+    caption = _FIGURES.get(stem, (None, stem))[1]
+    return [f"![{md_escape(stem.replace('_', ' '))}]({_rel(Path(path), base)})", "", f"*{md_escape(caption)}*", ""]
 
 
 def _as_plot_dict(plot_paths) -> dict[str, Path]:
@@ -842,6 +1016,9 @@ def render_markdown(red, plot_paths: dict[str, Path] | Sequence[Path]) -> str:
     banner = _status_banner(red)
     if banner:
         lines += [f"> ⚠️ {md_escape(banner)}", ""]
+    budget = budget_note(red)
+    if budget:
+        lines += [("> ⚠️ " if "Warning" in budget else "") + md_escape(budget), ""]
     lines += ["## Ranking", ""]
     if red.ranking.empty:
         lines += ["No configurations.", ""]
@@ -855,13 +1032,15 @@ def render_markdown(red, plot_paths: dict[str, Path] | Sequence[Path]) -> str:
     for rec in recs:
         label, text = _recommendation_text(rec, red.rank_by)
         lines += [f"- **{md_escape(label)}**: {md_escape(text)}"]
-    lines += ["", "## Plots", ""]
+    lines += [""]
+    for sec in extra_sections(red):
+        lines += _md_section(sec, plot_paths, red.out_dir)
+    lines += ["## Plots", ""]
     if not plot_paths:
         lines += ["No plots: no successful trials.", ""]
     for stem, path in plot_paths.items():
-        caption = _FIGURES.get(stem, (None, stem))[1]
-        rel = _rel(Path(path), red.out_dir)
-        lines += [f"![{md_escape(stem.replace('_', ' '))}]({rel})", "", f"*{md_escape(caption)}*", ""]
+        if stem not in _SECTION_FIGURES:
+            lines += _md_figure(stem, path, red.out_dir)
     lines += ["## Learning rate vs batch size", "", md_escape(_GOYAL), ""]
     scaling = _scaling_rows(red)
     if scaling:
