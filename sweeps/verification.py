@@ -248,7 +248,7 @@ def reduce_verification(manifest: dict | None, out_dir, ranking: pd.DataFrame,
 # --------------------------------------------------------------------------- recipes
 
 #: one-cycle peak as a multiple of the constant rate, and its warm-up/annealing defaults
-#: (fastai ``fit_one_cycle``: div 25, final div 1e5 of the start, 25 % warm-up).
+#: (PyTorch ``OneCycleLR``'s div_factor 25 and final_div_factor 1e4; fastai's 25 % warm-up).
 ONE_CYCLE_PEAK = 3.0
 ONE_CYCLE = {"pct_start": 0.25, "div_factor": 25.0, "final_div_factor": 1e4}
 #: triangular CLR: max_lr as a multiple of the constant rate; base_lr = max_lr / 4 (Smith 2015, 3.3).

@@ -2,7 +2,9 @@
 
 Used by the Ray tests as a real ``package.module:function`` workload: the ``fault`` axis
 makes a trial raise, or kill its worker process (``os._exit``) always or only on its first
-attempt (a marker file in ``marker_dir`` remembers the first attempt).
+attempt (a marker file in ``marker_dir`` remembers the first attempt), or — ``raise_rebuilt`` —
+build fine the first time and raise on every later build (so a range test succeeds and the
+verification trainings of the same configuration, which rebuild the workload, fail).
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ def build(seed: int = 0, *, fault: str = "none", marker_dir: str | None = None, 
 
     if fault == "raise":
         raise RuntimeError("injected failure in the workload")
+    if fault == "raise_rebuilt":
+        marker = Path(marker_dir or ".") / f"built-{seed}-{width}"
+        if marker.exists():
+            raise RuntimeError("injected failure: the workload was built before")
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(str(os.getpid()))
     if fault in ("die", "die_once"):
         marker = Path(marker_dir or ".") / f"died-{seed}-{width}"
         if fault == "die" or not marker.exists():
