@@ -102,11 +102,9 @@ def train_fixed(
 
     if (epochs is None) == (steps is None):
         raise ValueError("give exactly one of epochs or steps for a verification training")
-    n = len(x)
-    per_epoch = max(1, n // batch_size)
-    n_epochs, steps_per_epoch = (int(epochs), None) if epochs is not None else (math.ceil(steps / per_epoch), per_epoch)
-    if steps is not None and n_epochs == 1:
-        steps_per_epoch = int(steps)
+    if steps is not None:  # exactly `steps` batches: the data cycled in fresh shuffles, one fit epoch
+        x, y = _cycled(x, y, int(steps) * int(batch_size), seed)
+        epochs = 1
     saved = None
     if restore:
         _ensure_built(model, (x[:batch_size], y[:batch_size], None))
@@ -116,8 +114,8 @@ def train_fixed(
         model.optimizer.learning_rate = float(lr)
         it0 = int(model.optimizer.iterations.numpy())
         keras.utils.set_random_seed(int(seed))
-        hist = model.fit(x, y, batch_size=batch_size, epochs=n_epochs, steps_per_epoch=steps_per_epoch,
-                         shuffle=True, verbose=0, callbacks=[keras.callbacks.TerminateOnNaN()])
+        hist = model.fit(x, y, batch_size=batch_size, epochs=int(epochs), shuffle=steps is None, verbose=0,
+                         callbacks=[keras.callbacks.TerminateOnNaN()])
         train_losses = hist.history.get("loss", [math.nan])
         train_loss = float(train_losses[-1])
         ran = int(model.optimizer.iterations.numpy()) - it0
@@ -131,6 +129,14 @@ def train_fixed(
         diverged, val_loss = True, math.nan
     return TrainResult(lr=float(lr), val_loss=val_loss, metrics={k: float(v) for k, v in scores.items()},
                        train_loss=train_loss, steps=ran, diverged=diverged, wall_s=time.perf_counter() - t0)
+
+
+def _cycled(x: Any, y: Any, n: int, seed: int) -> tuple[Any, Any]:
+    """``n`` samples of ``(x, y)``: successive seeded permutations of the data, concatenated."""
+    rng = np.random.default_rng(seed)
+    reps = -(-n // len(x))
+    idx = np.concatenate([rng.permutation(len(x)) for _ in range(reps)])[:n]
+    return x[idx], y[idx]
 
 
 def verify_workload(

@@ -2,13 +2,14 @@
 
 Used by the Ray tests as a real ``package.module:function`` workload: the ``fault`` axis
 makes a trial raise, or kill its worker process (``os._exit``) always or only on its first
-attempt (a marker file in ``marker_dir`` remembers the first attempt), or — ``raise_rebuilt`` —
-build fine the first time and raise on every later build (so a range test succeeds and the
-verification trainings of the same configuration, which rebuild the workload, fail).
+attempt (a marker file in ``marker_dir`` remembers the first attempt), or — ``raise_in_verify`` —
+build fine for a range test and raise when built for a verification training
+(``lrrt_core.verify.verify_workload`` on the call stack).
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
@@ -20,12 +21,8 @@ def build(seed: int = 0, *, fault: str = "none", marker_dir: str | None = None, 
 
     if fault == "raise":
         raise RuntimeError("injected failure in the workload")
-    if fault == "raise_rebuilt":
-        marker = Path(marker_dir or ".") / f"built-{seed}-{width}"
-        if marker.exists():
-            raise RuntimeError("injected failure: the workload was built before")
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(str(os.getpid()))
+    if fault == "raise_in_verify" and any(f.function == "verify_workload" for f in inspect.stack()):
+        raise RuntimeError("injected failure in a verification training")
     if fault in ("die", "die_once"):
         marker = Path(marker_dir or ".") / f"died-{seed}-{width}"
         if fault == "die" or not marker.exists():

@@ -1,0 +1,108 @@
+"""The verification stage end to end on a real local Ray, through the ``lrrt`` CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.sweeps.conftest import REPO, cli_env, lrrt_cmd, run_lrrt, tiny_spec
+
+pytestmark = [pytest.mark.ray, pytest.mark.tf]
+
+
+def _records(folder: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in folder.glob("*.json")}
+
+
+def _kill_after(cmd: list[str], folder: Path, n: int, timeout: float = 400) -> None:
+    """Run ``cmd``; SIGKILL it (and its Ray) once ``folder`` holds ``n`` records; fail loudly if never."""
+    proc = subprocess.Popen(cmd, cwd=REPO, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while len(list(folder.glob("*.json"))) < n:
+            if proc.poll() is not None:
+                pytest.fail(f"the sweep ended (exit {proc.returncode}) before {n} records in {folder}: "
+                            f"{proc.stderr.read()[-2000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"no {n} records in {folder} after {timeout:.0f} s")
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+
+
+def test_verify_stage_kill_resume_failures_and_lrrt_verify(tmp_path, write_spec):
+    spec = write_spec(tiny_spec(
+        name="verified",
+        grid={"optimizer": ["sgd", "adam"], "batch_size": [32], "seed": [0],
+              "axes": {"fault": ["none", "raise_in_verify"]}},
+        range_test={"steps": 40},
+        resources={"cpus_per_trial": 1, "max_concurrent": 1},
+        verify={"steps": 30, "candidates": [0.5, 1, 2]},
+    ))
+    out = tmp_path / "out"
+    cmd = lrrt_cmd("sweep", spec, "--out", out, "-q")
+    _kill_after(cmd, out / "verify", 2)
+    first = _records(out / "verify")
+    manifest = json.loads((out / "sweep.json").read_text())
+    planned = {t["trial_id"]: t for t in manifest["verify_trials"]}
+    assert len(planned) == 4 * 3 and 2 <= len(first) < 12 and set(first) <= set(planned)
+
+    proc = run_lrrt("sweep", spec, "--out", out)
+    # The verification trainings of the raise_in_verify configurations fail: listed, the others finish.
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "resumed: 4 finished trials kept" in proc.stderr
+    final = _records(out / "verify")
+    for tid, rec in first.items():
+        if rec["status"] == "ok":
+            assert final[tid]["finished_at"] == rec["finished_at"], "a finished verification was re-run"
+    verify = pd.read_csv(out / "verify.csv")
+    assert len(verify) == 12 and sorted(verify["trial_id"]) == sorted(planned)
+    bad = verify[verify["status"] == "failed"]
+    assert sorted(set(bad["config"])) == ["adam-bs32-faultraise_in_verify", "sgd-bs32-faultraise_in_verify"]
+    assert len(bad) == 6 and bad["error"].str.contains("injected failure in a verification").all()
+    ok = verify[verify["status"] == "ok"]
+    assert len(ok) == 6 and (ok["steps"] == 30).all() and ok["val_loss"].notna().all()
+    trials = pd.read_csv(out / "trials.csv")
+    assert (trials["status"] == "ok").all()
+    ranking = pd.read_csv(out / "ranking.csv").set_index("config")
+    for config, g in ok.groupby("config"):
+        best = g.loc[g["val_loss"].idxmin()]
+        assert ranking.loc[config, "verified_lr"] == pytest.approx(best["lr"])
+        assert ranking.loc[config, "verified_val_loss"] == pytest.approx(best["val_loss"])
+    assert sorted(ranking["verified_rank"].dropna().astype(int)) == [1, 2]
+    html = (out / "report.html").read_text()
+    assert "<h2>Verification</h2>" in html and "Training recipes" in html
+    assert (out / "plots" / "verification.png").is_file()
+    recipes = json.loads((out / "recipes.json").read_text())["recipes"]
+    by_config = {r["config"]: r for r in recipes}
+    for config in ok["config"].unique():
+        assert by_config[config]["lr_source"] == "verified"
+        assert by_config[config]["lr"] == pytest.approx(ranking.loc[config, "verified_lr"])
+
+    # lrrt verify DIR with other settings: a new plan, run on the finished sweep.
+    again = run_lrrt("verify", out, "--steps", "20", "--candidates", "1", "3", "--top", "1", "-q")
+    assert again.returncode in (0, 1), again.stderr[-3000:]
+    manifest = json.loads((out / "sweep.json").read_text())
+    assert manifest["spec"]["verify"]["steps"] == 20 and manifest["spec"]["verify"]["candidates"] == [1, 3]
+    assert len(manifest["verify_trials"]) == 2
+    verify = pd.read_csv(out / "verify.csv")
+    assert len(verify) == 2 and (verify["factor"].tolist() == [1, 3])
+
+
+def test_lrrt_verify_refuses_bad_input(tmp_path):
+    proc = run_lrrt("verify", tmp_path)
+    assert proc.returncode == 2 and "not an lrrt sweep output directory" in proc.stderr
+    from tests.sweeps import synthetic as S
+
+    S.standard_sweep(tmp_path / "s")
+    proc = run_lrrt("verify", tmp_path / "s", "--candidates", "0", "1")
+    assert proc.returncode == 2 and "--candidates" in proc.stderr, proc.stderr
