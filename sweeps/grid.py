@@ -176,7 +176,7 @@ def format_grid(spec: SweepSpec, trials: list[Trial]) -> str:
         trial, totals over all trials, max concurrent trials, retries. Launches nothing.
     """
     rt, res = spec.range_test, spec.resources
-    length = f"{rt.steps} steps" if rt.steps is not None else f"{rt.epochs} epoch(s)"
+    length = rt.budget_text()
     diverge = "off" if rt.diverge_threshold is None else f"{format_value(rt.diverge_threshold)}x best smoothed loss"
     lines = [f"sweep     {spec.name}"]
     if spec.description:
@@ -190,7 +190,16 @@ def format_grid(spec: SweepSpec, trials: list[Trial]) -> str:
         f"range     {format_value(rt.start_lr)} -> {format_value(rt.end_lr)}, {rt.ladder} ladder, {length}, "
         f"loss={rt.loss}, stop at {diverge}, EMA smoothing {format_value(rt.smoothing)}"
     )
+    if spec.fixed_steps_over_batch_sizes:
+        lines.append("          warning: batch sizes compared at a fixed step count (larger batches see more data); "
+                     "range_test: {samples: N} compares them at an equal sample budget")
     lines.append(f"rank by   {spec.report.rank_by}")
+    if spec.verify is not None:
+        v = spec.verify
+        budget = f"{v.epochs} epoch(s)" if v.epochs is not None else f"{v.steps} steps"
+        which = "every configuration" if v.top is None else f"the top {v.top} configurations"
+        lines.append(f"verify    {which}: {budget} at {', '.join(format_value(c) for c in v.candidates)} x the "
+                     f"recommended rate, per seed; best held-out {v.metric}")
     lines.append("")
 
     axis_names = list(spec.grid.axes)
