@@ -461,7 +461,7 @@ def minimum(
     """
     p = _prepare(curve_or_lrs, losses, skip_start=skip_start, skip_end=skip_end, beta=beta,
                  min_points=min_points, peer="fastai", steps_planned=steps_planned)
-    return _minimum_from(p, "minimum", 1.0)
+    return _minimum_from(p, "minimum", 1)
 
 
 def minimum_div10(
@@ -484,10 +484,10 @@ def minimum_div10(
     """
     p = _prepare(curve_or_lrs, losses, skip_start=skip_start, skip_end=skip_end, beta=beta,
                  min_points=min_points, peer="fastai", steps_planned=steps_planned)
-    return _minimum_from(p, "minimum_div10", 0.1)
+    return _minimum_from(p, "minimum_div10", 10)
 
 
-def _minimum_from(p: _Prepared, method: str, factor: float) -> Suggestion:
+def _minimum_from(p: _Prepared, method: str, divisor: int) -> Suggestion:
     if p.problem:
         return _none(method, p.problem)
     win = p.smoothed[p.window]
@@ -495,9 +495,9 @@ def _minimum_from(p: _Prepared, method: str, factor: float) -> Suggestion:
     if problem:
         return _none(method, problem)
     idx = p.window.start + int(np.argmin(win))
-    lr = float(p.lrs[idx]) * factor
+    lr = float(p.lrs[idx]) / divisor  # fastai: lr_min/10 (a division, to the last bit)
     note = f"min smoothed loss {p.smoothed[idx]:.4g} at step {idx} (lr {p.lrs[idx]:.3g})"
-    return Suggestion(method, lr, idx, note + (" / 10" if factor != 1.0 else ""))
+    return Suggestion(method, lr, idx, note + (f" / {divisor}" if divisor != 1 else ""))
 
 
 def steepest(
