@@ -25,6 +25,8 @@ from lrrt_core.suggest import (
     valley,
 )
 
+from tests.core import reference_impls as ref
+
 RAW = dict(beta=0.0, skip_start=0, skip_end=0)
 
 
@@ -35,29 +37,17 @@ def tanh_curve(n=201, c=-2.5, w=0.5, lo=-5.0, hi=0.0):
 
 
 def fastai_valley_reference(lrs, losses):
-    """fastai's valley, verbatim in plain Python (fastai/callback/schedule.py)."""
+    """fastai's valley (reference_impls, verbatim) and its index (-1 where fastai's is -1)."""
     n = len(losses)
-    max_start, max_end = 0, 0
-    lds = [1] * n
-    for i in range(1, n):
-        for j in range(0, i):
-            if (losses[i] < losses[j]) and (lds[i] < lds[j] + 1):
-                lds[i] = lds[j] + 1
-            if lds[max_end] < lds[i]:
-                max_end = i
-                max_start = max_end - lds[max_end]
-    sections = (max_end - max_start) / 3
-    idx = max_start + int(sections) + int(sections / 2)
-    return float(lrs[idx]), idx
+    idx = int(ref.fastai_valley(np.arange(n), np.asarray(losses), n)[0])  # lrs[-1] shows as n - 1
+    return ref.fastai_valley(lrs, np.asarray(losses), n)[0], (-1 if n > 1 and idx == n - 1 else idx)
 
 
 def keras_lr_finder_reference(lrs, losses, sma, n_skip_beginning=10, n_skip_end=5):
-    """keras-lr-finder's get_derivatives + get_best_lr, verbatim."""
-    derivatives = [0] * sma
-    for i in range(sma, len(lrs)):
-        derivatives.append((losses[i] - losses[i - sma]) / sma)
-    best_der_idx = np.argmin(derivatives[n_skip_beginning:-n_skip_end])
-    return lrs[n_skip_beginning:-n_skip_end][best_der_idx]
+    """keras-lr-finder's get_derivatives + get_best_lr (reference_impls, verbatim)."""
+    finder = ref.KerasLRFinder()
+    finder.lrs, finder.losses = list(lrs), list(losses)
+    return finder.get_best_lr(sma, n_skip_beginning, n_skip_end)
 
 
 # ------------------------------------------------------------------ Suggestion
@@ -208,8 +198,10 @@ def test_valley_matches_fastai_reference_on_random_curves():
         losses = np.cumsum(rng.normal(0, 1, n))
         ref_lr, ref_idx = fastai_valley_reference(lrs, list(losses))
         s = valley(lrs, losses, **RAW)
-        if ref_idx >= 0 and max(longest_valley(losses)[2], 1) > 1:
+        if ref_idx >= 0 and longest_valley(losses)[2] > 1:
             assert s.index == ref_idx and s.lr == ref_lr
+        else:  # fastai's lrs[-1] (idx -1) or lrs[0] of a never-decreasing curve
+            assert not s.ok
 
 
 def test_valley_known_longest_descent():
@@ -434,3 +426,49 @@ def test_steepest_no_suggestion_when_the_window_starts_at_its_minimum():
     loss = np.concatenate([np.linspace(3.0, 1.0, 11), np.linspace(1.0, 4.0, 49)])  # min at step 10
     s = steepest(lrs, loss, beta=0.0, skip_start=10, skip_end=0)
     assert not s.ok and "never decreases" in s.reason
+
+
+# ------------------------------------------------------------------ defaults: each method its own window
+
+
+def test_suggest_all_leaves_each_method_its_default_trims():
+    lrs, losses = tanh_curve(n=300, c=-2.0, lo=-6, hi=1)
+    losses = losses + 0.05 * np.sin(np.arange(300) * 1.3)
+    c = Curve(lrs, losses, steps_planned=300)
+    out = suggest_all(c)
+    assert out["valley"] == valley(c) == valley(c, skip_start=30, skip_end=5)
+    assert out["minimum"] == minimum(c, skip_start=30)
+    assert out["steepest"] == steepest(c, skip_start=10, skip_end=5)
+    assert out["sma_rule"] == sma_rule(c, sma=20, skip_start=10, skip_end=5)
+    fixed = suggest_all(c, skip_start=3, skip_end=2, steps_planned=100)
+    assert fixed["valley"] == valley(c, skip_start=3, skip_end=2)
+    assert fixed["steepest"] == steepest(c, skip_start=3, skip_end=2)
+    assert fixed["sma_rule"] == sma_rule(c, skip_start=3, skip_end=2)
+    assert suggest_all(c, steps_planned=100)["valley"] == valley(c, skip_start=10)
+
+
+def test_fastai_skip_start_comes_from_steps_planned():
+    lrs, losses = tanh_curve(n=200, c=-2.0)
+    losses = losses + 0.05 * np.sin(np.arange(200) * 1.3)
+    planned = Curve(lrs, losses, steps_planned=200)
+    unknown = Curve(lrs, losses)  # steps_planned 0: the record's length
+    assert valley(planned) == valley(unknown) == valley(lrs, losses, skip_start=20)
+    assert valley(planned, steps_planned=50) == valley(lrs, losses, skip_start=5)
+    with pytest.raises(ValueError):
+        valley(lrs, losses, steps_planned=-1)
+    with pytest.raises(ValueError):
+        valley(lrs, losses, steps_planned=2.5)
+
+
+def test_steepest_is_not_fastai_steep():
+    """fastai's steep takes the left end of the steepest forward step, past the minimum too."""
+    lrs = np.logspace(-5, 1, 300)
+    x = np.log10(lrs)
+    loss = 2.3 - 1.0 / (1.0 + np.exp(-(x + 2.0) / 0.3))
+    after = x > -1.0
+    loss[after] = loss[after].min() + 0.4 * (x[after] + 1.0) + 3.0 * np.exp(-((x[after] - 0.0) / 0.15) ** 2)
+    win = slice(30, 295)  # fastai's window of a 300-step record (beta=0: the values are the record)
+    fastai_lr = ref.fastai_steep(lrs[win], loss[win], 300)[0]
+    assert np.log10(fastai_lr) > -0.5  # the drop after the spike, past the minimum
+    s = steepest(lrs, loss, beta=0.0)
+    assert abs(np.log10(s.lr) + 2.0) < 0.05
