@@ -271,6 +271,9 @@ def longest_valley(values: np.ndarray) -> tuple[int, int, int]:
     the longest strictly decreasing subsequence ending at ``i``; ``max_end`` is the first index
     with the largest ``lds``; ``max_start = max_end - lds[max_end]`` (fastai's rule, which can be
     -1 when the valley starts at index 0). The O(n^2) double loop is vectorised over ``j``.
+    fastai updates ``max_start`` inside the ``j`` loop, with ``lds[i]`` not yet final; that is
+    the same value: ``lds[i]`` can exceed the best so far, ``lds[max_end]``, only by one (every
+    ``lds[j]``, ``j < i``, is at most that best), so the first exceeding value is the final one.
     """
     values = np.asarray(values, dtype=np.float64)
     n = values.size
