@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 STOP_REASONS = ("completed", "diverged", "nonfinite")
+#: how a non-finite stop loss is recorded (``str(value)`` of the float).
+NONFINITE_LOSSES = ("nan", "inf", "-inf")
 DEFAULT_BETA = 0.98
 
 
@@ -71,6 +73,11 @@ class Curve:
         stop_reason: ``"completed"`` (whole ladder run), ``"diverged"`` (smoothed loss went
             above ``diverge_threshold`` x best), or ``"nonfinite"`` (NaN/inf loss).
         diverged_lr: learning rate of the step that stopped the test, else ``None``.
+        nonfinite_loss: for ``stop_reason == "nonfinite"``, the loss of the stopping step,
+            which is not in ``losses``: ``"nan"``, ``"inf"`` or ``"-inf"``; ``None`` otherwise
+            or when not recorded (curves from before it was). The suggestion ports need it:
+            fastai's finder stops after an inf loss but runs on after a NaN
+            (:func:`lrrt_core.suggest.peer_record_length`).
         steps_planned: length of the ladder.
         wall_s: wall time of the test in seconds.
         params: the parameters used (start_lr, end_lr, steps, ladder, loss, diverge_threshold,
@@ -84,6 +91,7 @@ class Curve:
     steps_planned: int = 0
     wall_s: float = 0.0
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    nonfinite_loss: str | None = None
 
     def __post_init__(self) -> None:
         lrs = np.asarray(self.lrs, dtype=np.float64)
@@ -92,6 +100,8 @@ class Curve:
             raise ValueError(f"lrs and losses must be 1-D of equal length, got {lrs.shape} and {losses.shape}")
         if self.stop_reason not in STOP_REASONS:
             raise ValueError(f"stop_reason must be one of {STOP_REASONS}, got {self.stop_reason!r}")
+        if self.nonfinite_loss is not None and self.nonfinite_loss not in NONFINITE_LOSSES:
+            raise ValueError(f"nonfinite_loss must be None or one of {NONFINITE_LOSSES}, got {self.nonfinite_loss!r}")
         object.__setattr__(self, "lrs", lrs)
         object.__setattr__(self, "losses", losses)
 
@@ -132,6 +142,7 @@ class Curve:
             "steps_planned": int(self.steps_planned),
             "wall_s": float(self.wall_s),
             "params": dict(self.params),
+            "nonfinite_loss": self.nonfinite_loss,
         }
 
     @classmethod
@@ -145,4 +156,5 @@ class Curve:
             steps_planned=int(d.get("steps_planned", len(d["lrs"]))),
             wall_s=float(d.get("wall_s", 0.0)),
             params=dict(d.get("params", {})),
+            nonfinite_loss=d.get("nonfinite_loss"),
         )

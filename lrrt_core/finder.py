@@ -404,7 +404,8 @@ def range_test(
 
     Step ``i`` sets the optimizer's learning rate to ``ladder[i]`` (``start_lr`` ...
     ``end_lr``), trains on one batch and records the loss of that batch. The test stops
-    early when the loss is NaN/inf (that step is cut) or when the bias-corrected EMA of the
+    early when the loss is NaN/inf (that step is cut; its value, "nan" or "inf", is kept as
+    ``curve.nonfinite_loss``) or when the bias-corrected EMA of the
     loss exceeds ``diverge_threshold`` x its best value so far (that step is kept). Weights,
     non-trainable state (BatchNorm statistics, dropout seeds) and the optimizer's variables
     (``iterations``, slots such as Adam's moments, the learning rate) are restored exactly
@@ -503,7 +504,7 @@ def range_test(
     beta = float(smoothing)
     thr = diverge_threshold
     losses: list[float] = []
-    stop_reason, diverged_lr = "completed", None
+    stop_reason, diverged_lr, nonfinite_loss = "completed", None, None
     avg, beta_pow, best = 0.0, 1.0, math.inf
     lr_list = lrs.tolist()
     n_val = sum(nv for _, _, nv in val) if val is not None else 0
@@ -523,7 +524,7 @@ def range_test(
                     total += nv * float(test(xv, yv, return_dict=True)["loss"])
                 value = total / n_val
             if not math.isfinite(value):
-                stop_reason, diverged_lr = "nonfinite", lr
+                stop_reason, diverged_lr, nonfinite_loss = "nonfinite", lr, str(value)
                 break
             losses.append(value)
             avg = beta * avg + (1.0 - beta) * value
@@ -550,6 +551,7 @@ def range_test(
         diverged_lr=None if diverged_lr is None else float(diverged_lr),
         steps_planned=steps,
         wall_s=wall,
+        nonfinite_loss=nonfinite_loss,
         params={
             "start_lr": float(start_lr),
             "end_lr": float(end_lr),

@@ -237,7 +237,9 @@ def plot_loss_change(
     change = loss_change(raw, sma)
     win = trim_window(raw.size, skip_start, skip_end)
     ax.plot(lrs[win], change[win], color=color, linewidth=1.8, label=label or f"loss change (sma={sma})")
-    s = get_method("sma_rule")(lrs, raw, sma=sma, skip_start=skip_start, skip_end=skip_end)
+    # on the curve, not the cut arrays: a test stopped on NaN/inf has keras-lr-finder's record
+    # (the non-finite step among the skipped ones), so the mark is LRFinder.get_best_lr's lr
+    s = get_method("sma_rule")(curve, sma=sma, skip_start=skip_start, skip_end=skip_end)
     if s.ok:
         _mark(ax, lrs, np.nan_to_num(change), s, PALETTE[1] if color == PALETTE[0] else color)
     else:

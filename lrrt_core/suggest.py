@@ -6,9 +6,22 @@ Every method is the same short pipeline of small pure pieces:
 2. **smooth** the whole finite prefix with the bias-corrected EMA (:func:`lrrt_core.curve.ema`,
    ``beta`` = the curve's recorded ``params["smoothing"]``, else 0.98) — smoothing runs from
    step 0, as fastai and Lightning do, so the values picked are the ones a plot shows;
-3. **trim** ``skip_start`` / ``skip_end`` points (:func:`trim_window`, which shrinks the skips
-   on a short curve and never empties it);
-4. **pick** an index inside the trimmed window.
+3. **trim** the start and the end of the curve (the window);
+4. **pick** an index inside the window.
+
+The methods named after a peer window the curve exactly as that peer does (:func:`peer_window`),
+on the record the peer's own finder would have made of the same test
+(:func:`peer_record_length`):
+
+* ``minimum``, ``minimum_div10``, ``valley`` — fastai's ``Learner.lr_find``: skip
+  ``num_it // 10`` of the *planned* steps (``steps_planned // 10``) and the last 5 points of
+  the whole record, then cut at the first NaN;
+* ``sma_rule`` — keras-lr-finder's ``get_best_lr``: ``[n_skip_beginning:-n_skip_end]`` of the
+  record, whose last point is the non-finite loss when the test stopped on one.
+
+Where the peer's window would keep fewer than ``min_points`` points (fastai crashes on an empty
+one), the skips shrink instead (:func:`trim_window`), so a short curve is never emptied.
+``steepest`` is lrrt's own rule and trims the finite curve with :func:`trim_window`.
 
 A method that cannot give a sensible answer (too few points, all-NaN losses, a flat curve,
 a loss that never decreases) returns a :class:`Suggestion` with ``lr=None``,
@@ -56,6 +69,9 @@ __all__ = [
     "suggest_all",
     "summarize",
     "trim_window",
+    "peer_window",
+    "peer_record_length",
+    "PEERS",
     "log_slope",
     "loss_change",
     "longest_valley",
@@ -63,9 +79,13 @@ __all__ = [
 
 METHODS = ("minimum", "minimum_div10", "steepest", "valley", "sma_rule")
 
-#: default trims: keras-lr-finder's n_skip_beginning=10 / n_skip_end=5 (fastai: num_it//10, 5).
+#: default start trim of ``steepest`` and ``sma_rule`` (keras-lr-finder's n_skip_beginning=10);
+#: the fastai ports skip ``steps_planned // 10`` instead (fastai's ``num_it // 10``).
 DEFAULT_SKIP_START = 10
+#: default end trim of every method (fastai's ``[:-5]``, keras-lr-finder's n_skip_end=5).
 DEFAULT_SKIP_END = 5
+#: the finders whose records the ports model (:func:`peer_record_length`).
+PEERS = ("fastai", "keras_lr_finder")
 #: fewest finite points a curve needs before any method answers.
 DEFAULT_MIN_POINTS = 5
 #: keras-lr-finder's ``sma`` as used in the seed article.
@@ -129,6 +149,91 @@ def trim_window(n: int, skip_start: int = DEFAULT_SKIP_START, skip_end: int = DE
     return slice(int(skip_start), n - int(skip_end))
 
 
+def peer_record_length(curve: Curve, peer: str) -> int:
+    """Number of points ``peer``'s own finder would have recorded for the test ``curve`` records.
+
+    lrrt's finder keeps the step that trips the divergence rule (both peers record that step,
+    then stop) but not a non-finite step (``stop_reason == "nonfinite"``). On a non-finite loss:
+
+    * keras-lr-finder records it, then stops (``on_batch_end``: ``self.losses.append(loss)``,
+      then ``if ... math.isnan(loss) or loss > self.best_loss * 4: stop``; an inf is > 4 x best):
+      one point more than ``curve.losses``;
+    * fastai records the smoothed loss (``Recorder.after_batch``) and its ``LRFinder`` stops
+      when ``smooth_loss > 4 * best_loss``: true for an inf, so one point more; false for a
+      NaN, so fastai runs on to ``num_it`` steps whose smoothed loss is NaN from the first NaN
+      on: ``steps_planned`` points. A ``"-inf"`` or unrecorded (``None``) value counts as NaN.
+
+    Args:
+        curve: the range-test curve.
+        peer: ``"fastai"`` or ``"keras_lr_finder"`` (:data:`PEERS`).
+
+    Returns:
+        The record's length, >= ``curve.steps_run``.
+
+    References:
+        fastai ``fastai/callback/schedule.py`` ``LRFinder.after_batch``, ``fastai/learner.py``
+        ``Recorder.after_batch``; surmenok/keras-lr-finder ``keras_lr_finder/lr_finder.py``
+        ``on_batch_end``.
+    """
+    if peer not in PEERS:
+        raise ValueError(f"peer must be one of {PEERS}, got {peer!r}")
+    n = curve.steps_run
+    if curve.stop_reason != "nonfinite":
+        return n
+    if peer == "keras_lr_finder" or curve.nonfinite_loss == "inf":
+        return n + 1
+    return max(int(curve.steps_planned), n + 1)
+
+
+def peer_window(
+    n_finite: int,
+    n_record: int,
+    skip_start: int,
+    skip_end: int = DEFAULT_SKIP_END,
+    min_points: int = DEFAULT_MIN_POINTS,
+) -> slice:
+    """A peer's window on its record, cut at the first non-finite point.
+
+    fastai's ``lr_find`` takes ``recorder.losses[num_it//10:-5]`` and then cuts at the first
+    NaN; keras-lr-finder's ``get_best_lr`` takes ``[n_skip_beginning:-n_skip_end]`` of a record
+    whose only non-finite point is its last. Both are ``range(skip_start, n_record - skip_end)``
+    cut at ``n_finite``: the end skip counts the record's points that are not in the finite
+    prefix (the NaN/inf step, fastai's NaN tail), so it removes
+    ``max(skip_end - (n_record - n_finite), 0)`` finite points.
+
+    Where that window would keep fewer than ``min_points`` points, the skips shrink as
+    :func:`trim_window` does (fastai would crash on an empty window or answer from a handful of
+    points); ``skip_end=0`` skips nothing (keras-lr-finder's ``[s:-0]`` is empty).
+
+    Args:
+        n_finite: length of the finite prefix of the record (the points a suggestion may pick).
+        n_record: length of the peer's whole record (>= ``n_finite``).
+        skip_start: points the peer skips at the start.
+        skip_end: points the peer skips at the end of its whole record.
+        min_points: fewest points the exact window may keep before the skips shrink.
+
+    Returns:
+        ``slice(lo, hi)`` into the finite prefix; non-empty whenever ``n_finite >= 1``.
+
+    Example:
+        >>> peer_window(100, 100, 10)  # a completed test of 100 steps
+        slice(10, 95, None)
+        >>> peer_window(60, 100, 10)   # NaN at step 60: fastai runs on to step 100
+        slice(10, 60, None)
+        >>> peer_window(60, 61, 10)    # keras-lr-finder recorded the NaN step, then stopped
+        slice(10, 56, None)
+    """
+    if skip_start < 0 or skip_end < 0:
+        raise ValueError(f"skip_start and skip_end must be >= 0, got {skip_start!r}, {skip_end!r}")
+    if n_record < n_finite:
+        raise ValueError(f"n_record ({n_record}) must be >= n_finite ({n_finite})")
+    end_skip = max(skip_end - (n_record - n_finite), 0)
+    lo, hi = int(skip_start), int(n_finite - end_skip)
+    if hi - lo >= min_points:
+        return slice(lo, hi)
+    return trim_window(n_finite, skip_start, end_skip)
+
+
 def log_slope(lrs: np.ndarray, values: np.ndarray) -> np.ndarray:
     """``d values / d log10(lr)`` at every point (``np.gradient``: central inside, one-sided at ends).
 
@@ -166,6 +271,9 @@ def longest_valley(values: np.ndarray) -> tuple[int, int, int]:
     the longest strictly decreasing subsequence ending at ``i``; ``max_end`` is the first index
     with the largest ``lds``; ``max_start = max_end - lds[max_end]`` (fastai's rule, which can be
     -1 when the valley starts at index 0). The O(n^2) double loop is vectorised over ``j``.
+    fastai updates ``max_start`` inside the ``j`` loop, with ``lds[i]`` not yet final; that is
+    the same value: ``lds[i]`` can exceed the best so far, ``lds[max_end]``, only by one (every
+    ``lds[j]``, ``j < i``, is at most that best), so the first exceeding value is the final one.
     """
     values = np.asarray(values, dtype=np.float64)
     n = values.size
@@ -213,14 +321,48 @@ def _split_input(curve_or_lrs: Any, losses: Any) -> tuple[np.ndarray, np.ndarray
     return lrs, loss_arr, DEFAULT_BETA
 
 
+def _peer_skip_start(curve_or_lrs: Any, n_record: int, steps_planned: int | None) -> int:
+    """fastai's ``num_it // 10``: ``steps_planned`` given, else the Curve's, else the record's length."""
+    if steps_planned is None and isinstance(curve_or_lrs, Curve) and curve_or_lrs.steps_planned > 0:
+        steps_planned = curve_or_lrs.steps_planned
+    if steps_planned is None:
+        steps_planned = n_record
+    if isinstance(steps_planned, bool) or not isinstance(steps_planned, (int, np.integer)) or steps_planned < 0:
+        raise ValueError(f"steps_planned must be an integer >= 0, got {steps_planned!r}")
+    return int(steps_planned) // 10
+
+
+def _window(
+    curve_or_lrs: Any,
+    n_all: int,
+    n: int,
+    *,
+    peer: str | None,
+    skip_start: int | None,
+    skip_end: int,
+    steps_planned: int | None,
+    min_points: int,
+) -> slice:
+    """The trimmed window on the finite prefix of ``n`` points (``peer=None``: lrrt's own trim)."""
+    if peer is None:
+        return trim_window(n, DEFAULT_SKIP_START if skip_start is None else skip_start, skip_end)
+    # plain arrays are taken as the peer's record as it is; a Curve as lrrt's record of the test
+    n_record = peer_record_length(curve_or_lrs, peer) if isinstance(curve_or_lrs, Curve) else n_all
+    if skip_start is None:
+        skip_start = _peer_skip_start(curve_or_lrs, n_record, steps_planned)
+    return peer_window(n, n_record, skip_start, skip_end, min_points)
+
+
 def _prepare(
     curve_or_lrs: Any,
     losses: Any,
     *,
-    skip_start: int,
+    skip_start: int | None,
     skip_end: int,
     beta: float | None,
     min_points: int,
+    peer: str | None = None,
+    steps_planned: int | None = None,
 ) -> _Prepared:
     lrs_all, losses_all, recorded_beta = _split_input(curve_or_lrs, losses)
     beta = recorded_beta if beta is None else float(beta)
@@ -246,7 +388,9 @@ def _prepare(
         problem = "learning rates must be strictly increasing"
     if problem:
         return _Prepared(empty, empty, empty, slice(0, 0), problem)
-    return _Prepared(lrs, raw, ema(raw, beta), trim_window(n, skip_start, skip_end), "")
+    window = _window(curve_or_lrs, n_all, n, peer=peer, skip_start=skip_start, skip_end=skip_end,
+                     steps_planned=steps_planned, min_points=min_points)
+    return _Prepared(lrs, raw, ema(raw, beta), window, "")
 
 
 def _is_flat(values: np.ndarray) -> bool:
@@ -282,56 +426,71 @@ def minimum(
     curve_or_lrs: Curve | np.ndarray,
     losses: np.ndarray | None = None,
     *,
-    skip_start: int = DEFAULT_SKIP_START,
+    skip_start: int | None = None,
     skip_end: int = DEFAULT_SKIP_END,
+    steps_planned: int | None = None,
     beta: float | None = None,
     min_points: int = DEFAULT_MIN_POINTS,
 ) -> Suggestion:
-    """Learning rate at the minimum of the smoothed loss (Smith 2015).
+    """Learning rate at the minimum of the smoothed loss (Smith 2015), in fastai's window.
 
     Smith reads the upper bound of a cyclical schedule off the loss minimum; a constant
-    learning rate should be somewhat smaller (see :func:`minimum_div10`).
+    learning rate should be somewhat smaller (see :func:`minimum_div10`). The window is
+    fastai's ``lr_find`` window (:func:`peer_window`): ``steps_planned // 10`` points skipped
+    at the start, the last 5 points of fastai's record at the end, cut at the first NaN.
 
     Args:
-        curve_or_lrs: a :class:`~lrrt_core.curve.Curve`, or the learning rates.
+        curve_or_lrs: a :class:`~lrrt_core.curve.Curve`, or the learning rates of a record
+            (taken as the record as it is: a trailing NaN is a recorded step).
         losses: the raw losses when ``curve_or_lrs`` is an array.
-        skip_start: points skipped at the start (shrunk on a short curve, see :func:`trim_window`).
-        skip_end: points skipped at the end.
-        beta: EMA smoothing; ``None`` uses the curve's recorded ``params["smoothing"]`` (0.98).
-        min_points: fewest finite points needed.
+        skip_start: points skipped at the start; ``None``: fastai's ``num_it // 10``, i.e.
+            ``steps_planned // 10``.
+        skip_end: points of the whole record skipped at the end (fastai: 5).
+        steps_planned: fastai's ``num_it``; ``None``: the Curve's ``steps_planned`` (if > 0),
+            else the record's length.
+        beta: EMA smoothing; ``None`` uses the curve's recorded ``params["smoothing"]`` (0.98,
+            fastai's ``Recorder`` smoothing).
+        min_points: fewest finite points needed; also the fewest the window may keep before
+            its skips shrink (:func:`peer_window`).
 
     Returns:
-        :class:`Suggestion` with the index of the minimum on the NaN-cut curve.
+        :class:`Suggestion` with the index of the minimum on the NaN-cut curve. A window whose
+        smoothed loss never goes below its first value (or is flat) gives no suggestion, where
+        fastai would return the window's first learning rate.
 
     References:
         Smith, L. N. (2015). Cyclical Learning Rates for Training Neural Networks, sec. 3.3.
+        fastai ``fastai/callback/schedule.py``: ``lr_find`` (the window), ``minimum``.
     """
-    p = _prepare(curve_or_lrs, losses, skip_start=skip_start, skip_end=skip_end, beta=beta, min_points=min_points)
-    return _minimum_from(p, "minimum", 1.0)
+    p = _prepare(curve_or_lrs, losses, skip_start=skip_start, skip_end=skip_end, beta=beta,
+                 min_points=min_points, peer="fastai", steps_planned=steps_planned)
+    return _minimum_from(p, "minimum", 1)
 
 
 def minimum_div10(
     curve_or_lrs: Curve | np.ndarray,
     losses: np.ndarray | None = None,
     *,
-    skip_start: int = DEFAULT_SKIP_START,
+    skip_start: int | None = None,
     skip_end: int = DEFAULT_SKIP_END,
+    steps_planned: int | None = None,
     beta: float | None = None,
     min_points: int = DEFAULT_MIN_POINTS,
 ) -> Suggestion:
     """A tenth of the learning rate at the minimum smoothed loss (fastai's ``minimum``).
 
-    Same arguments as :func:`minimum`. ``index`` is the index of the minimum itself; ``lr`` is
-    ``lrs[index] / 10`` (generally not a point of the ladder).
+    Same arguments and window as :func:`minimum`. ``index`` is the index of the minimum
+    itself; ``lr`` is ``lrs[index] / 10`` (generally not a point of the ladder).
 
     References:
         fastai ``fastai/callback/schedule.py``: ``minimum`` returns ``lr_min / 10``.
     """
-    p = _prepare(curve_or_lrs, losses, skip_start=skip_start, skip_end=skip_end, beta=beta, min_points=min_points)
-    return _minimum_from(p, "minimum_div10", 0.1)
+    p = _prepare(curve_or_lrs, losses, skip_start=skip_start, skip_end=skip_end, beta=beta,
+                 min_points=min_points, peer="fastai", steps_planned=steps_planned)
+    return _minimum_from(p, "minimum_div10", 10)
 
 
-def _minimum_from(p: _Prepared, method: str, factor: float) -> Suggestion:
+def _minimum_from(p: _Prepared, method: str, divisor: int) -> Suggestion:
     if p.problem:
         return _none(method, p.problem)
     win = p.smoothed[p.window]
@@ -339,9 +498,9 @@ def _minimum_from(p: _Prepared, method: str, factor: float) -> Suggestion:
     if problem:
         return _none(method, problem)
     idx = p.window.start + int(np.argmin(win))
-    lr = float(p.lrs[idx]) * factor
+    lr = float(p.lrs[idx]) / divisor  # fastai: lr_min/10 (a division, to the last bit)
     note = f"min smoothed loss {p.smoothed[idx]:.4g} at step {idx} (lr {p.lrs[idx]:.3g})"
-    return Suggestion(method, lr, idx, note + (" / 10" if factor != 1.0 else ""))
+    return Suggestion(method, lr, idx, note + (f" / {divisor}" if divisor != 1 else ""))
 
 
 def steepest(
@@ -353,16 +512,24 @@ def steepest(
     beta: float | None = None,
     min_points: int = DEFAULT_MIN_POINTS,
 ) -> Suggestion:
-    """Learning rate where the smoothed loss falls fastest per decade of learning rate.
+    """Learning rate where the smoothed loss falls fastest per decade of learning rate (lrrt's rule).
 
     The slope is ``d smoothed_loss / d log10(lr)`` from :func:`log_slope` (``np.gradient``
-    on log10 lr, so it is right for linear ladders too), computed on the whole finite curve
-    and minimised inside the trimmed window, on the descent up to the window's lowest
-    smoothed loss (a drop after the minimum is the loss recovering from a spike in the
-    unstable region, not a usable learning rate). A window whose loss never falls gives no
-    suggestion.
+    on log10 lr: central differences inside, so it is right for linear ladders too), computed
+    on the whole finite curve and minimised inside the trimmed window (:func:`trim_window` of
+    the finite curve: ``skip_start`` and ``skip_end`` finite points), on the descent up to the
+    window's lowest smoothed loss (a drop after the minimum is the loss recovering from a
+    spike in the unstable region, not a usable learning rate). A window whose loss never
+    falls gives no suggestion.
 
-    Args: as :func:`minimum`.
+    Not a port of fastai's ``steep``, which takes the forward difference
+    ``(loss[i+1] - loss[i]) / (ln lr[i+1] - ln lr[i])`` over fastai's whole window
+    (:func:`minimum`'s), past the minimum too, and returns ``lrs[i]`` — the left end of the
+    steepest step, half a step left of the central difference here; fastai's pick can also
+    land on a drop after a spike beyond the minimum.
+
+    Args: as :func:`minimum`, but ``skip_start`` defaults to 10 points and both skips count
+        finite points.
 
     References:
         Smith (2015), sec. 3.3 (the lr where the loss starts to fall fastest);
@@ -394,27 +561,31 @@ def valley(
     curve_or_lrs: Curve | np.ndarray,
     losses: np.ndarray | None = None,
     *,
-    skip_start: int = DEFAULT_SKIP_START,
+    skip_start: int | None = None,
     skip_end: int = DEFAULT_SKIP_END,
+    steps_planned: int | None = None,
     beta: float | None = None,
     min_points: int = DEFAULT_MIN_POINTS,
 ) -> Suggestion:
     """fastai's default suggestion: near the middle of the longest valley.
 
-    On the trimmed smoothed loss, find the longest strictly decreasing subsequence
-    (:func:`longest_valley`) and take ``idx = max_start + int(L/3) + int(L/6)``, with
-    ``L = max_end - max_start`` — fastai's rule, ported as is. Two guards fastai lacks: a
-    window whose longest valley has a single point (flat or rising loss) gives no suggestion
-    (fastai returns ``lrs[-1]`` there), and the pick is clamped to the window.
+    In fastai's ``lr_find`` window (as :func:`minimum`), on the smoothed loss, find the longest
+    strictly decreasing subsequence (:func:`longest_valley`) and take
+    ``idx = max_start + int(L/3) + int(L/6)``, with ``L = max_end - max_start`` — fastai's
+    rule, ported as is. Where fastai's pick is not a learning rate to train with, there is no
+    suggestion instead: a flat or never-decreasing window (fastai returns the window's first
+    learning rate), and a valley of two points from the window's start, where fastai's
+    ``idx`` is -1 and it returns the window's *last* learning rate.
 
     Args: as :func:`minimum`.
 
     References:
-        fastai ``fastai/callback/schedule.py`` ``valley``; algorithm by ESRI,
+        fastai ``fastai/callback/schedule.py`` ``valley``, ``lr_find``; algorithm by ESRI,
         https://forums.fast.ai/t/automated-learning-rate-suggester/44199/30.
     """
     method = "valley"
-    p = _prepare(curve_or_lrs, losses, skip_start=skip_start, skip_end=skip_end, beta=beta, min_points=min_points)
+    p = _prepare(curve_or_lrs, losses, skip_start=skip_start, skip_end=skip_end, beta=beta,
+                 min_points=min_points, peer="fastai", steps_planned=steps_planned)
     if p.problem:
         return _none(method, p.problem)
     win = p.smoothed[p.window]
@@ -424,7 +595,9 @@ def valley(
     max_start, max_end, length = longest_valley(win)
     if length < 2:
         return _none(method, "loss never decreases (longest valley has one point)")
-    local = min(max(_valley_pick(max_start, max_end), 0), win.size - 1)
+    local = _valley_pick(max_start, max_end)
+    if local < 0:
+        return _none(method, "longest valley has 2 points from the window's start (fastai's index -1: the last lr)")
     idx = p.window.start + local
     note = f"valley of {length} points ending at step {p.window.start + max_end}; pick at step {idx}"
     return Suggestion(method, float(p.lrs[idx]), idx, note)
@@ -443,21 +616,30 @@ def sma_rule(
 
     Takes the **raw** losses (no EMA), the backward difference over ``sma`` steps
     ``(loss[i] - loss[i - sma]) / sma`` (:func:`loss_change`), and the learning rate where it
-    is most negative inside the trimmed window. keras-lr-finder pads the first ``sma``
-    changes with zeros and would pick one of them when no change is negative; here that case
-    is "no suggestion". keras-lr-finder's ``[n_skip_beginning:-n_skip_end]`` with
-    ``n_skip_end=0`` is empty; here ``skip_end=0`` skips nothing.
+    is most negative in keras-lr-finder's window ``[n_skip_beginning:-n_skip_end]`` of its
+    record (:func:`peer_window`): for a test that stopped on a NaN/inf loss that record ends
+    with the non-finite step, which is one of the ``n_skip_end`` points skipped.
+
+    Deliberate differences, where keras-lr-finder's answer is not a learning rate: it pads the
+    first ``sma`` changes with zeros and picks one of them (the window's first lr) when no
+    change is negative — here "no suggestion", as for a flat curve or one shorter than
+    ``sma + 1``; ``skip_end=0`` skips nothing (keras-lr-finder's ``[s:-0]`` is empty);
+    a window of fewer than ``min_points`` points shrinks its skips (keras-lr-finder's may be
+    empty and crash).
 
     Args:
         sma: number of steps of the backward difference (the article uses 20).
-        others: as :func:`minimum` (no ``beta``: the rule uses raw losses).
+        skip_start: keras-lr-finder's ``n_skip_beginning``.
+        skip_end: keras-lr-finder's ``n_skip_end`` (points of its whole record).
+        min_points: as :func:`minimum` (no ``beta``: the rule uses raw losses).
 
     References:
-        surmenok/keras-lr-finder ``keras_lr_finder/lr_finder.py``: ``get_derivatives``,
-        ``get_best_lr``; the seed article (sma=20).
+        surmenok/keras-lr-finder ``keras_lr_finder/lr_finder.py``: ``on_batch_end``,
+        ``get_derivatives``, ``get_best_lr``; the seed article (sma=20).
     """
     method = "sma_rule"
-    p = _prepare(curve_or_lrs, losses, skip_start=skip_start, skip_end=skip_end, beta=0.0, min_points=min_points)
+    p = _prepare(curve_or_lrs, losses, skip_start=skip_start, skip_end=skip_end, beta=0.0,
+                 min_points=min_points, peer="keras_lr_finder")
     if p.problem:
         return _none(method, p.problem)
     n = p.raw.size
@@ -482,6 +664,7 @@ _METHOD_FNS: dict[str, Callable[..., Suggestion]] = {
     "valley": valley,
     "sma_rule": sma_rule,
 }
+_FASTAI_PORTS = ("minimum", "minimum_div10", "valley")
 
 
 def get_method(name: str) -> Callable[..., Suggestion]:
@@ -495,32 +678,41 @@ def suggest_all(
     curve_or_lrs: Curve | np.ndarray,
     losses: np.ndarray | None = None,
     *,
-    skip_start: int = DEFAULT_SKIP_START,
-    skip_end: int = DEFAULT_SKIP_END,
+    skip_start: int | None = None,
+    skip_end: int | None = None,
+    steps_planned: int | None = None,
     beta: float | None = None,
     min_points: int = DEFAULT_MIN_POINTS,
     sma: int = DEFAULT_SMA,
 ) -> dict[str, Suggestion]:
     """All methods on one curve: ``{name: Suggestion}`` in :data:`METHODS` order.
 
-    ``beta`` applies to the EMA-based methods, ``sma`` to :func:`sma_rule`; the skips and
-    ``min_points`` to all.
+    ``skip_start`` / ``skip_end``: ``None`` leaves each method its own default (fastai's
+    ``steps_planned // 10`` and 5 for the fastai ports, 10 and 5 for ``steepest`` and
+    ``sma_rule``); a number applies to all. ``steps_planned`` applies to the fastai ports,
+    ``beta`` to the EMA-based methods, ``sma`` to :func:`sma_rule`, ``min_points`` to all.
 
     Example:
         >>> import numpy as np
         >>> lrs = np.logspace(-5, 0, 101)
         >>> out = suggest_all(lrs, 2.0 - np.tanh((np.log10(lrs) + 2.5) / 0.5))
-        >>> sorted(out) == sorted(METHODS) and all(s.ok for s in out.values())
+        >>> list(out) == list(METHODS) and all(s.ok for s in out.values())
         True
     """
-    common = dict(skip_start=skip_start, skip_end=skip_end, min_points=min_points)
+    trims: dict[str, Any] = {}
+    if skip_start is not None:
+        trims["skip_start"] = skip_start
+    if skip_end is not None:
+        trims["skip_end"] = skip_end
     out: dict[str, Suggestion] = {}
     for name in METHODS:
         fn = _METHOD_FNS[name]
         if name == "sma_rule":
-            out[name] = fn(curve_or_lrs, losses, sma=sma, **common)
+            out[name] = fn(curve_or_lrs, losses, sma=sma, min_points=min_points, **trims)
+        elif name in _FASTAI_PORTS:
+            out[name] = fn(curve_or_lrs, losses, beta=beta, min_points=min_points, steps_planned=steps_planned, **trims)
         else:
-            out[name] = fn(curve_or_lrs, losses, beta=beta, **common)
+            out[name] = fn(curve_or_lrs, losses, beta=beta, min_points=min_points, **trims)
     return out
 
 
@@ -535,7 +727,7 @@ def summarize(curve: Curve, rank_by: str = "steepest", **opts: Any) -> dict[str,
     Args:
         curve: the range-test curve.
         rank_by: the method whose lr is ``suggested_lr`` (one of :data:`METHODS`).
-        **opts: passed to :func:`suggest_all` (skip_start, skip_end, beta, min_points, sma).
+        **opts: passed to :func:`suggest_all` (skip_start, skip_end, steps_planned, beta, min_points, sma).
     """
     if not isinstance(curve, Curve):
         raise TypeError(f"summarize expects a Curve, got {type(curve).__name__}")

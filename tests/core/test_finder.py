@@ -179,6 +179,7 @@ def test_nonfinite_loss_cuts_the_curve():
     curve = range_test(_linear(), x, y, start_lr=lr_crit * 1e-3, end_lr=lr_crit * 1e3, steps=200,
                        batch_size=len(x), shuffle=False, diverge_threshold=None)
     assert curve.stop_reason == "nonfinite"
+    assert curve.nonfinite_loss in ("nan", "inf", "-inf")  # the cut step's value, for the fastai port
     assert np.isfinite(curve.losses).all() and curve.steps_run < 200
     assert curve.diverged_lr == pytest.approx(ladder("exp", lr_crit * 1e-3, lr_crit * 1e3, 200)[curve.steps_run])
     assert curve.diverged_lr > lr_crit

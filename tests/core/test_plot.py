@@ -139,3 +139,18 @@ def test_save_figure_mode_follows_umask(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (path.stat().st_mode & 0o777) == (0o666 & ~umask)
+
+
+def test_plot_loss_change_marks_sma_rule_of_the_curve():
+    """On a NaN-stopped curve the mark is sma_rule(curve) (keras-lr-finder's record: the NaN step is
+    one of the 5 skipped), as LRFinder.get_best_lr, not the rule on the cut arrays."""
+    from lrrt_core.suggest import sma_rule
+
+    lrs = np.logspace(-6, 1, 300)[:250]
+    losses = 3.0 - 2.0 * (np.arange(250) / 250) ** 3  # falls faster and faster until the NaN at 250
+    c = Curve(lrs, losses, "nonfinite", 1.0, 300, nonfinite_loss="nan")
+    s = sma_rule(c, sma=5)
+    assert s.index == 245 and sma_rule(lrs, losses, sma=5).index == 244
+    ax = plot_loss_change(c, sma=5)
+    marks = [ln for ln in ax.get_lines() if ln.get_label().startswith("sma_rule")]
+    assert len(marks) == 1 and list(marks[0].get_xdata()) == [s.lr]

@@ -25,6 +25,8 @@ from lrrt_core.suggest import (
     valley,
 )
 
+from tests.core import reference_impls as ref
+
 RAW = dict(beta=0.0, skip_start=0, skip_end=0)
 
 
@@ -35,29 +37,17 @@ def tanh_curve(n=201, c=-2.5, w=0.5, lo=-5.0, hi=0.0):
 
 
 def fastai_valley_reference(lrs, losses):
-    """fastai's valley, verbatim in plain Python (fastai/callback/schedule.py)."""
+    """fastai's valley (reference_impls, verbatim) and its index (-1 where fastai's is -1)."""
     n = len(losses)
-    max_start, max_end = 0, 0
-    lds = [1] * n
-    for i in range(1, n):
-        for j in range(0, i):
-            if (losses[i] < losses[j]) and (lds[i] < lds[j] + 1):
-                lds[i] = lds[j] + 1
-            if lds[max_end] < lds[i]:
-                max_end = i
-                max_start = max_end - lds[max_end]
-    sections = (max_end - max_start) / 3
-    idx = max_start + int(sections) + int(sections / 2)
-    return float(lrs[idx]), idx
+    idx = int(ref.fastai_valley(np.arange(n), np.asarray(losses), n)[0])  # lrs[-1] shows as n - 1
+    return ref.fastai_valley(lrs, np.asarray(losses), n)[0], (-1 if n > 1 and idx == n - 1 else idx)
 
 
 def keras_lr_finder_reference(lrs, losses, sma, n_skip_beginning=10, n_skip_end=5):
-    """keras-lr-finder's get_derivatives + get_best_lr, verbatim."""
-    derivatives = [0] * sma
-    for i in range(sma, len(lrs)):
-        derivatives.append((losses[i] - losses[i - sma]) / sma)
-    best_der_idx = np.argmin(derivatives[n_skip_beginning:-n_skip_end])
-    return lrs[n_skip_beginning:-n_skip_end][best_der_idx]
+    """keras-lr-finder's get_derivatives + get_best_lr (reference_impls, verbatim)."""
+    finder = ref.KerasLRFinder()
+    finder.lrs, finder.losses = list(lrs), list(losses)
+    return finder.get_best_lr(sma, n_skip_beginning, n_skip_end)
 
 
 # ------------------------------------------------------------------ Suggestion
@@ -208,8 +198,10 @@ def test_valley_matches_fastai_reference_on_random_curves():
         losses = np.cumsum(rng.normal(0, 1, n))
         ref_lr, ref_idx = fastai_valley_reference(lrs, list(losses))
         s = valley(lrs, losses, **RAW)
-        if ref_idx >= 0 and max(longest_valley(losses)[2], 1) > 1:
+        if ref_idx >= 0 and longest_valley(losses)[2] > 1:
             assert s.index == ref_idx and s.lr == ref_lr
+        else:  # fastai's lrs[-1] (idx -1) or lrs[0] of a never-decreasing curve
+            assert not s.ok
 
 
 def test_valley_known_longest_descent():
@@ -434,3 +426,202 @@ def test_steepest_no_suggestion_when_the_window_starts_at_its_minimum():
     loss = np.concatenate([np.linspace(3.0, 1.0, 11), np.linspace(1.0, 4.0, 49)])  # min at step 10
     s = steepest(lrs, loss, beta=0.0, skip_start=10, skip_end=0)
     assert not s.ok and "never decreases" in s.reason
+
+
+# ------------------------------------------------------------------ defaults: each method its own window
+
+
+def test_suggest_all_leaves_each_method_its_default_trims():
+    lrs, losses = tanh_curve(n=300, c=-2.0, lo=-6, hi=1)
+    losses = losses + 0.05 * np.sin(np.arange(300) * 1.3)
+    c = Curve(lrs, losses, steps_planned=300)
+    out = suggest_all(c)
+    assert out["valley"] == valley(c) == valley(c, skip_start=30, skip_end=5)
+    assert out["minimum"] == minimum(c, skip_start=30)
+    assert out["steepest"] == steepest(c, skip_start=10, skip_end=5)
+    assert out["sma_rule"] == sma_rule(c, sma=20, skip_start=10, skip_end=5)
+    fixed = suggest_all(c, skip_start=3, skip_end=2, steps_planned=100)
+    assert fixed["valley"] == valley(c, skip_start=3, skip_end=2)
+    assert fixed["steepest"] == steepest(c, skip_start=3, skip_end=2)
+    assert fixed["sma_rule"] == sma_rule(c, skip_start=3, skip_end=2)
+    assert suggest_all(c, steps_planned=100)["valley"] == valley(c, skip_start=10)
+
+
+def test_fastai_skip_start_comes_from_steps_planned():
+    lrs, losses = tanh_curve(n=200, c=-2.0)
+    losses = losses + 0.05 * np.sin(np.arange(200) * 1.3)
+    planned = Curve(lrs, losses, steps_planned=200)
+    unknown = Curve(lrs, losses)  # steps_planned 0: the record's length
+    assert valley(planned) == valley(unknown) == valley(lrs, losses, skip_start=20)
+    assert valley(planned, steps_planned=50) == valley(lrs, losses, skip_start=5)
+    with pytest.raises(ValueError):
+        valley(lrs, losses, steps_planned=-1)
+    with pytest.raises(ValueError):
+        valley(lrs, losses, steps_planned=2.5)
+
+
+def test_steepest_is_not_fastai_steep():
+    """fastai's steep takes the left end of the steepest forward step, past the minimum too."""
+    lrs = np.logspace(-5, 1, 300)
+    x = np.log10(lrs)
+    loss = 2.3 - 1.0 / (1.0 + np.exp(-(x + 2.0) / 0.3))
+    after = x > -1.0
+    loss[after] = loss[after].min() + 0.4 * (x[after] + 1.0) + 3.0 * np.exp(-((x[after] - 0.0) / 0.15) ** 2)
+    win = slice(30, 295)  # fastai's window of a 300-step record (beta=0: the values are the record)
+    fastai_lr = ref.fastai_steep(lrs[win], loss[win], 300)[0]
+    assert np.log10(fastai_lr) > -0.5  # the drop after the spike, past the minimum
+    s = steepest(lrs, loss, beta=0.0)
+    assert abs(np.log10(s.lr) + 2.0) < 0.05
+
+
+# ------------------------------------------------------------------ reasons and notes (what a user reads)
+
+
+NO_SUGGESTION_CASES = [
+    # (name, lrs, losses, kwargs, reason)
+    ("empty", [], [], {}, "curve is empty"),
+    ("all nan", np.logspace(-5, 0, 6), [np.nan] * 6, {}, "all losses NaN"),
+    ("all nonfinite", np.logspace(-5, 0, 6), [np.inf, np.nan] * 3, {}, "all losses non-finite (NaN/inf)"),
+    ("first step", np.logspace(-5, 0, 6), [np.inf] + [1.0] * 5, {}, "loss is non-finite (NaN/inf) from the first step"),
+    ("one point", np.logspace(-5, 0, 6), [1.0] + [np.nan] * 5, {},
+     "curve has 1 finite (cut at the first NaN/inf at step 1) point, need >= 5"),
+    ("four points", np.logspace(-5, 0, 4), [4.0, 3.0, 2.0, 1.0], {}, "curve has 4 points, need >= 5"),
+    ("zero lr", np.r_[0.0, np.logspace(-5, 0, 5)], np.linspace(3, 1, 6), {}, "learning rates must be finite and > 0"),
+    ("inf lr", np.r_[np.logspace(-5, 0, 5), np.inf], np.linspace(3, 1, 6), {}, "learning rates must be finite and > 0"),
+    ("repeated lr", np.r_[1e-5, 1e-5, np.logspace(-4, 0, 4)], np.linspace(3, 1, 6), {},
+     "learning rates must be strictly increasing"),
+]
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("name,lrs,losses,kw,reason", NO_SUGGESTION_CASES, ids=[c[0] for c in NO_SUGGESTION_CASES])
+def test_no_suggestion_reason_and_method_name(method, name, lrs, losses, kw, reason):
+    s = get_method(method)(np.asarray(lrs, dtype=float), np.asarray(losses, dtype=float), **kw)
+    assert (s.method, s.lr, s.index, s.reason) == (method, None, None, reason)
+
+
+def test_window_reasons():
+    lrs = np.logspace(-5, 0, 8)
+    rising = np.linspace(1.0, 2.0, 8)
+    assert steepest(lrs, rising, **RAW).reason == "loss never decreases (the trimmed window starts at its minimum)"
+    assert minimum(lrs, rising, **RAW).reason == (
+        "loss never decreases (smoothed loss never goes below its first value in the trimmed window)")
+    assert valley(lrs, rising, **RAW).reason == "loss never decreases (longest valley has one point)"
+    flat = np.full(8, 0.5)
+    assert valley(lrs, flat, **RAW).reason == "smoothed loss is flat (constant) over the trimmed window"
+    assert sma_rule(lrs, flat, sma=2, **RAW_SMA).reason == "raw loss is flat (constant) over the trimmed window"
+    assert sma_rule(lrs, rising, sma=2, **RAW_SMA).reason == (
+        "loss never decreases (no negative 2-step loss change in the trimmed window)")
+    assert sma_rule(lrs, rising[::-1], sma=8, **RAW_SMA).reason == "curve has 8 finite points, sma=8 needs > 8"
+    assert sma_rule(lrs, rising[::-1], sma=5, skip_start=0, skip_end=3).reason == (
+        "no loss change defined in the trimmed window (sma=5 is too long)")
+    for method in METHODS:
+        s = get_method(method)(lrs, rising, min_points=1, skip_start=7, skip_end=0)
+        assert s.method == method and not s.ok
+
+
+RAW_SMA = dict(skip_start=0, skip_end=0)
+
+
+def test_notes_of_suggestions():
+    lrs = np.logspace(-5, 0, 51)
+    losses = (np.log10(lrs) + 1.7) ** 2 + 1.0
+    m, d = minimum(lrs, losses, **RAW), minimum_div10(lrs, losses, **RAW)
+    assert m.reason == f"min smoothed loss {losses[33]:.4g} at step 33 (lr {lrs[33]:.3g})"
+    assert d.reason == m.reason + " / 10"
+    v = valley(lrs, losses, **RAW)
+    start, end, length = longest_valley(losses)
+    assert v.reason == f"valley of {length} points ending at step {end}; pick at step {v.index}"
+    v5 = valley(lrs, losses, beta=0.0, skip_start=5, skip_end=0)
+    assert v5.reason == f"valley of {length - 5} points ending at step {end}; pick at step {v5.index}"
+    s = steepest(lrs, losses, **RAW)
+    assert s.reason.startswith("slope ") and s.reason.endswith(f" loss/decade at step {s.index}")
+    r = sma_rule(lrs, losses, sma=2, **RAW_SMA)
+    assert r.reason == f"loss change {(losses[r.index] - losses[r.index - 2]) / 2:.4g}/step at step {r.index}"
+
+
+def test_error_messages():
+    lrs, losses = tanh_curve(n=20)
+    with pytest.raises(ValueError, match="skip_start and skip_end must be >= 0, got -1, 0"):
+        trim_window(10, -1, 0)
+    with pytest.raises(ValueError, match="must be 1-D of equal length, got"):
+        steepest(lrs, losses[:-1])
+    with pytest.raises(ValueError, match="must be 1-D"):
+        steepest(np.ones((2, 10)), np.ones((2, 10)))
+    with pytest.raises(TypeError, match="pass either a Curve or"):
+        steepest(Curve(lrs, losses), losses)
+    with pytest.raises(TypeError, match="got ndarray alone"):
+        steepest(lrs)
+    with pytest.raises(ValueError, match="sma must be an integer >= 1, got True"):
+        loss_change(losses, True)
+    with pytest.raises(ValueError, match="got 2.0"):
+        loss_change(losses, 2.0)
+    with pytest.raises(ValueError, match="steps_planned must be an integer >= 0, got -1"):
+        valley(lrs, losses, steps_planned=-1)
+    with pytest.raises(ValueError, match="unknown suggestion method 'nope'; choose one of minimum, "):
+        get_method("nope")
+
+
+# ------------------------------------------------------------------ edges of the pieces
+
+
+def test_trim_window_budget_is_half_the_points_rounded_down():
+    assert trim_window(21, 10, 5) == slice(6, 18)  # budget 10 (not 10.5): 100//15=6, 50//15=3
+    assert trim_window(0, 10, 5) == slice(0, 0)
+
+
+def test_log_slope_short_inputs():
+    assert np.isnan(log_slope([1e-3], [1.0])).all() and log_slope([1e-3], [1.0]).shape == (1,)
+    np.testing.assert_allclose(log_slope([1e-3, 1e-2], [2.0, 1.0]), [-1.0, -1.0])
+
+
+def test_longest_valley_tiny():
+    assert longest_valley(np.array([])) == (0, 0, 0)
+    assert longest_valley(np.array([3.0])) == (-1, 0, 1)
+
+
+def test_two_point_window_is_not_flat():
+    lrs = np.logspace(-3, 0, 2)
+    m = minimum(lrs, [2.0, 1.0], min_points=2, **RAW)
+    assert m.ok and m.index == 1
+
+
+def test_flat_is_relative_to_the_loss_scale():
+    lrs = np.logspace(-5, 0, 20)
+    big = 1000.0 + 5e-8 * np.sin(np.arange(20))  # range 1e-7 on a loss of 1000: flat
+    assert "flat" in valley(lrs, big, **RAW).reason
+    small = 1.0 + 1e-4 * np.sin(np.arange(20))
+    assert valley(lrs, small, **RAW).ok
+
+
+def test_minimum_needs_a_value_strictly_below_the_first():
+    lrs = np.logspace(-5, 0, 5)
+    assert not minimum(lrs, [2.0, 3.0, 2.0, 4.0, 5.0], **RAW).ok  # equal to the first is not below
+    assert minimum(lrs, [2.0, 1.0, 3.0, 4.0, 5.0], **RAW).index == 1
+
+
+def test_steepest_counts_the_drop_into_the_minimum():
+    lrs = np.logspace(-5, 0, 60)
+    x = np.arange(41) / 40
+    losses = np.concatenate([3.0 - 2.0 * x**4, 1.0 + 0.5 * np.arange(1, 20)])  # cliff into step 40
+    s = steepest(lrs, losses, **RAW)
+    assert s.index == int(np.argmin(log_slope(lrs, losses)[:41])) == 39
+
+
+def test_sma_rule_zero_change_is_not_a_decrease():
+    lrs = np.logspace(-5, 0, 12)
+    losses = np.array([1.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 3.0, 4.0, 5.0, 5.0, 6.0])
+    s = sma_rule(lrs, losses, sma=1, **RAW_SMA)
+    assert not s.ok and "never decreases" in s.reason
+
+
+def test_explicit_trims_reach_the_fastai_ports():
+    lrs = np.logspace(-5, 0, 200)
+    losses = np.linspace(3.0, 1.0, 200)
+    losses[12] = 0.0  # a low spike at step 12
+    for method in (minimum, minimum_div10):
+        assert method(lrs, losses, beta=0.0).index == 194  # default: skip 200 // 10 = 20
+        assert method(lrs, losses, beta=0.0, skip_start=2).index == 12
+        assert method(lrs, losses, beta=0.0, steps_planned=100).index == 12  # skip 10
+        assert method(lrs, losses, beta=0.0, skip_end=50).index == 149
+    assert valley(lrs, losses, beta=0.0, skip_start=13, skip_end=0).index == valley(lrs[13:], losses[13:], **RAW).index + 13
