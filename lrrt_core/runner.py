@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping
 
 from lrrt_core.atomic import atomic_write_frame
 from lrrt_core.curve import Curve
+from lrrt_core.suggest import DEFAULT_METHOD
 from lrrt_core.optimizers import check_optimizer, make_optimizer
 from lrrt_core.workloads import get_workload
 
@@ -130,7 +131,7 @@ def write_curve(curve: Curve, out_dir: str | os.PathLike[str], stem: str = "curv
     Each file is written atomically (:mod:`lrrt_core.atomic`: temporary file in the same
     folder, then ``os.replace``). The tables have columns step, lr, loss, smoothed_loss
     (:meth:`Curve.to_frame`); the PNG is :func:`lrrt_core.plot.plot_curve` with the
-    steepest-descent suggestion marked.
+    default suggestion (:data:`lrrt_core.suggest.DEFAULT_METHOD`) marked.
 
     Returns:
         ``{"csv": Path, "parquet": Path, "png": Path}`` (``png`` missing if plotting failed;
@@ -145,7 +146,7 @@ def write_curve(curve: Curve, out_dir: str | os.PathLike[str], stem: str = "curv
     try:
         from lrrt_core import plot
 
-        ax = plot.plot_curve(curve, suggestion="steepest")  # a pyplot-free Figure: nothing to close
+        ax = plot.plot_curve(curve, suggestion=DEFAULT_METHOD)  # a pyplot-free Figure: nothing to close
         paths["png"] = plot.save_figure(ax, out / f"{stem}.png")
     except Exception:  # a plot must never lose the curve data
         log.exception("could not plot the curve to %s", out / f"{stem}.png")

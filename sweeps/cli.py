@@ -21,7 +21,9 @@ from typing import Any, Sequence
 # it starts (set here, in the CLI, never in users' environments or in library code).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-RANK_CHOICES = ("steepest", "valley", "minimum", "minimum_div10", "sma_rule", "sma")
+from lrrt_core.suggest import METHODS  # noqa: E402  (pure numpy: no TensorFlow)
+
+RANK_CHOICES = (*METHODS, "sma")
 DEFAULT_FIND_STEPS = 200  # as a sweep file's range_test.steps default
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 OUTPUT_NAMES = (".lock", "sweep.json", "trials", "verify", "ray", "plots", "trials.csv", "ranking.csv",

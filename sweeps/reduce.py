@@ -60,6 +60,7 @@ import numpy as np
 import pandas as pd
 
 from lrrt_core.curve import Curve
+from lrrt_core.suggest import DEFAULT_METHOD
 from sweeps import store
 from sweeps.verification import RANKING_COLUMNS as VERIFIED_COLUMNS
 from sweeps.verification import recipes, reduce_verification
@@ -78,7 +79,7 @@ __all__ = [
     "RANKING_COLUMNS",
 ]
 
-DEFAULT_RANK_BY = "steepest"
+DEFAULT_RANK_BY = DEFAULT_METHOD
 
 # Base columns; the extra grid axes are inserted after ``seed`` / ``batch_size``.
 _TRIAL_ID_COLUMNS = ["trial_id", "name", "config", "optimizer", "batch_size", "seed"]
@@ -88,6 +89,9 @@ _SCALARS = [
     "lr_at_min_loss",
     "steepest_lr",
     "valley_lr",
+    "minimum_div10_lr",
+    "sma_lr",
+    "centered_min_div3_lr",
     "suggested_lr",
     "diverged_lr",
     "stop_reason",

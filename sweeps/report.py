@@ -574,6 +574,16 @@ class Section:
     blocks: list[tuple]
 
 
+def method_note(red) -> str:
+    """Which method gives the suggested learning rate, in words."""
+    from lrrt_core.suggest import DEFAULT_METHOD, DESCRIPTIONS
+
+    text = f"Suggested learning rate: {red.rank_by}, {DESCRIPTIONS.get(red.rank_by, red.rank_by)}."
+    if red.rank_by != DEFAULT_METHOD:
+        text += f" (lrrt's default is {DEFAULT_METHOD}.)"
+    return text
+
+
 def budget_note(red) -> str:
     """The range-test budget rule in words, with a warning when batch sizes are compared at a
     fixed step count ("" when the manifest does not say)."""
@@ -903,6 +913,7 @@ def render_html(red, plot_paths: dict[str, Path] | Sequence[Path]) -> str:
     banner = _status_banner(red)
     if banner:
         parts.append(f'<div class="banner">{_h(banner)}</div>')
+    parts.append(f"<p>{_h(method_note(red))}</p>")
     budget = budget_note(red)
     if budget:
         parts.append(f'<div class="banner">{_h(budget)}</div>' if "Warning" in budget else f"<p>{_h(budget)}</p>")
@@ -1016,6 +1027,7 @@ def render_markdown(red, plot_paths: dict[str, Path] | Sequence[Path]) -> str:
     banner = _status_banner(red)
     if banner:
         lines += [f"> ⚠️ {md_escape(banner)}", ""]
+    lines += [md_escape(method_note(red)), ""]
     budget = budget_note(red)
     if budget:
         lines += [("> ⚠️ " if "Warning" in budget else "") + md_escape(budget), ""]

@@ -36,7 +36,7 @@ The format (every key other than ``name``, ``workload`` and ``grid`` has a defau
       max_concurrent: null           # a positive integer, or null: as many as resources allow
     retries: 1                       # >= 0 extra attempts for a failed trial
     report:
-      rank_by: steepest              # steepest | valley | minimum | minimum_div10 | sma (= sma_rule)
+      rank_by: centered_min_div3     # centered_min_div3 | steepest | valley | minimum | minimum_div10 | sma (= sma_rule)
     verify:                          # optional: short real trainings around each recommendation
       epochs: 2                      # or steps: N
       candidates: [0.333, 1, 3]      # multiples of the recommended rate
@@ -94,6 +94,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import Annotated
 
+from lrrt_core.suggest import DEFAULT_METHOD, METHODS
+
 __all__ = [
     "SpecError",
     "OptimizerSpec",
@@ -120,7 +122,7 @@ DEFAULT_VERIFY_EPOCHS = 2
 """Epochs of each verification training when ``verify:`` gives no length."""
 BUDGET_KEYS = ("steps", "epochs", "samples")
 
-RANK_BY = ("steepest", "valley", "minimum", "minimum_div10", "sma_rule")
+RANK_BY = METHODS
 """Suggestion methods a report can rank by: the names of ``lrrt_core.suggest.METHODS``.
 
 The file may also say ``sma`` (keras-lr-finder's name); it is stored as ``sma_rule``.
@@ -598,7 +600,7 @@ class ReportSpec(_Frozen):
     so it can be passed straight to ``lrrt_core.suggest.summarize(curve, rank_by=...)``.
     """
 
-    rank_by: Literal["steepest", "valley", "minimum", "minimum_div10", "sma_rule"] = "steepest"
+    rank_by: Literal[METHODS] = DEFAULT_METHOD
 
     @field_validator("rank_by", mode="before")
     @classmethod

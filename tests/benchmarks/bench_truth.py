@@ -10,14 +10,15 @@ On the digits grid (optimizers x batch sizes x seeds), this benchmark
    held-out accuracy: the ground truth. Per configuration, the *best* rate maximises the
    accuracy averaged over seeds; the *good range* is the span of grid rates within
    ``--tolerance`` (1 point) of that best accuracy, widened by half a grid step;
-3. for every suggestion method (lrrt's and a few candidate analyses), takes the
+3. for every suggestion method of :data:`lrrt_core.suggest.METHODS`, takes the
    configuration's recommendation (geometric mean over seeds), trains at it and prints the
    median |log10(suggested / best)|, how many configurations land in the good range, and
    the mean accuracy when trained at the suggestion;
 4. ranks the configurations as the report does (mean minimum smoothed loss) and as the
-   verification stage does (short trainings at the recommendation x {1/3, 1, 3}), and
-   prints the Spearman correlation of each with the ground-truth ranking (and the ground
-   truth's own seed-to-seed agreement, the noise floor).
+   verification stage does (short trainings at the default recommendation x {1/3, 1, 3},
+   ``--verify-epochs``), and prints the Spearman correlation of each with the ground-truth
+   ranking (and the ground truth's own seed-to-seed agreement, the noise floor); the
+   verified rates themselves are scored like a method (row ``verified``).
 
 The expensive part (2) is cached in ``--cache`` (JSON), so changing an analysis re-runs in
 seconds. Run::
@@ -73,10 +74,14 @@ def range_tests(budget: dict[str, int], grid) -> dict[str, dict]:
 
 
 class Trainer:
-    """One compiled digits model per (optimizer, batch, seed), trained from the same start at any rate."""
+    """One compiled digits model per (optimizer, batch, seed), trained from the same start at any rate.
 
-    def __init__(self, epochs: int) -> None:
+    Results are memoised in ``memo`` (kept in the cache file), so a re-analysis trains only
+    at rates it has not seen."""
+
+    def __init__(self, epochs: int, memo: dict[str, dict] | None = None) -> None:
         self.epochs = epochs
+        self.memo = {} if memo is None else memo
         self._models: dict[str, Any] = {}
 
     def _get(self, opt: str, bs: int, seed: int):
@@ -98,10 +103,14 @@ class Trainer:
     def train(self, opt: str, bs: int, seed: int, lr: float, epochs: int | None = None) -> dict[str, float]:
         from lrrt_core.verify import train_fixed
 
-        wl = self._get(opt, bs, seed)
-        r = train_fixed(wl.model, wl.x, wl.y, wl.x_val, wl.y_val, lr=lr, batch_size=bs,
-                        epochs=epochs or self.epochs, seed=seed, restore=True)
-        return {"lr": lr, "val_loss": r.val_loss, "accuracy": r.metrics.get("accuracy", math.nan)}
+        epochs = epochs or self.epochs
+        mk = f"{key(opt, bs, seed)}:{lr:.9g}:{epochs}"
+        if mk not in self.memo:
+            wl = self._get(opt, bs, seed)
+            r = train_fixed(wl.model, wl.x, wl.y, wl.x_val, wl.y_val, lr=lr, batch_size=bs,
+                            epochs=epochs, seed=seed, restore=True)
+            self.memo[mk] = {"lr": lr, "val_loss": r.val_loss, "accuracy": r.metrics.get("accuracy", math.nan)}
+        return self.memo[mk]
 
 
 def ground_truth(trainer: Trainer, grid, rates) -> dict[str, list[dict]]:
@@ -113,44 +122,6 @@ def ground_truth(trainer: Trainer, grid, rates) -> dict[str, list[dict]]:
     return out
 
 
-# --------------------------------------------------------------------------- candidate analyses
-
-
-def centred_smooth(lrs: np.ndarray, losses: np.ndarray, decades: float = 0.5) -> np.ndarray:
-    """Centred moving average over a window of ``decades`` of learning rate (no lag)."""
-    x = np.log10(lrs)
-    out = np.empty_like(losses)
-    for i, xi in enumerate(x):
-        sel = np.abs(x - xi) <= decades / 2
-        out[i] = losses[sel].mean()
-    return out
-
-
-def _centred_methods() -> dict[str, Callable]:
-    from lrrt_core.curve import Curve, cut_nonfinite
-    from lrrt_core.suggest import log_slope
-
-    def prep(c: Curve):
-        lrs, raw = cut_nonfinite(c.lrs, c.losses)
-        return lrs, centred_smooth(lrs, raw)
-
-    def min_c_div10(c):
-        lrs, sm = prep(c)
-        return float(lrs[int(np.argmin(sm))]) / 10 if lrs.size >= 5 else math.nan
-
-    def steepest_c(c):
-        lrs, sm = prep(c)
-        if lrs.size < 5:
-            return math.nan
-        lo = int(np.argmin(sm))
-        if lo < 1:
-            return math.nan
-        slope = log_slope(lrs, sm)[: lo + 1]
-        return float(lrs[int(np.argmin(slope))])
-
-    return {"min_c_div10": min_c_div10, "steepest_c": steepest_c}
-
-
 def methods() -> dict[str, Callable]:
     from lrrt_core.suggest import METHODS, get_method
 
@@ -158,7 +129,7 @@ def methods() -> dict[str, Callable]:
         fn = get_method(name)
         return lambda c: (lambda s: float(s.lr) if s.ok else math.nan)(fn(c))
 
-    return {**{m: wrap(m) for m in METHODS}, **_centred_methods()}
+    return {m: wrap(m) for m in METHODS}
 
 
 # --------------------------------------------------------------------------- scoring
@@ -193,27 +164,28 @@ def spearman(a, b) -> float:
     return float(spearmanr(a, b).statistic)
 
 
+def score_rates(name: str, lrs: list[float], table, trainer, configs, seeds) -> dict[str, Any]:
+    """Median |log10(lr / best)|, configurations in the good range, mean accuracy trained at ``lrs``."""
+    errs, inside, accs = [], 0, []
+    for (opt, bs), lr in zip(configs, lrs):
+        t = table[key(opt, bs)]
+        if not math.isfinite(lr):
+            errs.append(math.inf)
+            accs.append(0.0)
+            continue
+        errs.append(abs(math.log10(lr / t["best_lr"])))
+        inside += t["good_lo"] <= math.log10(lr) <= t["good_hi"]
+        accs.append(statistics.fmean(np.nan_to_num(trainer.train(opt, bs, s, lr)["accuracy"]) for s in seeds))
+    return {"method": name, "median_abs_log10": statistics.median(errs), "in_good_range": inside,
+            "n": len(configs), "mean_acc_at_suggestion": statistics.fmean(accs)}
+
+
 def score_methods(curves, table, trainer, configs, seeds) -> list[dict]:
     from lrrt_core.curve import Curve
 
-    rows = []
-    for name, fn in methods().items():
-        errs, inside, accs = [], 0, []
-        for opt, bs in configs:
-            t = table[key(opt, bs)]
-            lr = gmean(fn(Curve.from_dict(curves[key(opt, bs, s)])) for s in seeds)
-            if not math.isfinite(lr):
-                errs.append(math.inf)
-                accs.append(0.0)
-                continue
-            e = math.log10(lr / t["best_lr"])
-            errs.append(abs(e))
-            inside += t["good_lo"] <= math.log10(lr) <= t["good_hi"]
-            acc = statistics.fmean(np.nan_to_num(trainer.train(opt, bs, s, lr)["accuracy"]) for s in seeds)
-            accs.append(acc)
-        rows.append({"method": name, "median_abs_log10": statistics.median(errs), "in_good_range": inside,
-                     "n": len(configs), "mean_acc_at_suggestion": statistics.fmean(accs)})
-    return rows
+    return [score_rates(name, [gmean(fn(Curve.from_dict(curves[key(o, b, s)])) for s in seeds) for o, b in configs],
+                        table, trainer, configs, seeds)
+            for name, fn in methods().items()]
 
 
 def rank_range_test(curves, configs, seeds) -> list[float]:
@@ -264,9 +236,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args(argv)
 
-    from lrrt_core import suggest
+    from lrrt_core.suggest import DEFAULT_METHOD
 
-    default = args.default or getattr(suggest, "DEFAULT_METHOD", "steepest")
+    default = args.default or DEFAULT_METHOD
     configs = [(o, b) for o in args.optimizers for b in args.batch_sizes]
     grid = [(o, b, s) for o, b in configs for s in args.seeds]
     rates = rate_grid(step=args.rate_step)
@@ -274,7 +246,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.cache and Path(args.cache).exists():
         cache = json.loads(Path(args.cache).read_text())
     t0 = time.perf_counter()
-    trainer = Trainer(args.epochs)
+    trainer = Trainer(args.epochs, cache.setdefault("trainings", {}))
     budgets = {"steps": {"steps": args.steps}, "samples": {"samples": args.samples}}
     for name, budget in budgets.items():
         ck = f"curves:{json.dumps(budget)}"
@@ -298,11 +270,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rows = score_methods(curves, table, trainer, configs, args.seeds)
         rt_rank = spearman([-x for x in rank_range_test(curves, configs, args.seeds)], truth_rank)
         ver = verified(curves, trainer, configs, args.seeds, default, (1 / 3, 1.0, 3.0), args.verify_epochs)
+        rows.append(score_rates("verified", [v["lr"] for v in ver], table, trainer, configs, args.seeds))
         ver_rank = spearman([-v["val_loss"] for v in ver], truth_rank)
         ver_acc_rank = spearman([v["accuracy"] for v in ver], truth_rank)
         result["budgets"][name] = {"budget": budget, "methods": rows, "spearman_range_test": rt_rank,
                                    "spearman_verified_val_loss": ver_rank, "spearman_verified_accuracy": ver_acc_rank}
     result["wall_s"] = time.perf_counter() - t0
+    if args.cache:
+        Path(args.cache).write_text(json.dumps(cache))
     report(result, table, configs)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))

@@ -367,7 +367,7 @@ def test_curve_beta_is_used_by_default():
 
 SUMMARY_KEYS = {
     "steps", "min_loss", "lr_at_min_loss", "steepest_lr", "valley_lr", "minimum_lr",
-    "minimum_div10_lr", "sma_lr", "suggested_lr", "diverged_lr", "stop_reason",
+    "minimum_div10_lr", "sma_lr", "centered_min_div3_lr", "suggested_lr", "diverged_lr", "stop_reason",
 }
 
 
@@ -389,14 +389,15 @@ def test_summarize_keys_and_values():
     assert out["min_loss"] == pytest.approx(sm.min())
     assert out["lr_at_min_loss"] == lrs[np.argmin(sm)]
     assert out["minimum_div10_lr"] == pytest.approx(out["minimum_lr"] / 10)
-    assert summarize(c)["suggested_lr"] == out["steepest_lr"]
+    assert summarize(c)["suggested_lr"] == out["centered_min_div3_lr"]  # the default method
     with pytest.raises(ValueError):
         summarize(c, rank_by="nope")
 
 
 def test_summarize_flat_and_empty_give_nan():
     flat = summarize(Curve(np.logspace(-5, 0, 40), np.ones(40)))
-    for key in ("steepest_lr", "valley_lr", "minimum_lr", "minimum_div10_lr", "sma_lr", "suggested_lr", "diverged_lr"):
+    for key in ("steepest_lr", "valley_lr", "minimum_lr", "minimum_div10_lr", "sma_lr", "centered_min_div3_lr",
+                "suggested_lr", "diverged_lr"):
         assert math.isnan(flat[key]), key
     assert flat["min_loss"] == pytest.approx(1.0)
     empty = summarize(Curve(np.empty(0), np.empty(0)))
@@ -516,7 +517,8 @@ def test_window_reasons():
     assert sma_rule(lrs, rising[::-1], sma=5, skip_start=0, skip_end=3).reason == (
         "no loss change defined in the trimmed window (sma=5 is too long)")
     for method in METHODS:
-        s = get_method(method)(lrs, rising, min_points=1, skip_start=7, skip_end=0)
+        trims = {} if method == "centered_min_div3" else {"skip_start": 7, "skip_end": 0}  # it trims nothing
+        s = get_method(method)(lrs, rising, min_points=1, **trims)
         assert s.method == method and not s.ok
 
 

@@ -82,7 +82,8 @@ def test_defaults():
     assert spec.range_test.diverge_threshold == 4.0 and spec.range_test.smoothing == 0.98
     assert spec.resources.cpus_per_trial == 1 and spec.resources.gpus_per_trial == 0
     assert spec.resources.max_concurrent is None
-    assert spec.retries == 1 and spec.report.rank_by == "steepest"
+    assert spec.retries == 1 and spec.report.rank_by == "centered_min_div3"
+    assert spec.verify is None and spec.range_test.samples is None
     assert spec.source is None
 
 
