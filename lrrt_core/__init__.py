@@ -27,6 +27,11 @@ __all__ = [
     "ladder_schedule",
     "make_optimizer",
     "get_workload",
+    "DEFAULT_METHOD",
+    "one_cycle",
+    "triangular",
+    "verify_workload",
+    "train_fixed",
 ]
 
 _LAZY = {
@@ -39,6 +44,11 @@ _LAZY = {
     "ladder_schedule": "lrrt_core.ladder_schedule",
     "make_optimizer": "lrrt_core.optimizers",
     "get_workload": "lrrt_core.workloads",
+    "DEFAULT_METHOD": "lrrt_core.suggest",
+    "one_cycle": "lrrt_core.schedules",
+    "triangular": "lrrt_core.schedules",
+    "verify_workload": "lrrt_core.verify",
+    "train_fixed": "lrrt_core.verify",
 }
 
 __version__ = "0.1.0"
