@@ -198,7 +198,8 @@ def format_grid(spec: SweepSpec, trials: list[Trial]) -> str:
         v = spec.verify
         budget = f"{v.epochs} epoch(s)" if v.epochs is not None else f"{v.steps} steps"
         which = "every configuration" if v.top is None else f"the top {v.top} configurations"
-        lines.append(f"verify    {which}: {budget} at {', '.join(format_value(c) for c in v.candidates)} x the "
+        factors = ", ".join(f"{c:.3g}" for c in v.candidates)
+        lines.append(f"verify    {which}: {budget} at {factors} x the "
                      f"recommended rate, per seed; best held-out {v.metric}")
     lines.append("")
 

@@ -196,3 +196,15 @@ def test_samples_budget_gives_each_batch_size_the_same_data():
     with pytest.raises(SpecError) as info:
         _spec(range_test={"samples": 100})
     assert info.value.key == "range_test.samples" and "fewer than 2 steps at batch size 64" in info.value.message
+
+
+def test_validate_warns_on_fixed_steps_over_batch_sizes_and_shows_verify():
+    from sweeps.grid import format_grid
+
+    fixed = _spec(range_test={"steps": 120})
+    text = format_grid(fixed, expand(fixed))
+    assert "120 steps" in text and "warning: batch sizes compared at a fixed step count" in text
+    fair = _spec(range_test={"samples": 6400}, verify={"steps": 50, "top": 2})
+    text = format_grid(fair, expand(fair))
+    assert "6400 samples (steps = samples / batch size)" in text and "warning" not in text
+    assert "verify    the top 2 configurations: 50 steps at 0.333, 1, 3 x the recommended rate" in text
