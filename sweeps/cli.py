@@ -11,9 +11,7 @@ import argparse
 import contextlib
 import logging
 import os
-import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -21,11 +19,9 @@ from typing import Any, Sequence
 # it starts (set here, in the CLI, never in users' environments or in library code).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-RANK_CHOICES = ("steepest", "valley", "minimum", "minimum_div10", "sma_rule", "sma")
-DEFAULT_FIND_STEPS = 200  # as a sweep file's range_test.steps default
-EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
-OUTPUT_NAMES = (".lock", "sweep.json", "trials", "ray", "plots", "trials.csv", "ranking.csv",
-                "curves.parquet", "report.html", "report.md")
+from sweeps.run import (  # noqa: E402  (the shared sweep code path; light: no Ray, no TensorFlow)
+    EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, RANK_CHOICES, UsageError, read_manifest_or_fail,
+)
 
 
 @contextlib.contextmanager
@@ -48,10 +44,6 @@ def _native_stderr_silenced(enabled: bool = True):
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
-
-
-class UsageError(Exception):
-    """Bad input found before anything ran: printed as one line, exit 2."""
 
 
 def _fail(msg: str) -> int:
@@ -103,143 +95,20 @@ def _load(args: argparse.Namespace):
 # --------------------------------------------------------------------------- sweep
 
 
-def _manifest(spec, trials) -> dict[str, Any]:
-    return {
-        "schema": 1,
-        "name": spec.name,
-        "fingerprint": spec.fingerprint(),
-        "source": str(spec.source) if getattr(spec, "source", None) else None,
-        "spec": spec.model_dump(mode="json"),
-        "created_at": time.time(),
-        "trials": [
-            {"trial_id": t.trial_id, "name": t.name, "config": t.config, "params": t.params()}
-            for t in trials
-        ],
-    }
-
-
-def _check_out_dir(out: Path, spec, fresh: bool) -> None:
-    """Refuse an --out holding another sweep (or foreign files) unless --fresh."""
-    from sweeps import store
-
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise UsageError(f"--out: {out} exists and is not a directory")
-    manifest = _read_manifest(out, "--out")
-    if fresh:
-        if manifest is None and any(p for p in out.iterdir() if p.name not in OUTPUT_NAMES):
-            raise UsageError(f"--out: {out} holds files that are not lrrt outputs; --fresh only clears an lrrt output directory")
-        return
-    if manifest is None:
-        if any(p.name != store.LOCK_NAME for p in out.iterdir()):
-            raise UsageError(f"--out: {out} is not empty and holds no lrrt sweep (no sweep.json); choose another --out")
-        return
-    if manifest.get("fingerprint") != spec.fingerprint():
-        raise UsageError(
-            f"--out: {out} holds results of a different sweep ({manifest.get('name')!r}, "
-            f"other grid or settings); rerun with --fresh to discard them, or choose another --out"
-        )
-
-
-def _read_manifest(out: Path, what: str) -> dict | None:
-    """The directory's sweep.json, or ``None``; a damaged one is a one-line error, not a traceback."""
-    from sweeps import store
-
-    try:
-        return store.read_manifest(out)
-    except (ValueError, OSError) as err:
-        raise UsageError(f"{what}: {out / 'sweep.json'} is damaged ({err}); restore it or start over with --fresh") from None
-
-
-def _clear(out: Path) -> None:
-    for name in OUTPUT_NAMES:
-        if name == ".lock":  # held by this process: deleting it would let a second driver in
-            continue
-        p = out / name
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from sweeps import store
-    from sweeps.grid import expand
-    from sweeps.launch import LaunchError, wait_ray_stopped
+    from sweeps.run import run_sweep
 
-    spec = _load(args)
-    trials = expand(spec)
-    out = Path(args.out or Path("runs") / spec.name).resolve()
-    _check_out_dir(out, spec, args.fresh)
-    if args.local_gpus is not None and args.local_gpus < 0:
-        raise UsageError("--local-gpus: must be >= 0")
-    held = []  # the directory's lock, held until this process ends
-
-    def lock() -> None:
-        try:
-            held.append(store.lock_out_dir(out))
-        except store.OutDirBusy as err:
-            raise LaunchError(f"--out: {err}; wait for it or stop it first") from None
-
-    if out.is_dir():
-        try:
-            lock()  # refuse a second driver before starting Ray
-        except LaunchError as err:
-            return _fail(str(err))
-
-    def before_launch() -> None:
-        out.mkdir(parents=True, exist_ok=True)
-        if not held:
-            lock()
-        if args.fresh:
-            _clear(out)
-        store.write_manifest(out, _manifest(spec, trials))
-
+    run = run_sweep(
+        _load(args), out=args.out, address=args.address, local_gpus=args.local_gpus, storage=args.storage,
+        wait_for_nodes=args.wait_for_nodes, fresh=args.fresh, quiet=args.quiet, verbose=args.verbose,
+        rank_by=args.rank_by,
+    )
     if not args.quiet:
-        res = spec.resources
-        print(f"lrrt: sweep {spec.name!r}: {len(trials)} trials, {res.cpus_per_trial:g} CPU"
-              f" / {res.gpus_per_trial:g} GPU per trial -> {out}", file=sys.stderr)
-    try:
-        return _launch_and_report(args, spec, trials, out, before_launch)
-    finally:
-        wait_ray_stopped()  # run_trials stops a local Ray in the background, overlapping the report
-
-
-def _launch_and_report(args: argparse.Namespace, spec, trials, out: Path, before_launch) -> int:
-    from sweeps.launch import LaunchError, run_trials
-
-    try:
-        outcome = run_trials(
-            spec, trials, out,
-            address=args.address, local_gpus=args.local_gpus, storage=args.storage,
-            wait_for_nodes=args.wait_for_nodes, fresh=args.fresh, quiet=args.quiet, verbose=args.verbose,
-            before_launch=before_launch,
-        )
-    except LaunchError as err:
-        return _fail(str(err))
-    if not args.quiet and outcome.skipped:
-        print(f"lrrt: resumed: {outcome.skipped} finished trials kept, {outcome.launched} run now", file=sys.stderr)
-    reduction = _write_report(out, args.rank_by, quiet=args.quiet)
-    failed = int((reduction.trials["status"] == "failed").sum())
-    missing = int((reduction.trials["status"] == "missing").sum())
-    if missing:
-        print(f"lrrt: {missing} trials did not finish; run the same command again to resume", file=sys.stderr)
-        return EXIT_INTERRUPTED if outcome.unfinished else EXIT_FAILED
-    return EXIT_FAILED if failed else EXIT_OK
+        _print_summary(run.out_dir, run.reduction)
+    return run.exit_code
 
 
 # --------------------------------------------------------------------------- report
-
-
-def _write_report(out: Path, rank_by: str | None, quiet: bool = False):
-    from sweeps.reduce import rebuild
-
-    rank_by = "sma_rule" if rank_by == "sma" else rank_by  # keras-lr-finder's name, as in sweep files
-    reduction = rebuild(out, rank_by=rank_by)
-    if not quiet:
-        _print_summary(out, reduction)
-    return reduction
 
 
 def _print_summary(out: Path, reduction) -> None:
@@ -269,12 +138,14 @@ def _print_summary(out: Path, reduction) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from sweeps import store
+    from sweeps.run import write_report
 
     out = Path(args.dir).resolve()
-    if not out.is_dir() or _read_manifest(out, args.dir) is None:
-        raise UsageError(f"{args.dir}: sweep.json: not an lrrt sweep output directory (no sweep.json)")
-    reduction = _write_report(out, args.rank_by, quiet=args.quiet)
+    if not out.is_dir() or read_manifest_or_fail(out, args.dir) is None:
+        raise UsageError(f"{args.dir}: sweep.json: not an lrrt sweep output directory (no sweep.json)", key="dir")
+    reduction = write_report(out, args.rank_by)
+    if not args.quiet:
+        _print_summary(out, reduction)
     return EXIT_FAILED if (reduction.trials["status"] != "ok").any() else EXIT_OK
 
 
@@ -288,15 +159,15 @@ def cmd_find(args: argparse.Namespace) -> int:
         import tensorflow as tf  # loaded here so its start-up noise is hidden
 
         tf.config.list_physical_devices("GPU")  # device discovery (cuInit) logs too
-    from lrrt_core.runner import run_workload, write_curve
+    from lrrt_core.runner import write_curve
     from lrrt_core.suggest import suggest_all
+    from sweeps.api import find
 
     try:
-        curve = run_workload(
+        curve = find(
             args.workload, optimizer=args.optimizer, optimizer_kwargs=opt_kwargs,
             batch_size=args.batch_size, seed=args.seed, axes=axes,
-            start_lr=args.start_lr, end_lr=args.end_lr, epochs=args.epochs,
-            steps=args.steps if args.steps is not None or args.epochs is not None else DEFAULT_FIND_STEPS,
+            start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps, epochs=args.epochs,
             ladder=args.ladder, loss=args.loss, diverge_threshold=args.diverge_threshold,
             smoothing=args.smoothing,
         )
@@ -389,14 +260,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from sweeps.spec import SpecError
+    from sweeps.spec import InvalidInput
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (SpecError, UsageError) as err:
+    except InvalidInput as err:  # a sweep file, an option, the output directory, the cluster
         return _fail(str(err))
     except KeyboardInterrupt:
         print("lrrt: interrupted; run the same command again to resume", file=sys.stderr)

@@ -22,7 +22,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from lrrt_core.workloads import workload_dirs
 from sweeps import store
+from sweeps.spec import InvalidInput
 from sweeps.trainable import final_curve, run_trial, trial_config
 
 logger = logging.getLogger(__name__)
@@ -74,8 +76,29 @@ def _environ(values: dict[str, str]):
                 os.environ[k] = v
 
 
-class LaunchError(Exception):
+class LaunchError(InvalidInput):
     """Invalid request found before anything starts (the CLI exits 2 with this line)."""
+
+
+def check_builder(builder: Callable[..., Any]) -> None:
+    """Refuse, before Ray starts, a workload builder that cannot be sent to the workers.
+
+    A builder defined in a notebook or script is pickled by value with Ray's cloudpickle
+    (its code and the globals it uses); a lock, an open file or a live session among them
+    cannot be. The error names the builder and what failed.
+    """
+    from ray import cloudpickle
+
+    try:
+        cloudpickle.dumps(builder)
+    except Exception as err:  # pickling raises TypeError, PicklingError, AttributeError, ...
+        name = getattr(builder, "__qualname__", None) or repr(builder)
+        raise LaunchError(
+            f"workload: the builder {name!r} cannot be sent to the Ray workers ({type(err).__name__}: {err}); "
+            "keep unpicklable objects (locks, open files, sessions) out of it and of the globals it uses, "
+            "or put it in a module and pass 'module:function'",
+            key="workload",
+        ) from None
 
 
 @dataclasses.dataclass
@@ -187,9 +210,10 @@ def connect(address: str | None, *, local_gpus: int | None, verbose: bool, prelo
     # ray.init: the raylet copies it and passes it on to every worker). No job runtime_env:
     # a runtime_env would make Ray start fresh workers for the trials instead of using the
     # ones it prestarts (which have already imported TensorFlow when ``preload`` says so).
-    # PYTHONPATH: the workers import workloads named package.module:function from here.
+    # PYTHONPATH: the workers import workloads named package.module:function from the same
+    # folders the driver checked them in (lrrt_core.workloads.workload_dirs).
     env_vars["PL_DISABLE_FORK"] = "1"  # what Tune would set per actor (_tune_actors_without_runtime_env)
-    env_vars["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH", "")) if p)
+    env_vars["PYTHONPATH"] = os.pathsep.join(p for p in (*workload_dirs(), os.environ.get("PYTHONPATH", "")) if p)
     kwargs: dict[str, Any] = dict(
         include_dashboard=False,
         object_store_memory=int(os.environ.get("LRRT_OBJECT_STORE_BYTES", LOCAL_OBJECT_STORE_BYTES)),
@@ -201,7 +225,9 @@ def connect(address: str | None, *, local_gpus: int | None, verbose: bool, prelo
     if local_gpus is not None:
         kwargs["num_gpus"] = local_gpus
     with _environ(env_vars):
-        ray.init(**kwargs)
+        # address="local": always a new instance. With no address, ray.init() would join the
+        # cluster recorded in <ray temp dir>/ray_current_cluster by `ray start` (also a dead one).
+        ray.init(address="local", **kwargs)
     return True
 
 
@@ -336,8 +362,27 @@ def _make_callbacks(out_dir: Path, trials_by_id: dict, attempts_before: dict, pr
     return cbs
 
 
+def _notebook_line():
+    """A display handle for one updating output line when running in a Jupyter kernel, else ``None``.
+
+    A kernel's stderr is no terminal: a carriage return does not rewrite the line, so each
+    update would add one. An IPython display with an id is replaced in place instead.
+    """
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return None
+    from IPython.display import display
+
+    return display({"text/plain": "[lrrt] starting"}, raw=True, display_id=True)
+
+
 class Progress:
-    """Trials done / running / failed and an ETA on one line, instead of Ray's tables."""
+    """Trials done / running / failed and an ETA on one line, instead of Ray's tables.
+
+    On a terminal the line is rewritten in place; in a Jupyter notebook it is one output
+    that updates; elsewhere (a log file) one line every ``min_interval`` seconds at most.
+    """
 
     def __init__(self, total: int, steps_per_trial: int, stream=None, min_interval: float = 2.0) -> None:
         self.total = total
@@ -351,6 +396,7 @@ class Progress:
         self.retries = 0
         self._last_print = 0.0
         self._tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._display = _notebook_line() if stream is None and not self._tty else None
 
     def _tid(self, trial) -> str:
         return trial.config["trial"]["trial_id"]
@@ -396,6 +442,9 @@ class Progress:
         if not force and now - self._last_print < self.min_interval:
             return
         self._last_print = now
+        if self._display is not None:
+            self._display.update({"text/plain": self.line()}, raw=True)
+            return
         if self._tty:
             self.stream.write("\r" + self.line().ljust(100))
         else:
@@ -403,7 +452,9 @@ class Progress:
         self.stream.flush()
 
     def close(self) -> None:
-        if self._tty:
+        if self._display is not None:
+            self.show(force=True)
+        elif self._tty:
             self.stream.write("\n")
             self.stream.flush()
 
@@ -448,13 +499,15 @@ def run_trials(
     quiet: bool = False,
     verbose: bool = False,
     before_launch: Callable[[], None] | None = None,
+    builder: Callable[..., Any] | None = None,
 ) -> LaunchOutcome:
     """Run every trial of ``trials`` that has no ok record in ``out_dir`` on Ray Tune.
 
     Raises :class:`LaunchError` before anything is written when the request cannot run
     (unreachable address, more GPUs per trial than any node has). ``before_launch`` is
     called after those checks and before the first trial starts (the CLI writes the sweep
-    manifest there).
+    manifest there). ``builder``: the workload builder as a callable, sent to the trials by
+    value (``tune.with_parameters``) instead of being imported there by name.
     """
     out_dir = Path(out_dir).resolve()
     # --fresh: the old records are about to be cleared (in before_launch), so none count.
@@ -467,6 +520,8 @@ def run_trials(
             before_launch()
         return outcome
 
+    if builder is not None:
+        check_builder(builder)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # Our records are the results; Tune's CSV/JSON/TensorBoard loggers would rewrite every
     # report (the final one carries the whole curve) into three more files per trial.
@@ -489,8 +544,9 @@ def run_trials(
         param_space = {"trial": tune.grid_search([trial_config(t, spec) for t in todo])}
         storage_path = storage_uri(storage) if storage else str(out_dir / "ray")
         run_name = time.strftime("run-%Y%m%d-%H%M%S")
+        trainable = run_trial if builder is None else tune.with_parameters(run_trial, builder=builder)
         tuner = tune.Tuner(
-            tune.with_resources(run_trial, resources),
+            tune.with_resources(trainable, resources),
             param_space=param_space,
             tune_config=tune.TuneConfig(
                 num_samples=1,

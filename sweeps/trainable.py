@@ -58,8 +58,12 @@ def configure_tensorflow(cpus: float, has_gpu: bool) -> None:
     _TF_CONFIGURED.update(threads=threads)
 
 
-def run_trial(config: dict[str, Any]) -> None:
-    """Tune function trainable. ``config["trial"]`` is built by :func:`trial_config`."""
+def run_trial(config: dict[str, Any], builder=None) -> None:
+    """Tune function trainable. ``config["trial"]`` is built by :func:`trial_config`.
+
+    ``builder``: the workload builder when the sweep was given one as a Python callable
+    (``tune.with_parameters``); otherwise the workload is resolved from its name.
+    """
     import ray
     from ray import tune
 
@@ -81,7 +85,7 @@ def run_trial(config: dict[str, Any]) -> None:
 
     rt = t["range_test"]
     curve = run_workload(
-        t["workload"],
+        t["workload"] if builder is None else builder,
         optimizer=t["optimizer_name"],
         optimizer_kwargs=t["optimizer_kwargs"],
         batch_size=t["batch_size"],
