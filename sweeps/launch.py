@@ -179,6 +179,18 @@ def wait_ray_stopped() -> None:
         _STOPPING.pop().join()
 
 
+def quiet_ray_logs(verbose: bool) -> None:
+    """Silence Ray's and Tune's driver-side log lines (lrrt shows progress and failures itself).
+
+    Called before Ray is first imported: in a notebook, ``import ray`` itself logs at INFO
+    that ``ipywidgets`` is missing.
+    """
+    if verbose:
+        return
+    for name in ("ray.tune", "ray.train", "ray.air", "ray.widgets"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def connect(address: str | None, *, local_gpus: int | None, verbose: bool, preload: Sequence[str] = ()) -> bool:
     """Start a local Ray (returns True: we own it) or join ``address`` (returns False).
 
@@ -193,9 +205,7 @@ def connect(address: str | None, *, local_gpus: int | None, verbose: bool, prelo
     address = address or os.environ.get("RAY_ADDRESS") or None
     env_vars = dict(WORKER_ENV)
     log_level = logging.INFO if verbose else logging.ERROR
-    if not verbose:  # the CLI shows progress and lists failures itself
-        for name in ("ray.tune", "ray.train", "ray.air"):
-            logging.getLogger(name).setLevel(logging.CRITICAL)
+    quiet_ray_logs(verbose)
     if address:
         _check_reachable(address)
         if local_gpus is not None:
@@ -398,6 +408,14 @@ class Progress:
         self._tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self._display = _notebook_line() if stream is None and not self._tty else None
 
+    def __getstate__(self) -> dict:
+        """Tune pickles its callbacks into the experiment state: leave the output behind.
+
+        A Jupyter kernel's ``sys.stderr`` holds the kernel's session (an HMAC key), which
+        cannot be pickled; nor is it any use in a restored experiment.
+        """
+        return {**self.__dict__, "stream": None, "_display": None}
+
     def _tid(self, trial) -> str:
         return trial.config["trial"]["trial_id"]
 
@@ -445,11 +463,12 @@ class Progress:
         if self._display is not None:
             self._display.update({"text/plain": self.line()}, raw=True)
             return
+        stream = self.stream or sys.stderr
         if self._tty:
-            self.stream.write("\r" + self.line().ljust(100))
+            stream.write("\r" + self.line().ljust(100))
         else:
-            self.stream.write(self.line() + "\n")
-        self.stream.flush()
+            stream.write(self.line() + "\n")
+        stream.flush()
 
     def close(self) -> None:
         if self._display is not None:
@@ -471,6 +490,25 @@ class Progress:
                 prog.stepped(trial, int(result.get("step", 0)))
 
         return _ProgressCallback()
+
+
+def _silent_reporter():
+    """A Tune progress reporter that reports nothing: :class:`Progress` is lrrt's one line.
+
+    Tune's default in a Jupyter kernel (``JupyterNotebookReporter``) clears the cell's
+    output when it starts and then redraws HTML tables; on a terminal, with ``verbose=0``,
+    its ``CLIReporter`` prints nothing, which this matches everywhere.
+    """
+    from ray.tune import ProgressReporter
+
+    class _Silent(ProgressReporter):
+        def should_report(self, trials, done=False) -> bool:
+            return False
+
+        def report(self, trials, done, *sys_info) -> None:
+            return None
+
+    return _Silent()
 
 
 # --------------------------------------------------------------------------- running
@@ -520,6 +558,7 @@ def run_trials(
             before_launch()
         return outcome
 
+    quiet_ray_logs(verbose)
     if builder is not None:
         check_builder(builder)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -560,6 +599,7 @@ def run_trials(
                 storage_path=storage_path,
                 failure_config=tune.FailureConfig(max_failures=spec.retries),
                 callbacks=callbacks,
+                progress_reporter=_silent_reporter(),
                 verbose=0,
                 log_to_file=True,
             ),

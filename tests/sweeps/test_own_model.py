@@ -145,3 +145,34 @@ def test_load_on_a_partial_directory_gives_the_tables_of_lrrt_report(tmp_path, c
     assert "<table" in html and "data:image/png;base64," in html and "Partial results" in html
     assert set(result.recommendations) == set(result.ranking["optimizer"])
     assert result.report_html == out / "report.html" and "loss_vs_lr" in load(out).plots
+
+
+# --------------------------------------------------------------------------- notebook
+
+
+@pytest.mark.ray
+@pytest.mark.tf
+def test_notebook_example_runs_shows_the_result_and_resumes(tmp_path):
+    """README's notebook cells in a real kernel: builder cell, sweep cell, result cell; then
+    the sweep cell again in the same kernel, which must resume (no trial re-run)."""
+    from tests.notebooks import errors, execute, mime
+
+    cells = [readme_example("notebook builder"), readme_example("notebook sweep"), readme_example("notebook show")]
+    check = "print(result.launched, result.skipped, result.n_ok, result.exit_code)"
+    nb = execute([*cells, check, cells[1], check], tmp_path)
+    assert not errors(nb)
+    html = "".join(mime(nb.cells[2], "text/html"))
+    assert "<table" in html and "adam-bs32" in html and "data:image/png;base64," in html
+    printed = ["".join(o.get("text", "") for o in c.outputs if o.get("name") == "stdout").split() for c in nb.cells]
+    assert printed[3] == ["2", "0", "2", "0"]  # first run: both trials launched, ok
+    assert printed[5] == ["0", "2", "2", "0"]  # the cell again: both kept, none launched
+    out = tmp_path / "runs/notebook"
+    records = _records(out)
+    assert len(records) == 2 and all(r["status"] == "ok" for r in records.values())
+    assert all(r["attempts"] == 1 for r in records.values())
+    assert json.loads((out / "sweep.json").read_text())["spec"]["workload"].startswith("__main__:build@")
+    # Progress is one updating output, not a line per update; no Tune tables, no Ray log lines.
+    displays = [o for o in nb.cells[1].outputs if o["output_type"] == "display_data"]
+    assert len(displays) == 1 and displays[0]["data"]["text/plain"].startswith("[lrrt] 2/2 done"), displays
+    stderr = "".join(o.get("text", "") for o in nb.cells[1].outputs if o.get("name") == "stderr")
+    assert stderr.count("\n") == 1 and stderr.startswith("lrrt: sweep 'notebook'"), stderr
