@@ -524,6 +524,48 @@ def pending_trials(trials: Sequence, records: dict[str, dict]) -> list:
     return [t for t in trials if records.get(t.trial_id, {}).get("status") != "ok"]
 
 
+def _make_tuner(spec, todo: Sequence, callbacks: list, storage_path: str, builder: Callable[..., Any] | None):
+    """The Tune ``Tuner`` of one launch: one grid entry per pending trial, our callbacks, no reporter."""
+    from ray import tune
+
+    res = spec.resources
+    trainable = run_trial if builder is None else tune.with_parameters(run_trial, builder=builder)
+    return tune.Tuner(
+        tune.with_resources(trainable, {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}),
+        param_space={"trial": tune.grid_search([trial_config(t, spec) for t in todo])},
+        tune_config=tune.TuneConfig(
+            num_samples=1,
+            max_concurrent_trials=res.max_concurrent,
+            reuse_actors=True,
+            trial_name_creator=lambda tr: tr.config["trial"]["name"],
+            trial_dirname_creator=lambda tr: f'{tr.config["trial"]["name"]}-{tr.config["trial"]["trial_id"][:6]}',
+        ),
+        run_config=tune.RunConfig(
+            name=time.strftime("run-%Y%m%d-%H%M%S"),
+            storage_path=storage_path,
+            failure_config=tune.FailureConfig(max_failures=spec.retries),
+            callbacks=callbacks,
+            progress_reporter=_silent_reporter(),
+            verbose=0,
+            log_to_file=True,
+        ),
+    )
+
+
+def _count(outcome: LaunchOutcome, todo: Sequence, out_dir: Path) -> LaunchOutcome:
+    """Fill ``outcome``'s ok / failed / unfinished counts from the records now on disk."""
+    final = store.read_records(out_dir)
+    for t in todo:
+        status = final.get(t.trial_id, {}).get("status")
+        if status == "ok":
+            outcome.ok += 1
+        elif status == "failed":
+            outcome.failed += 1
+        else:
+            outcome.unfinished += 1
+    return outcome
+
+
 def run_trials(
     spec,
     trials: Sequence,
@@ -542,10 +584,11 @@ def run_trials(
     """Run every trial of ``trials`` that has no ok record in ``out_dir`` on Ray Tune.
 
     Raises :class:`LaunchError` before anything is written when the request cannot run
-    (unreachable address, more GPUs per trial than any node has). ``before_launch`` is
-    called after those checks and before the first trial starts (the CLI writes the sweep
-    manifest there). ``builder``: the workload builder as a callable, sent to the trials by
-    value (``tune.with_parameters``) instead of being imported there by name.
+    (unreachable address, more GPUs per trial than any node has, a builder that cannot be
+    pickled). ``before_launch`` is called after those checks and before the first trial
+    starts (the sweep manifest is written there). ``builder``: the workload builder as a
+    callable, sent to the trials by value (``tune.with_parameters``) instead of being
+    imported there by name.
     """
     out_dir = Path(out_dir).resolve()
     # --fresh: the old records are about to be cleared (in before_launch), so none count.
@@ -566,44 +609,19 @@ def run_trials(
     # report (the final one carries the whole curve) into three more files per trial.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     t_connect = time.monotonic()
-    preload = preload_modules(res, len(todo))
-    owns_ray = connect(address, local_gpus=local_gpus, verbose=verbose, preload=preload)
+    owns_ray = connect(address, local_gpus=local_gpus, verbose=verbose, preload=preload_modules(res, len(todo)))
     logger.info("Ray ready in %.1f s (%s)", time.monotonic() - t_connect, "local" if owns_ray else address)
-    from ray import tune  # after connect: a local Ray's workers start loading TensorFlow meanwhile
     try:
         check_fits(res.cpus_per_trial, res.gpus_per_trial, wait_for_nodes=wait_for_nodes)
         if before_launch:
             before_launch()
         trials_by_id = {t.trial_id: t for t in trials}
         attempts_before = {tid: int(r.get("attempts") or 0) for tid, r in records.items()}
-        steps = spec.range_test.steps or 200
-        progress = None if quiet else Progress(len(todo), steps)
+        progress = None if quiet else Progress(len(todo), spec.range_test.steps or 200)
         callbacks = _make_callbacks(out_dir, trials_by_id, attempts_before, progress)
-        resources = {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
-        param_space = {"trial": tune.grid_search([trial_config(t, spec) for t in todo])}
         storage_path = storage_uri(storage) if storage else str(out_dir / "ray")
-        run_name = time.strftime("run-%Y%m%d-%H%M%S")
-        trainable = run_trial if builder is None else tune.with_parameters(run_trial, builder=builder)
-        tuner = tune.Tuner(
-            tune.with_resources(trainable, resources),
-            param_space=param_space,
-            tune_config=tune.TuneConfig(
-                num_samples=1,
-                max_concurrent_trials=res.max_concurrent,
-                reuse_actors=True,
-                trial_name_creator=lambda tr: tr.config["trial"]["name"],
-                trial_dirname_creator=lambda tr: f'{tr.config["trial"]["name"]}-{tr.config["trial"]["trial_id"][:6]}',
-            ),
-            run_config=tune.RunConfig(
-                name=run_name,
-                storage_path=storage_path,
-                failure_config=tune.FailureConfig(max_failures=spec.retries),
-                callbacks=callbacks,
-                progress_reporter=_silent_reporter(),
-                verbose=0,
-                log_to_file=True,
-            ),
-        )
+        # Tune is imported after connect: a local Ray's workers load TensorFlow meanwhile.
+        tuner = _make_tuner(spec, todo, callbacks, storage_path, builder)
         outcome.launched = len(todo)
         t_fit = time.monotonic()
         with _tune_actors_without_runtime_env() if owns_ray else contextlib.nullcontext():
@@ -615,13 +633,4 @@ def run_trials(
     finally:
         if owns_ray:
             stop_local_ray_in_background()  # the caller's report overlaps with it
-    final = store.read_records(out_dir)
-    for t in todo:
-        status = final.get(t.trial_id, {}).get("status")
-        if status == "ok":
-            outcome.ok += 1
-        elif status == "failed":
-            outcome.failed += 1
-        else:
-            outcome.unfinished += 1
-    return outcome
+    return _count(outcome, todo, out_dir)
