@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from sweeps.run import UsageError
-from sweeps.spec import InvalidInput, SweepSpec, builder_ref, load_spec, spec_from_dict
+from sweeps.spec import InvalidInput, SweepSpec, builder_ref, read_spec_file, spec_from_dict
 
 __all__ = ["sweep", "load", "find", "SweepResult", "InvalidInput"]
 
@@ -181,15 +181,14 @@ def _png(fig, dpi: int = 90) -> bytes | None:
 # --------------------------------------------------------------------------- sweep
 
 
-def _spec_data(config: str | os.PathLike | Mapping | SweepSpec) -> tuple[dict, str | Path]:
-    """The sweep as plain data plus its source name, from a path, a mapping or a spec."""
+def _spec_data(config: str | os.PathLike | Mapping | SweepSpec) -> tuple[Any, str | Path]:
+    """The sweep as plain data (not validated yet) plus its source name, from a path, a mapping or a spec."""
     if isinstance(config, SweepSpec):
         return config.model_dump(mode="json", exclude={"source"}), config.source or "<dict>"
     if isinstance(config, Mapping):
         return dict(config), "<dict>"
     if isinstance(config, (str, os.PathLike)):
-        spec = load_spec(config)  # reads and validates the file (SpecError naming file and key)
-        return spec.model_dump(mode="json", exclude={"source"}), Path(config)
+        return read_spec_file(config), Path(config)  # validated with the workload in place
     raise InvalidInput(f"config: expected a sweep file path, a dict or a SweepSpec, got {type(config).__name__}",
                        key="config")
 
@@ -207,9 +206,9 @@ def resolve_spec(config, workload: str | Callable[..., Any] | None = None) -> tu
     if callable(workload):
         ref = builder_ref(workload)
         builder = None if "@" not in ref else workload  # an importable function is imported by name
-        data["workload"] = ref
-    elif workload is not None:
-        data["workload"] = workload
+        workload = ref
+    if workload is not None and isinstance(data, dict):  # else spec_from_dict says what the file is
+        data = {**data, "workload": workload}
     return spec_from_dict(data, source=source, builder=builder), builder
 
 

@@ -103,6 +103,7 @@ __all__ = [
     "ReportSpec",
     "SweepSpec",
     "load_spec",
+    "read_spec_file",
     "spec_from_dict",
     "safe_name",
     "format_value",
@@ -835,6 +836,16 @@ def load_spec(path: str | Path) -> SweepSpec:
         'digits_cnn'
     """
     path = Path(path)
+    return spec_from_dict(read_spec_file(path), source=path)
+
+
+def read_spec_file(path: str | Path) -> dict:
+    """A sweep file's YAML as a mapping, not validated yet (:func:`load_spec` validates it).
+
+    Raises:
+        SpecError: the file is missing or unreadable, not valid YAML, or holds a ``source`` key.
+    """
+    path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -853,4 +864,4 @@ def load_spec(path: str | Path) -> SweepSpec:
     if isinstance(data, dict) and "source" in data:
         allowed = ", ".join(k for k in SweepSpec.model_fields if k != "source")
         raise SpecError(path, "source", f"unknown key; allowed: {allowed}")
-    return spec_from_dict(data, source=path)
+    return data

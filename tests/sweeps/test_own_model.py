@@ -176,3 +176,21 @@ def test_notebook_example_runs_shows_the_result_and_resumes(tmp_path):
     assert len(displays) == 1 and displays[0]["data"]["text/plain"].startswith("[lrrt] 2/2 done"), displays
     stderr = "".join(o.get("text", "") for o in nb.cells[1].outputs if o.get("name") == "stderr")
     assert stderr.count("\n") == 1 and stderr.startswith("lrrt: sweep 'notebook'"), stderr
+
+
+def test_a_sweep_file_without_workload_takes_the_builder_given(tmp_path):
+    from sweeps.api import resolve_spec
+    from sweeps.spec import SpecError
+
+    path = tmp_path / "grid.yaml"
+    path.write_text("name: g\ngrid: {optimizer: [sgd], batch_size: [8]}\n")
+
+    def build(seed=0):
+        return seed
+
+    spec, shipped = resolve_spec(path, build)
+    assert shipped is build and spec.source == path
+    assert spec.workload.startswith(f"{__name__}:") and "@" in spec.workload
+    with pytest.raises(SpecError) as info:
+        resolve_spec(path)
+    assert info.value.key == "workload" and str(path) in str(info.value)
