@@ -28,10 +28,8 @@ Ray enters only through ``sweeps.launch``, imported when a sweep really launches
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import functools
-import io
 import os
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -153,29 +151,9 @@ class SweepResult:
 
     def _repr_html_(self) -> str:
         """The summary line, the ranking table and the loss-vs-rate plot (an embedded PNG)."""
-        from sweeps import report
+        from sweeps.report import render_notebook
 
-        header, rows = report._ranking_rows(self.reduction)
-        parts = [f"<div class=\"lrrt-sweep\"><p><b>{report._h(self.name)}</b>: "
-                 f"{report._h(self.reduction.summary_line())} &mdash; <code>{report._h(self.out_dir)}</code></p>"]
-        banner = report._status_banner(self.reduction)
-        if banner:
-            parts.append(f"<p><i>{report._h(banner)}</i></p>")
-        parts.append(report._html_table(header, rows, best_first=True))
-        png = _png(self.figure("loss_vs_lr"))
-        if png:
-            parts.append(f'<img alt="smoothed loss vs learning rate" style="max-width:100%" '
-                         f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">')
-        parts.append("</div>")
-        return "\n".join(parts)
-
-
-def _png(fig, dpi: int = 90) -> bytes | None:
-    if fig is None:
-        return None
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
+        return render_notebook(self.reduction)
 
 
 # --------------------------------------------------------------------------- sweep
