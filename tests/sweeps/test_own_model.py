@@ -194,3 +194,10 @@ def test_a_sweep_file_without_workload_takes_the_builder_given(tmp_path):
     with pytest.raises(SpecError) as info:
         resolve_spec(path)
     assert info.value.key == "workload" and str(path) in str(info.value)
+
+
+def test_the_api_imports_neither_ray_nor_tensorflow():
+    from tests.core.test_imports import loaded_after
+
+    loaded = loaded_after("from sweeps import sweep, load, find, SweepResult, InvalidInput")
+    assert loaded.isdisjoint({"ray", "tensorflow", "keras", "matplotlib"}), loaded
