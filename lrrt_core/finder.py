@@ -582,8 +582,10 @@ class LRFinder:
       is also the default smoothing of the suggestions and plots made from it (pass
       ``beta=`` to those to smooth differently);
     * the optimizer's state is restored too, not only the weights;
-    * plots draw on an ``Axes`` (``ax=`` or a new figure) and return it; they never call
-      ``plt.show()``.
+    * ``plot_loss`` and ``plot_loss_change`` draw as keras-lr-finder does: on pyplot's
+      current figure, then ``plt.show()`` (so a notebook cell shows the image and a script's
+      ``plt.savefig`` afterwards saves it), returning ``None``; given ``ax=``, they draw on
+      that ``Axes`` instead, leave pyplot alone and return it.
 
     Example:
         >>> finder = LRFinder(model)                                              # doctest: +SKIP
@@ -642,18 +644,25 @@ class LRFinder:
         return self.curve
 
     def plot_loss(self, n_skip_beginning=10, n_skip_end=5, x_scale="log", ax=None):
-        """Loss against learning rate (raw and EMA), skipping points at both ends; returns the Axes."""
+        """Loss against learning rate (raw and EMA), skipping points at both ends.
+
+        Without ``ax``: drawn on pyplot's current axes, then ``plt.show()``, like
+        keras-lr-finder; returns ``None``. With ``ax``: drawn there and returned.
+        """
         from lrrt_core import plot
 
-        return plot.plot_curve(self._need_curve(), ax, skip_start=n_skip_beginning, skip_end=n_skip_end,
-                               xscale=x_scale)
+        return _on_pyplot(ax, lambda target: plot.plot_curve(
+            self._need_curve(), target, skip_start=n_skip_beginning, skip_end=n_skip_end, xscale=x_scale))
 
     def plot_loss_change(self, sma=1, n_skip_beginning=10, n_skip_end=5, y_lim=(-0.01, 0.01), ax=None):
-        """The loss change ``(loss[i] - loss[i-sma]) / sma`` against learning rate; returns the Axes."""
+        """The loss change ``(loss[i] - loss[i-sma]) / sma`` against learning rate.
+
+        Shown with pyplot like :meth:`plot_loss` (returns ``None``), or drawn on ``ax`` and returned.
+        """
         from lrrt_core import plot
 
-        return plot.plot_loss_change(self._need_curve(), ax, sma=sma, skip_start=n_skip_beginning,
-                                     skip_end=n_skip_end, y_lim=y_lim)
+        return _on_pyplot(ax, lambda target: plot.plot_loss_change(
+            self._need_curve(), target, sma=sma, skip_start=n_skip_beginning, skip_end=n_skip_end, y_lim=y_lim))
 
     def get_derivatives(self, sma):
         """keras-lr-finder's list of loss changes over ``sma`` steps (the first ``sma`` are 0)."""
@@ -674,6 +683,23 @@ class LRFinder:
         if s.lr is None:
             log.warning("get_best_lr: no suggestion (%s)", s.reason)
         return s.lr
+
+
+def _on_pyplot(ax, draw):
+    """Draw on ``ax`` and return it; without one, draw on pyplot's current axes and show them.
+
+    keras-lr-finder's plots call ``plt.plot`` ... ``plt.show()`` and return nothing: in a
+    notebook (``%matplotlib inline``) the cell shows the image, in a script the figure stays
+    current for ``plt.savefig``. pyplot enters only here, in the compatibility facade; the
+    core's :mod:`lrrt_core.plot` stays pyplot-free.
+    """
+    if ax is not None:
+        return draw(ax)
+    import matplotlib.pyplot as plt
+
+    draw(plt.gca())
+    plt.show()
+    return None
 
 
 __all__ = ["range_test", "LRFinder", "DEFAULT_STEPS"]

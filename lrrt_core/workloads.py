@@ -13,7 +13,9 @@ Built-ins (:data:`WORKLOADS`):
   Conv2D(64,3) -> MaxPool -> Flatten -> Dense(256) -> Dense(10)) on MNIST via
   ``keras.datasets.mnist`` (needs the machine to be online, or ``data=`` arrays).
 
-A user workload is named ``"package.module:function"`` and resolved by :func:`get_workload`.
+A user workload is named ``"package.module:function"`` and resolved by :func:`get_workload`;
+its module is looked up on ``sys.path`` and in :func:`workload_dirs` (the current directory),
+which a local sweep also puts on its workers' ``PYTHONPATH``.
 
 This module imports Keras only inside the builders, so ``WORKLOADS`` and ``get_workload``
 work without TensorFlow (a sweep validator can check names cheaply).
@@ -29,6 +31,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+import os
+import sys
 from typing import Any, Callable
 
 import numpy as np
@@ -217,6 +221,26 @@ WORKLOADS: dict[str, Callable[..., Workload]] = {"digits_cnn": digits_cnn, "mnis
 """Built-in workload name -> builder."""
 
 
+def workload_dirs() -> list[str]:
+    """Folders where user workload modules are found besides ``sys.path``: the current directory.
+
+    ``python script.py`` and ``python -m`` put a folder first on ``sys.path``; an installed
+    console script such as ``lrrt`` does not (its ``sys.path[0]`` is the virtual
+    environment's ``bin/``). lrrt therefore adds these folders itself, on both sides of a
+    sweep: the driver's ``sys.path`` (:func:`use_workload_dirs`, called wherever a
+    ``module:function`` reference is checked or resolved) and a local Ray's workers'
+    ``PYTHONPATH`` (``sweeps.launch.connect``).
+    """
+    return [os.getcwd()]
+
+
+def use_workload_dirs() -> None:
+    """Put :func:`workload_dirs` first on ``sys.path`` (once each), as ``python -m`` does."""
+    for folder in reversed(workload_dirs()):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+
+
 def get_workload(ref: str | Callable[..., Workload]) -> Callable[..., Workload]:
     """Resolve a workload reference to its builder.
 
@@ -242,6 +266,7 @@ def get_workload(ref: str | Callable[..., Workload]) -> Callable[..., Workload]:
             f"unknown workload {ref!r}; use one of {', '.join(WORKLOADS)} or 'package.module:function'"
         )
     module_name, _, attr = ref.partition(":")
+    use_workload_dirs()
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
@@ -256,4 +281,4 @@ def get_workload(ref: str | Callable[..., Workload]) -> Callable[..., Workload]:
     return builder
 
 
-__all__ = ["Workload", "WORKLOADS", "get_workload", "digits_cnn", "mnist_cnn", "prepare_mnist"]
+__all__ = ["Workload", "WORKLOADS", "get_workload", "workload_dirs", "use_workload_dirs", "digits_cnn", "mnist_cnn", "prepare_mnist"]

@@ -11,9 +11,7 @@ import argparse
 import contextlib
 import logging
 import os
-import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -21,13 +19,10 @@ from typing import Any, Sequence
 # it starts (set here, in the CLI, never in users' environments or in library code).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from lrrt_core.suggest import METHODS  # noqa: E402  (pure numpy: no TensorFlow)
-
-RANK_CHOICES = (*METHODS, "sma")
-DEFAULT_FIND_STEPS = 200  # as a sweep file's range_test.steps default
-EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
-OUTPUT_NAMES = (".lock", "sweep.json", "trials", "verify", "ray", "plots", "trials.csv", "ranking.csv",
-                "curves.parquet", "verify.csv", "recipes.json", "report.html", "report.md")
+from sweeps.run import (  # noqa: E402  (the shared sweep code path; light: no Ray, no TensorFlow)
+    EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, RANK_CHOICES, UsageError, exit_code,
+    read_manifest_or_fail,
+)
 
 
 @contextlib.contextmanager
@@ -50,10 +45,6 @@ def _native_stderr_silenced(enabled: bool = True):
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
-
-
-class UsageError(Exception):
-    """Bad input found before anything ran: printed as one line, exit 2."""
 
 
 def _fail(msg: str) -> int:
@@ -105,226 +96,20 @@ def _load(args: argparse.Namespace):
 # --------------------------------------------------------------------------- sweep
 
 
-def _manifest(spec, trials) -> dict[str, Any]:
-    return {
-        "schema": 1,
-        "name": spec.name,
-        "fingerprint": spec.fingerprint(),
-        "source": str(spec.source) if getattr(spec, "source", None) else None,
-        "spec": spec.model_dump(mode="json"),
-        "created_at": time.time(),
-        "trials": [
-            {"trial_id": t.trial_id, "name": t.name, "config": t.config, "params": t.params()}
-            for t in trials
-        ],
-    }
-
-
-def _check_out_dir(out: Path, spec, fresh: bool) -> None:
-    """Refuse an --out holding another sweep (or foreign files) unless --fresh."""
-    from sweeps import store
-
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise UsageError(f"--out: {out} exists and is not a directory")
-    manifest = _read_manifest(out, "--out")
-    if fresh:
-        if manifest is None and any(p for p in out.iterdir() if p.name not in OUTPUT_NAMES):
-            raise UsageError(f"--out: {out} holds files that are not lrrt outputs; --fresh only clears an lrrt output directory")
-        return
-    if manifest is None:
-        if any(p.name != store.LOCK_NAME for p in out.iterdir()):
-            raise UsageError(f"--out: {out} is not empty and holds no lrrt sweep (no sweep.json); choose another --out")
-        return
-    if manifest.get("fingerprint") != spec.fingerprint():
-        raise UsageError(
-            f"--out: {out} holds results of a different sweep ({manifest.get('name')!r}, "
-            f"other grid or settings); rerun with --fresh to discard them, or choose another --out"
-        )
-
-
-def _read_manifest(out: Path, what: str) -> dict | None:
-    """The directory's sweep.json, or ``None``; a damaged one is a one-line error, not a traceback."""
-    from sweeps import store
-
-    try:
-        return store.read_manifest(out)
-    except (ValueError, OSError) as err:
-        raise UsageError(f"{what}: {out / 'sweep.json'} is damaged ({err}); restore it or start over with --fresh") from None
-
-
-def _clear(out: Path) -> None:
-    for name in OUTPUT_NAMES:
-        if name == ".lock":  # held by this process: deleting it would let a second driver in
-            continue
-        p = out / name
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from sweeps import store
-    from sweeps.grid import expand
-    from sweeps.launch import LaunchError, wait_ray_stopped
+    from sweeps.run import run_sweep
 
-    spec = _load(args)
-    trials = expand(spec)
-    out = Path(args.out or Path("runs") / spec.name).resolve()
-    _check_out_dir(out, spec, args.fresh)
-    if args.local_gpus is not None and args.local_gpus < 0:
-        raise UsageError("--local-gpus: must be >= 0")
-    held = []  # the directory's lock, held until this process ends
-
-    def lock() -> None:
-        try:
-            held.append(store.lock_out_dir(out))
-        except store.OutDirBusy as err:
-            raise LaunchError(f"--out: {err}; wait for it or stop it first") from None
-
-    if out.is_dir():
-        try:
-            lock()  # refuse a second driver before starting Ray
-        except LaunchError as err:
-            return _fail(str(err))
-
-    def before_launch() -> None:
-        out.mkdir(parents=True, exist_ok=True)
-        if not held:
-            lock()
-        if args.fresh:
-            _clear(out)
-        store.write_manifest(out, _manifest(spec, trials))
-
+    run = run_sweep(
+        _load(args), out=args.out, address=args.address, local_gpus=args.local_gpus, storage=args.storage,
+        wait_for_nodes=args.wait_for_nodes, fresh=args.fresh, quiet=args.quiet, verbose=args.verbose,
+        rank_by=args.rank_by,
+    )
     if not args.quiet:
-        res = spec.resources
-        print(f"lrrt: sweep {spec.name!r}: {len(trials)} trials, {res.cpus_per_trial:g} CPU"
-              f" / {res.gpus_per_trial:g} GPU per trial -> {out}", file=sys.stderr)
-    try:
-        return _launch_and_report(args, spec, trials, out, before_launch)
-    finally:
-        wait_ray_stopped()  # run_trials stops a local Ray in the background, overlapping the report
-
-
-def _launch_and_report(args: argparse.Namespace, spec, trials, out: Path, before_launch) -> int:
-    from sweeps.launch import LaunchError, run_trials
-
-    launch = _launch_kwargs(args)
-    try:
-        outcome = run_trials(spec, trials, out, fresh=args.fresh, before_launch=before_launch, **launch)
-        if not args.quiet and outcome.skipped:
-            print(f"lrrt: resumed: {outcome.skipped} finished trials kept, {outcome.launched} run now", file=sys.stderr)
-        if spec.verify is not None and not outcome.unfinished:
-            _verify_stage(spec, trials, out, spec.verify, args.rank_by, launch)
-    except LaunchError as err:
-        return _fail(str(err))
-    reduction = _write_report(out, args.rank_by, quiet=args.quiet)
-    return _exit_code(reduction, interrupted=bool(outcome.unfinished))
-
-
-def _launch_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The Ray connection and output options ``run_trials`` takes, from the command line."""
-    return dict(address=args.address, local_gpus=args.local_gpus, storage=args.storage,
-                wait_for_nodes=args.wait_for_nodes, quiet=args.quiet, verbose=args.verbose)
-
-
-def _exit_code(reduction, interrupted: bool = False, resumable: bool = True) -> int:
-    """0 all ok; 1 a range test or verification failed or is missing; 130 interrupted."""
-    statuses = list(reduction.trials["status"])
-    if reduction.verification is not None and reduction.verification.ran:
-        statuses += list(reduction.verification.rows["status"])
-    missing = statuses.count("missing")
-    if missing:
-        if resumable:
-            print(f"lrrt: {missing} trials did not finish; run the same command again to resume", file=sys.stderr)
-        return EXIT_INTERRUPTED if interrupted else EXIT_FAILED
-    return EXIT_FAILED if "failed" in statuses else EXIT_OK
-
-
-def _verify_stage(spec, trials, out: Path, verify, rank_by: str | None, launch: dict[str, Any]):
-    """Plan the verification trainings from the range tests on disk, record the plan in the
-    manifest, run the ones without an ok record (same launcher, records, retries, resume)."""
-    from sweeps import store, verification
-    from sweeps.launch import run_trials, verifications
-    from sweeps.reduce import reduce_dir
-
-    red = reduce_dir(out, rank_by=_rank_by(rank_by))
-    planned = verification.plan(spec, trials, red.ranking, verify)
-    manifest = store.read_manifest(out) or {}
-    manifest["spec"] = {**manifest.get("spec", {}), "verify": verify.model_dump(mode="json")}
-    manifest["verify_trials"] = verification.manifest_entries(planned)
-    store.write_manifest(out, manifest)
-    if not launch.get("quiet"):
-        print(f"lrrt: verification: {len(planned)} short trainings ({len(verify.candidates)} candidate rates x "
-              f"{red.ranking['config'].nunique() if verify.top is None else verify.top} configurations x seeds)",
-              file=sys.stderr)
-    if planned:
-        run_trials(spec, planned, out, kind=verifications(spec, verify), **launch)
-
-
-def cmd_verify(args: argparse.Namespace) -> int:
-    """``lrrt verify DIR``: add (or complete) the verification stage of a finished sweep."""
-    from sweeps import store
-    from sweeps.grid import expand
-    from sweeps.launch import LaunchError, wait_ray_stopped
-    from sweeps.spec import SpecError, VerifySpec, spec_from_dict
-
-    out = Path(args.dir).resolve()
-    manifest = _read_manifest(out, args.dir) if out.is_dir() else None
-    if manifest is None:
-        raise UsageError(f"{args.dir}: sweep.json: not an lrrt sweep output directory (no sweep.json)")
-    spec = spec_from_dict(manifest["spec"], source=out / store.MANIFEST_NAME)
-    given = {k: getattr(args, k) for k in ("epochs", "steps", "candidates", "top", "metric") if getattr(args, k) is not None}
-    base = spec.verify.model_dump() if spec.verify is not None else {}
-    if "epochs" in given or "steps" in given:
-        base.pop("epochs", None)
-        base.pop("steps", None)
-    try:
-        verify = VerifySpec.model_validate({**base, **given})
-    except Exception as err:  # pydantic's ValidationError: one line naming the option
-        raise UsageError(f"verify options: {_first_error(err)}") from None
-    spec = spec.with_resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent)
-    if not any(r.get("status") == "ok" for r in store.read_records(out).values()):
-        raise UsageError(f"{args.dir}: no finished range test to verify; run lrrt sweep first")
-    try:
-        lock = store.lock_out_dir(out)
-    except store.OutDirBusy as err:
-        return _fail(f"{args.dir}: {err}; wait for it or stop it first")
-    try:
-        _verify_stage(spec, expand(spec), out, verify, args.rank_by, _launch_kwargs(args))
-    except (LaunchError, SpecError) as err:
-        return _fail(str(err))
-    finally:
-        wait_ray_stopped()
-    del lock
-    return _exit_code(_write_report(out, args.rank_by, quiet=args.quiet))
-
-
-def _first_error(err: Exception) -> str:
-    errors = getattr(err, "errors", None)
-    if callable(errors):
-        first = errors(include_url=False)[0]
-        key = "--" + ".".join(str(p) for p in first["loc"] if not isinstance(p, int)) if first["loc"] else "options"
-        return f"{key}: {first['msg'].removeprefix('Value error, ')}"
-    return str(err)
-
-
-def _rank_by(rank_by: str | None) -> str | None:
-    return "sma_rule" if rank_by == "sma" else rank_by  # keras-lr-finder's name, as in sweep files
+        _print_summary(run.out_dir, run.reduction)
+    return run.exit_code
 
 
 # --------------------------------------------------------------------------- report
-
-
-def _write_report(out: Path, rank_by: str | None, quiet: bool = False):
-    from sweeps.reduce import rebuild
-
-    reduction = rebuild(out, rank_by=_rank_by(rank_by))
-    if not quiet:
-        _print_summary(out, reduction)
-    return reduction
 
 
 def _print_summary(out: Path, reduction) -> None:
@@ -350,16 +135,52 @@ def _print_summary(out: Path, reduction) -> None:
     bad = t[t["status"] == "failed"]
     for _, row in bad.iterrows():
         print(f"FAILED {row['name']}: {row['error']}")
+    _print_verification(reduction)
     print(f"\nreport: {out / 'report.html'}")
 
 
+def _print_verification(reduction) -> None:
+    v = reduction.verification
+    if v is None or not v.ran:
+        return
+    c = v.counts()
+    print(f"\nverification: {len(v.rows)} trainings: {c['ok']} ok, {c['failed']} failed, {c['missing']} missing")
+    verified = reduction.ranking.dropna(subset=["verified_rank"]).sort_values("verified_rank")
+    if len(verified):
+        best = verified.iloc[0]
+        print(f"verified best: {best['config']} at lr {best['verified_lr']:.4g} "
+              f"(held-out {v.metric} {best['verified_metric']:.4g}); rank correlation with the range test "
+              + ("n/a" if v.agreement != v.agreement else f"{v.agreement:.2f}"))
+    for _, row in v.rows[v.rows["status"] == "failed"].iterrows():
+        print(f"FAILED {row['name']}: {row['error']}")
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """``lrrt verify DIR``: add (or complete) the verification stage of a finished sweep."""
+    from sweeps.run import run_verify
+
+    settings = {k: getattr(args, k) for k in ("epochs", "steps", "candidates", "top", "metric")}
+    run = run_verify(
+        args.dir, verify=settings, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+        max_concurrent=args.max_concurrent, address=args.address, local_gpus=args.local_gpus,
+        storage=args.storage, wait_for_nodes=args.wait_for_nodes, quiet=args.quiet, verbose=args.verbose,
+        rank_by=args.rank_by,
+    )
+    if not args.quiet:
+        _print_summary(run.out_dir, run.reduction)
+    return run.exit_code
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    from sweeps import store
+    from sweeps.run import write_report
 
     out = Path(args.dir).resolve()
-    if not out.is_dir() or _read_manifest(out, args.dir) is None:
-        raise UsageError(f"{args.dir}: sweep.json: not an lrrt sweep output directory (no sweep.json)")
-    return _exit_code(_write_report(out, args.rank_by, quiet=args.quiet), resumable=False)
+    if not out.is_dir() or read_manifest_or_fail(out, args.dir) is None:
+        raise UsageError(f"{args.dir}: sweep.json: not an lrrt sweep output directory (no sweep.json)", key="dir")
+    reduction = write_report(out, args.rank_by)
+    if not args.quiet:
+        _print_summary(out, reduction)
+    return exit_code(reduction)
 
 
 # --------------------------------------------------------------------------- find
@@ -372,15 +193,15 @@ def cmd_find(args: argparse.Namespace) -> int:
         import tensorflow as tf  # loaded here so its start-up noise is hidden
 
         tf.config.list_physical_devices("GPU")  # device discovery (cuInit) logs too
-    from lrrt_core.runner import run_workload, write_curve
+    from lrrt_core.runner import write_curve
     from lrrt_core.suggest import suggest_all
+    from sweeps.api import find
 
     try:
-        curve = run_workload(
+        curve = find(
             args.workload, optimizer=args.optimizer, optimizer_kwargs=opt_kwargs,
             batch_size=args.batch_size, seed=args.seed, axes=axes,
-            start_lr=args.start_lr, end_lr=args.end_lr, epochs=args.epochs,
-            steps=args.steps if args.steps is not None or args.epochs is not None else DEFAULT_FIND_STEPS,
+            start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps, epochs=args.epochs,
             ladder=args.ladder, loss=args.loss, diverge_threshold=args.diverge_threshold,
             smoothing=args.smoothing,
         )
@@ -496,14 +317,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from sweeps.spec import SpecError
+    from sweeps.spec import InvalidInput
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (SpecError, UsageError) as err:
+    except InvalidInput as err:  # a sweep file, an option, the output directory, the cluster
         return _fail(str(err))
     except KeyboardInterrupt:
         print("lrrt: interrupted; run the same command again to resume", file=sys.stderr)

@@ -22,7 +22,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from lrrt_core.workloads import workload_dirs
 from sweeps import store
+from sweeps.spec import InvalidInput
 from sweeps.trainable import final_payload, run_trial, run_verify, trial_config
 
 logger = logging.getLogger(__name__)
@@ -74,8 +76,29 @@ def _environ(values: dict[str, str]):
                 os.environ[k] = v
 
 
-class LaunchError(Exception):
+class LaunchError(InvalidInput):
     """Invalid request found before anything starts (the CLI exits 2 with this line)."""
+
+
+def check_builder(builder: Callable[..., Any]) -> None:
+    """Refuse, before Ray starts, a workload builder that cannot be sent to the workers.
+
+    A builder defined in a notebook or script is pickled by value with Ray's cloudpickle
+    (its code and the globals it uses); a lock, an open file or a live session among them
+    cannot be. The error names the builder and what failed.
+    """
+    from ray import cloudpickle
+
+    try:
+        cloudpickle.dumps(builder)
+    except Exception as err:  # pickling raises TypeError, PicklingError, AttributeError, ...
+        name = getattr(builder, "__qualname__", None) or repr(builder)
+        raise LaunchError(
+            f"workload: the builder {name!r} cannot be sent to the Ray workers ({type(err).__name__}: {err}); "
+            "keep unpicklable objects (locks, open files, sessions) out of it and of the globals it uses, "
+            "or put it in a module and pass 'module:function'",
+            key="workload",
+        ) from None
 
 
 @dataclasses.dataclass
@@ -156,6 +179,18 @@ def wait_ray_stopped() -> None:
         _STOPPING.pop().join()
 
 
+def quiet_ray_logs(verbose: bool) -> None:
+    """Silence Ray's and Tune's driver-side log lines (lrrt shows progress and failures itself).
+
+    Called before Ray is first imported: in a notebook, ``import ray`` itself logs at INFO
+    that ``ipywidgets`` is missing.
+    """
+    if verbose:
+        return
+    for name in ("ray.tune", "ray.train", "ray.air", "ray.widgets"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def connect(address: str | None, *, local_gpus: int | None, verbose: bool, preload: Sequence[str] = ()) -> bool:
     """Start a local Ray (returns True: we own it) or join ``address`` (returns False).
 
@@ -170,9 +205,7 @@ def connect(address: str | None, *, local_gpus: int | None, verbose: bool, prelo
     address = address or os.environ.get("RAY_ADDRESS") or None
     env_vars = dict(WORKER_ENV)
     log_level = logging.INFO if verbose else logging.ERROR
-    if not verbose:  # the CLI shows progress and lists failures itself
-        for name in ("ray.tune", "ray.train", "ray.air"):
-            logging.getLogger(name).setLevel(logging.CRITICAL)
+    quiet_ray_logs(verbose)
     if address:
         _check_reachable(address)
         if local_gpus is not None:
@@ -187,9 +220,10 @@ def connect(address: str | None, *, local_gpus: int | None, verbose: bool, prelo
     # ray.init: the raylet copies it and passes it on to every worker). No job runtime_env:
     # a runtime_env would make Ray start fresh workers for the trials instead of using the
     # ones it prestarts (which have already imported TensorFlow when ``preload`` says so).
-    # PYTHONPATH: the workers import workloads named package.module:function from here.
+    # PYTHONPATH: the workers import workloads named package.module:function from the same
+    # folders the driver checked them in (lrrt_core.workloads.workload_dirs).
     env_vars["PL_DISABLE_FORK"] = "1"  # what Tune would set per actor (_tune_actors_without_runtime_env)
-    env_vars["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH", "")) if p)
+    env_vars["PYTHONPATH"] = os.pathsep.join(p for p in (*workload_dirs(), os.environ.get("PYTHONPATH", "")) if p)
     kwargs: dict[str, Any] = dict(
         include_dashboard=False,
         object_store_memory=int(os.environ.get("LRRT_OBJECT_STORE_BYTES", LOCAL_OBJECT_STORE_BYTES)),
@@ -201,7 +235,9 @@ def connect(address: str | None, *, local_gpus: int | None, verbose: bool, prelo
     if local_gpus is not None:
         kwargs["num_gpus"] = local_gpus
     with _environ(env_vars):
-        ray.init(**kwargs)
+        # address="local": always a new instance. With no address, ray.init() would join the
+        # cluster recorded in <ray temp dir>/ray_current_cluster by `ray start` (also a dead one).
+        ray.init(address="local", **kwargs)
     return True
 
 
@@ -383,8 +419,27 @@ def _make_callbacks(out_dir: Path, kind: TrialKind, trials_by_id: dict, attempts
     return cbs
 
 
+def _notebook_line():
+    """A display handle for one updating output line when running in a Jupyter kernel, else ``None``.
+
+    A kernel's stderr is no terminal: a carriage return does not rewrite the line, so each
+    update would add one. An IPython display with an id is replaced in place instead.
+    """
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return None
+    from IPython.display import display
+
+    return display({"text/plain": "[lrrt] starting"}, raw=True, display_id=True)
+
+
 class Progress:
-    """Trials done / running / failed and an ETA on one line, instead of Ray's tables."""
+    """Trials done / running / failed and an ETA on one line, instead of Ray's tables.
+
+    On a terminal the line is rewritten in place; in a Jupyter notebook it is one output
+    that updates; elsewhere (a log file) one line every ``min_interval`` seconds at most.
+    """
 
     def __init__(self, total: int, steps_per_trial: int, stream=None, min_interval: float = 2.0,
                  label: str = "") -> None:
@@ -400,6 +455,15 @@ class Progress:
         self.retries = 0
         self._last_print = 0.0
         self._tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._display = _notebook_line() if stream is None and not self._tty else None
+
+    def __getstate__(self) -> dict:
+        """Tune pickles its callbacks into the experiment state: leave the output behind.
+
+        A Jupyter kernel's ``sys.stderr`` holds the kernel's session (an HMAC key), which
+        cannot be pickled; nor is it any use in a restored experiment.
+        """
+        return {**self.__dict__, "stream": None, "_display": None}
 
     def _tid(self, trial) -> str:
         return trial.config["trial"]["trial_id"]
@@ -445,14 +509,20 @@ class Progress:
         if not force and now - self._last_print < self.min_interval:
             return
         self._last_print = now
+        if self._display is not None:
+            self._display.update({"text/plain": self.line()}, raw=True)
+            return
+        stream = self.stream or sys.stderr
         if self._tty:
-            self.stream.write("\r" + self.line().ljust(100))
+            stream.write("\r" + self.line().ljust(100))
         else:
-            self.stream.write(self.line() + "\n")
-        self.stream.flush()
+            stream.write(self.line() + "\n")
+        stream.flush()
 
     def close(self) -> None:
-        if self._tty:
+        if self._display is not None:
+            self.show(force=True)
+        elif self._tty:
             self.stream.write("\n")
             self.stream.flush()
 
@@ -471,6 +541,25 @@ class Progress:
         return _ProgressCallback()
 
 
+def _silent_reporter():
+    """A Tune progress reporter that reports nothing: :class:`Progress` is lrrt's one line.
+
+    Tune's default in a Jupyter kernel (``JupyterNotebookReporter``) clears the cell's
+    output when it starts and then redraws HTML tables; on a terminal, with ``verbose=0``,
+    its ``CLIReporter`` prints nothing, which this matches everywhere.
+    """
+    from ray.tune import ProgressReporter
+
+    class _Silent(ProgressReporter):
+        def should_report(self, trials, done=False) -> bool:
+            return False
+
+        def report(self, trials, done, *sys_info) -> None:
+            return None
+
+    return _Silent()
+
+
 # --------------------------------------------------------------------------- running
 
 
@@ -482,6 +571,50 @@ def storage_uri(storage: str) -> str:
 def pending_trials(trials: Sequence, records: dict[str, dict]) -> list:
     """Trials without an ``ok`` record: never started, unfinished, or failed before."""
     return [t for t in trials if records.get(t.trial_id, {}).get("status") != "ok"]
+
+
+def _make_tuner(spec, kind: TrialKind, todo: Sequence, callbacks: list, storage_path: str,
+                builder: Callable[..., Any] | None):
+    """The Tune ``Tuner`` of one launch: one grid entry per pending trial, our callbacks, no reporter."""
+    from ray import tune
+
+    res = spec.resources
+    trainable = kind.trainable if builder is None else tune.with_parameters(kind.trainable, builder=builder)
+    prefix = "run" if kind.folder == store.TRIALS_DIR else kind.folder
+    return tune.Tuner(
+        tune.with_resources(trainable, {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}),
+        param_space={"trial": tune.grid_search([kind.make_config(t) for t in todo])},
+        tune_config=tune.TuneConfig(
+            num_samples=1,
+            max_concurrent_trials=res.max_concurrent,
+            reuse_actors=True,
+            trial_name_creator=lambda tr: tr.config["trial"]["name"],
+            trial_dirname_creator=lambda tr: f'{tr.config["trial"]["name"]}-{tr.config["trial"]["trial_id"][:6]}',
+        ),
+        run_config=tune.RunConfig(
+            name=time.strftime(prefix + "-%Y%m%d-%H%M%S"),
+            storage_path=storage_path,
+            failure_config=tune.FailureConfig(max_failures=spec.retries),
+            callbacks=callbacks,
+            progress_reporter=_silent_reporter(),
+            verbose=0,
+            log_to_file=True,
+        ),
+    )
+
+
+def _count(outcome: LaunchOutcome, todo: Sequence, out_dir: Path, folder: str) -> LaunchOutcome:
+    """Fill ``outcome``'s ok / failed / unfinished counts from the records now on disk."""
+    final = store.read_records(out_dir, folder)
+    for t in todo:
+        status = final.get(t.trial_id, {}).get("status")
+        if status == "ok":
+            outcome.ok += 1
+        elif status == "failed":
+            outcome.failed += 1
+        else:
+            outcome.unfinished += 1
+    return outcome
 
 
 def run_trials(
@@ -498,6 +631,7 @@ def run_trials(
     verbose: bool = False,
     before_launch: Callable[[], None] | None = None,
     kind: TrialKind | None = None,
+    builder: Callable[..., Any] | None = None,
 ) -> LaunchOutcome:
     """Run every trial of ``trials`` that has no ok record in ``out_dir`` on Ray Tune.
 
@@ -505,9 +639,11 @@ def run_trials(
     :func:`verifications`): their trainable, config and records folder.
 
     Raises :class:`LaunchError` before anything is written when the request cannot run
-    (unreachable address, more GPUs per trial than any node has). ``before_launch`` is
-    called after those checks and before the first trial starts (the CLI writes the sweep
-    manifest there).
+    (unreachable address, more GPUs per trial than any node has, a builder that cannot be
+    pickled). ``before_launch`` is called after those checks and before the first trial
+    starts (the sweep manifest is written there). ``builder``: the workload builder as a
+    callable, sent to the trials by value (``tune.with_parameters``) instead of being
+    imported there by name.
     """
     out_dir = Path(out_dir).resolve()
     kind = kind or range_tests(spec, trials)
@@ -521,15 +657,16 @@ def run_trials(
             before_launch()
         return outcome
 
+    quiet_ray_logs(verbose)
+    if builder is not None:
+        check_builder(builder)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # Our records are the results; Tune's CSV/JSON/TensorBoard loggers would rewrite every
     # report (the final one carries the whole curve) into three more files per trial.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     t_connect = time.monotonic()
-    preload = preload_modules(res, len(todo))
-    owns_ray = connect(address, local_gpus=local_gpus, verbose=verbose, preload=preload)
+    owns_ray = connect(address, local_gpus=local_gpus, verbose=verbose, preload=preload_modules(res, len(todo)))
     logger.info("Ray ready in %.1f s (%s)", time.monotonic() - t_connect, "local" if owns_ray else address)
-    from ray import tune  # after connect: a local Ray's workers start loading TensorFlow meanwhile
     try:
         check_fits(res.cpus_per_trial, res.gpus_per_trial, wait_for_nodes=wait_for_nodes)
         if before_launch:
@@ -538,29 +675,9 @@ def run_trials(
         attempts_before = {tid: int(r.get("attempts") or 0) for tid, r in records.items()}
         progress = None if quiet else Progress(len(todo), kind.steps, label=f"{kind.what}s")
         callbacks = _make_callbacks(out_dir, kind, trials_by_id, attempts_before, progress)
-        resources = {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
-        param_space = {"trial": tune.grid_search([kind.make_config(t) for t in todo])}
         storage_path = storage_uri(storage) if storage else str(out_dir / "ray")
-        run_name = time.strftime(("run" if kind.folder == store.TRIALS_DIR else kind.folder) + "-%Y%m%d-%H%M%S")
-        tuner = tune.Tuner(
-            tune.with_resources(kind.trainable, resources),
-            param_space=param_space,
-            tune_config=tune.TuneConfig(
-                num_samples=1,
-                max_concurrent_trials=res.max_concurrent,
-                reuse_actors=True,
-                trial_name_creator=lambda tr: tr.config["trial"]["name"],
-                trial_dirname_creator=lambda tr: f'{tr.config["trial"]["name"]}-{tr.config["trial"]["trial_id"][:6]}',
-            ),
-            run_config=tune.RunConfig(
-                name=run_name,
-                storage_path=storage_path,
-                failure_config=tune.FailureConfig(max_failures=spec.retries),
-                callbacks=callbacks,
-                verbose=0,
-                log_to_file=True,
-            ),
-        )
+        # Tune is imported after connect: a local Ray's workers load TensorFlow meanwhile.
+        tuner = _make_tuner(spec, kind, todo, callbacks, storage_path, builder)
         outcome.launched = len(todo)
         t_fit = time.monotonic()
         with _tune_actors_without_runtime_env() if owns_ray else contextlib.nullcontext():
@@ -572,13 +689,4 @@ def run_trials(
     finally:
         if owns_ray:
             stop_local_ray_in_background()  # the caller's report overlaps with it
-    final = store.read_records(out_dir, kind.folder)
-    for t in todo:
-        status = final.get(t.trial_id, {}).get("status")
-        if status == "ok":
-            outcome.ok += 1
-        elif status == "failed":
-            outcome.failed += 1
-        else:
-            outcome.unfinished += 1
-    return outcome
+    return _count(outcome, todo, out_dir, kind.folder)

@@ -3,7 +3,8 @@
 Compute, then render (STYLE.md #1): the small results the report shows — seed bands on a
 common learning-rate grid (:func:`seed_bands`), the per-optimizer recommendation
 (:func:`recommendations`) — are plain data computed from a
-:class:`sweeps.reduce.Reduction`; the figure builders and the two renderers only draw them.
+:class:`sweeps.reduce.Reduction`; the figure builders and the renderers (HTML page, Markdown, the notebook fragment of
+:func:`render_notebook`) only draw them.
 
 Figures (``plots/*.png``, written with :func:`lrrt_core.plot.save_figure`, atomically):
 
@@ -64,6 +65,7 @@ __all__ = [
     "make_plots",
     "render_html",
     "render_markdown",
+    "render_notebook",
     "md_escape",
 ]
 
@@ -999,6 +1001,29 @@ def _as_plot_dict(plot_paths) -> dict[str, Path]:
 
 
 # =========================================================================== Markdown
+def render_notebook(red) -> str:
+    """A sweep as a notebook shows it (``SweepResult._repr_html_``): an HTML fragment with the
+    summary line, a partial-results note, the ranking table and the loss-vs-rate plot as an
+    embedded PNG. No page, no CSS: the notebook styles it."""
+    import io
+
+    header, rows = _ranking_rows(red)
+    parts = [f'<div class="lrrt-sweep"><p><b>{_h(red.name)}</b>: {_h(red.summary_line())} '
+             f"&mdash; <code>{_h(red.out_dir)}</code></p>"]
+    banner = _status_banner(red)
+    if banner:
+        parts.append(f"<p><i>{_h(banner)}</i></p>")
+    parts.append(_html_table(header, rows, best_first=True))
+    fig = fig_loss_vs_lr(red)
+    if fig is not None:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=90)
+        parts.append(f'<img alt="smoothed loss vs learning rate" style="max-width:100%" '
+                     f'src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode("ascii")}">')
+    parts.append("</div>")
+    return "\n".join(parts)
+
+
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
     out = ["| " + " | ".join(md_escape(c) for c in header) + " |", "|" + "---|" * len(header)]
     for row in rows:

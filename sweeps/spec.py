@@ -72,10 +72,13 @@ References:
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
+import inspect
 import json
 import math
 import re
+import textwrap
 from pathlib import Path
 from typing import Any, Literal
 
@@ -88,6 +91,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -97,7 +101,9 @@ from typing_extensions import Annotated
 from lrrt_core.suggest import DEFAULT_METHOD, METHODS
 
 __all__ = [
+    "InvalidInput",
     "SpecError",
+    "builder_ref",
     "OptimizerSpec",
     "GridSpec",
     "RangeTestSpec",
@@ -106,6 +112,7 @@ __all__ = [
     "VerifySpec",
     "SweepSpec",
     "load_spec",
+    "read_spec_file",
     "spec_from_dict",
     "safe_name",
     "format_value",
@@ -138,7 +145,27 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 # --------------------------------------------------------------------------- errors
 
 
-class SpecError(ValueError):
+class InvalidInput(ValueError):
+    """Bad input to a sweep, found before anything ran: the one type the Python API raises.
+
+    Attributes:
+        key: what is wrong, as a sweep-file key (``range_test.end_lr``) or an option name
+            (``out``, ``address``, ``gpus_per_trial``, ``workload``).
+        message: the one line to show (``str(err)``); the ``lrrt`` command prints it and exits 2.
+
+    Subclasses: :class:`SpecError` (the sweep file or dict), ``sweeps.run.UsageError`` (the
+    output directory, other options) and ``sweeps.launch.LaunchError`` (the Ray cluster).
+    """
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        self.message = " ".join(str(message).split())  # guarantee one line
+        if key is None and self.message.startswith("--"):
+            key = self.message[2:].split(":", 1)[0].replace("-", "_")  # "--out: ..." -> "out"
+        self.key = key or ROOT_KEY
+        super().__init__(self.message)
+
+
+class SpecError(InvalidInput):
     """An invalid sweep file: which file, which key, what is wrong.
 
     Attributes:
@@ -153,9 +180,9 @@ class SpecError(ValueError):
 
     def __init__(self, file: str | Path, key: str, message: str) -> None:
         self.file = str(file)
+        ValueError.__init__(self, f"{self.file}: {key}: {' '.join(str(message).split())}")
         self.key = key
         self.message = " ".join(str(message).split())  # guarantee one line
-        super().__init__(f"{self.file}: {self.key}: {self.message}")
 
 
 def _fail(message: str, subkey: str = "") -> PydanticCustomError:
@@ -280,12 +307,62 @@ def _check_workload(ref: str) -> None:
     if not _WORKLOAD_REF.match(ref):
         raise _fail(f"malformed workload reference {ref!r}; expected package.module:function")
     module = ref.split(":", 1)[0]
+    from lrrt_core.workloads import use_workload_dirs  # the current directory, as the workers see it
+
+    use_workload_dirs()
     try:
         found = importlib.util.find_spec(module)
     except (ImportError, ValueError):
         found = None
     if found is None:
-        raise _fail(f"workload module {module!r} not found on this Python path (from {ref!r})")
+        raise _fail(f"workload module {module!r} not found in the current directory or on this Python path (from {ref!r})")
+
+
+def _importable(fn: Any) -> bool:
+    """True when ``module:qualname`` of ``fn`` imports back to ``fn`` itself (a module-level function)."""
+    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    if not module or module == "__main__" or "<" in qualname:
+        return False
+    try:
+        found = importlib.import_module(module)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError):
+        return False
+    return found is fn
+
+
+def _source_digest(fn: Any) -> str:
+    """12 hex digits of SHA-256 over the builder's source (its bytecode when there is none)."""
+    try:
+        text = textwrap.dedent(inspect.getsource(fn))
+    except (OSError, TypeError):
+        code = getattr(fn, "__code__", None)
+        text = (code.co_code.hex() + repr(code.co_names)) if code is not None else ""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def builder_ref(fn: Any) -> str:
+    """How a sweep names a workload builder given as a Python callable.
+
+    A module-level function of an importable module is named like a sweep file names it,
+    ``module:function``: the workers import it, and the sweep is the same sweep as the YAML
+    one. Any other callable (defined in a notebook or script, i.e. in ``__main__``, or
+    nested) is shipped to the workers by value and named ``module:qualname@digest``, the
+    digest taken over its source code: the name is stable across kernel restarts and
+    reruns (so a sweep resumes), and editing the builder makes it a different sweep (the
+    old results are not taken for the new builder's). A sweep file cannot use this form.
+
+    Example:
+        >>> from lrrt_core.workloads import digits_cnn
+        >>> builder_ref(digits_cnn)
+        'lrrt_core.workloads:digits_cnn'
+    """
+    module = getattr(fn, "__module__", None) or "__main__"
+    qualname = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
+    if _importable(fn):
+        return f"{module}:{qualname}"
+    return f"{module}:{qualname}@{_source_digest(fn)}"
 
 
 # --------------------------------------------------------------------------- models
@@ -639,8 +716,12 @@ class SweepSpec(_Frozen):
 
     @field_validator("workload")
     @classmethod
-    def _workload(cls, ref: str) -> str:
-        _check_workload(ref)
+    def _workload(cls, ref: str, info: ValidationInfo) -> str:
+        builder = (info.context or {}).get("builder")
+        if builder is None:
+            _check_workload(ref)
+        elif ref != builder_ref(builder):
+            raise _fail(f"{ref!r} does not name the builder given ({builder_ref(builder)!r})")
         return ref
 
     @field_validator("workload_args", mode="before")
@@ -810,7 +891,7 @@ def _translate(err: ValidationError, file: str, prefix: tuple[Any, ...] = ()) ->
 # --------------------------------------------------------------------------- loading
 
 
-def spec_from_dict(data: Any, source: str | Path | None = "<dict>") -> SweepSpec:
+def spec_from_dict(data: Any, source: str | Path | None = "<dict>", *, builder: Any = None) -> SweepSpec:
     """Validate already-parsed data (e.g. ``yaml.safe_load`` output) into a :class:`SweepSpec`.
 
     Args:
@@ -818,6 +899,8 @@ def spec_from_dict(data: Any, source: str | Path | None = "<dict>") -> SweepSpec
         source: what to call it in errors; a real path (not ``"<dict>"``) is also stored as
             ``spec.source``. A ``source`` key in ``data`` (as in ``spec.model_dump()``, so a
             manifest's spec round-trips) is kept unless a real path is given here.
+        builder: the workload builder as a Python callable; ``data["workload"]`` must then
+            be :func:`builder_ref` of it (the Python API fills it in).
 
     Raises:
         SpecError: the first problem found, naming ``source`` and the dotted key.
@@ -830,7 +913,7 @@ def spec_from_dict(data: Any, source: str | Path | None = "<dict>") -> SweepSpec
     if source is not None and file != "<dict>":
         payload["source"] = Path(file)
     try:
-        return SweepSpec.model_validate(payload)
+        return SweepSpec.model_validate(payload, context={"builder": builder})
     except ValidationError as err:
         raise _translate(err, file) from None
 
@@ -856,6 +939,16 @@ def load_spec(path: str | Path) -> SweepSpec:
         'digits_cnn'
     """
     path = Path(path)
+    return spec_from_dict(read_spec_file(path), source=path)
+
+
+def read_spec_file(path: str | Path) -> dict:
+    """A sweep file's YAML as a mapping, not validated yet (:func:`load_spec` validates it).
+
+    Raises:
+        SpecError: the file is missing or unreadable, not valid YAML, or holds a ``source`` key.
+    """
+    path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -874,4 +967,4 @@ def load_spec(path: str | Path) -> SweepSpec:
     if isinstance(data, dict) and "source" in data:
         allowed = ", ".join(k for k in SweepSpec.model_fields if k != "source")
         raise SpecError(path, "source", f"unknown key; allowed: {allowed}")
-    return spec_from_dict(data, source=path)
+    return data

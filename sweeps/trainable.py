@@ -77,8 +77,12 @@ def _workload_kwargs(t: dict[str, Any]) -> dict[str, Any]:
             "batch_size": t["batch_size"], "seed": t["seed"], "axes": t["axes"], "workload_args": t["workload_args"]}
 
 
-def run_trial(config: dict[str, Any]) -> None:
-    """Tune function trainable of a range test. ``config["trial"]`` is built by :func:`trial_config`."""
+def run_trial(config: dict[str, Any], builder=None) -> None:
+    """Tune function trainable of a range test. ``config["trial"]`` is built by :func:`trial_config`.
+
+    ``builder``: the workload builder when the sweep was given one as a Python callable
+    (``tune.with_parameters``); otherwise the workload is resolved from its name.
+    """
     from ray import tune
 
     t = config["trial"]
@@ -89,8 +93,8 @@ def run_trial(config: dict[str, Any]) -> None:
         tune.report({**base, "step": int(step), "lr": float(lr), "loss": float(loss),
                      "wall_s": time.perf_counter() - start})
 
-    curve = run_workload(t["workload"], **_workload_kwargs(t), on_step=on_step, report_every=t["report_every"],
-                         **t["range_test"])
+    curve = run_workload(t["workload"] if builder is None else builder, **_workload_kwargs(t), on_step=on_step,
+                         report_every=t["report_every"], **t["range_test"])
     last = curve.steps_run - 1
     tune.report({
         **base,
@@ -103,15 +107,17 @@ def run_trial(config: dict[str, Any]) -> None:
     })
 
 
-def run_verify(config: dict[str, Any]) -> None:
-    """Tune function trainable of a verification training (``sweeps.verification.verify_config``)."""
+def run_verify(config: dict[str, Any], builder=None) -> None:
+    """Tune function trainable of a verification training (``sweeps.verification.verify_config``);
+    ``builder`` as :func:`run_trial`'s."""
     from ray import tune
 
     t = config["trial"]
     start, base = _start(t)
     from lrrt_core.verify import verify_workload
 
-    r = verify_workload(t["workload"], **_workload_kwargs(t), lr=t["lr"], epochs=t["epochs"], steps=t["steps"])
+    r = verify_workload(t["workload"] if builder is None else builder, **_workload_kwargs(t), lr=t["lr"],
+                        epochs=t["epochs"], steps=t["steps"])
     tune.report({**base, "step": r.steps, "lr": r.lr, "loss": r.val_loss, "final": True,
                  "payload": json.dumps(r.to_dict()), "wall_s": time.perf_counter() - start})
 

@@ -416,10 +416,14 @@ def test_article_flow_through_the_facade_on_digits():
         assert best is None or 1e-4 <= best <= 10
         der = finder.get_derivatives(5)
         assert len(der) == len(finder.lrs) and der[:5] == [0.0] * 5
-        assert finder.plot_loss(n_skip_beginning=5, n_skip_end=2) is not None
-        assert finder.plot_loss_change(sma=5, n_skip_beginning=5, n_skip_end=2, y_lim=(-0.1, 0.1)) is not None
+        assert finder.plot_loss(n_skip_beginning=5, n_skip_end=2) is None  # pyplot + show(), as keras-lr-finder
+        ax = finder.plot_loss_change(sma=5, n_skip_beginning=5, n_skip_end=2, y_lim=(-0.1, 0.1), ax=plot.new_axes())
+        assert ax is not None and ax.get_lines()
         curves.append(finder.curve)
         labels.append(label)
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
     ax = plot.plot_curves(curves, labels=labels)
     assert len(ax.get_lines()) >= 2
     # Adam reaches a lower loss than SGD on this ConvNet, as in the article.

@@ -1,8 +1,14 @@
-"""Helpers for the sweep tests: run the real ``lrrt`` CLI in a subprocess."""
+"""Helpers for the sweep tests: run the real ``lrrt`` CLI in a subprocess.
+
+``run_lrrt`` runs ``python -m sweeps.cli`` from the repository; ``run_installed_lrrt`` runs
+the installed console script as a user's shell would (from any folder, no ``PYTHONPATH``).
+``readme_example`` returns a code block of README.md, so the tests run what it shows.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +34,39 @@ def cli_env() -> dict[str, str]:
 def run_lrrt(*args: str, timeout: float = 600, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """Run ``lrrt ARGS`` as a user would and return the finished process (text output)."""
     return subprocess.run(lrrt_cmd(*args), cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def installed_lrrt() -> Path:
+    """The ``lrrt`` console script that ``pip install`` put next to the interpreter running the tests."""
+    script = Path(sys.executable).parent / "lrrt"
+    if not script.is_file():
+        pytest.skip(f"no installed lrrt console script at {script} (pip install -e . first)")
+    return script
+
+
+def user_env(**extra: str) -> dict[str, str]:
+    """A user's shell environment: no ``PYTHONPATH`` (nothing points at the repository), no ``RAY_ADDRESS``."""
+    env = dict(os.environ)
+    for name in ("PYTHONPATH", "RAY_ADDRESS"):
+        env.pop(name, None)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.update(extra)
+    return env
+
+
+def run_installed_lrrt(*args: str, cwd: Path, env: dict[str, str] | None = None,
+                       timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the installed ``lrrt ARGS`` in ``cwd`` with :func:`user_env` (text output)."""
+    return subprocess.run([str(installed_lrrt()), *map(str, args)], cwd=cwd, env=env or user_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def readme_example(name: str) -> str:
+    """The fenced code block that follows ``<!-- example: NAME -->`` in README.md."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    found = re.search(rf"<!-- example: {re.escape(name)} -->\s*```[a-z]*\n(.*?)```", text, flags=re.S)
+    assert found, f"README.md has no example {name!r}"
+    return found.group(1)
 
 
 @pytest.fixture

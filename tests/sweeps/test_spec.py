@@ -62,7 +62,18 @@ def test_quickstart_contents():
     assert spec.grid.batch_size == [32, 64, 128]
     assert spec.grid.seed == [0]
     assert spec.resources.cpus_per_trial == 1
-    assert 100 <= spec.range_test.steps <= 150
+    # batch sizes compared at an equal sample budget: 240 / 120 / 60 steps
+    assert spec.range_test.samples == 7680 and spec.range_test.steps is None
+    assert [spec.range_test.steps_for(b) for b in spec.grid.batch_size] == [240, 120, 60]
+    assert not spec.fixed_steps_over_batch_sizes and spec.report.rank_by == "centered_min_div3"
+
+
+def test_shipped_files_comparing_batch_sizes_use_a_sample_budget():
+    for path in sorted(CONFIGS.glob("*.yaml")):
+        spec = load_spec(path)
+        assert not spec.fixed_steps_over_batch_sizes, path.name
+    verified = load_spec(CONFIGS / "digits_verified.yaml")
+    assert verified.verify is not None and verified.verify.epochs == 2
 
 
 def test_mnist_article_contents():
