@@ -742,3 +742,31 @@ def test_summarize_passes_options_and_uses_the_curve_beta():
         summarize(lrs)
     with pytest.raises(TypeError, match="^pass either a Curve"):
         steepest(c, losses)
+
+
+def test_last_survivors():
+    from lrrt_core.suggest import peer_record_length, peer_window
+
+    lrs, losses = np.logspace(-5, 0, 100)[:60], np.linspace(2.0, 1.0, 60)
+    unknown_plan = Curve(lrs, losses, "nonfinite", 1.0, 0, nonfinite_loss="nan")
+    assert peer_record_length(unknown_plan, "fastai") == 61
+    assert minimum(unknown_plan, beta=0.0).index == 55  # [6:61-5]
+    with pytest.raises(ValueError, match="peer must be one of"):
+        peer_record_length(unknown_plan, "lightning")
+    with pytest.raises(ValueError, match=r"n_record \(9\) must be >= n_finite \(10\)"):
+        peer_window(10, 9, 0)
+    with pytest.raises(ValueError, match="skip_start and skip_end must be >= 0, got 0, -1"):
+        peer_window(10, 10, 0, -1)
+    with pytest.raises(ValueError, match="skip_start and skip_end must be >= 0, got -1, 5"):
+        valley(lrs, losses, skip_start=-1)
+    # suggest_all's explicit trims reach steepest and sma_rule too
+    lrs60 = np.logspace(-5, 0, 60)
+    cliff_start = np.r_[3.0, 2.9, 1.0, np.linspace(0.99, 0.5, 57)]
+    out = suggest_all(lrs60, cliff_start, skip_start=0, skip_end=0, beta=0.0, sma=1)
+    assert out["steepest"].index == 1 and out["sma_rule"].index == 2
+    # the method names on the window reasons
+    rising = np.linspace(1.0, 2.0, 8)
+    lrs8 = np.logspace(-5, 0, 8)
+    assert valley(lrs8, rising, **RAW).method == "valley"
+    assert sma_rule(lrs8, rising, sma=2, **RAW_SMA).method == "sma_rule"
+    assert sma_rule(lrs8, rising[::-1], sma=5, skip_start=0, skip_end=3).method == "sma_rule"
