@@ -627,3 +627,148 @@ def test_explicit_trims_reach_the_fastai_ports():
         assert method(lrs, losses, beta=0.0, steps_planned=100).index == 12  # skip 10
         assert method(lrs, losses, beta=0.0, skip_end=50).index == 149
     assert valley(lrs, losses, beta=0.0, skip_start=13, skip_end=0).index == valley(lrs[13:], losses[13:], **RAW).index + 13
+
+
+# ------------------------------------------------------------------ more mutmut survivors: the records, suggest_all, summarize
+
+
+def test_curve_records_decide_the_ports_windows():
+    """A 100-step plan stopped at step 60 on a steady descent: each stop gives its peer's window."""
+    lrs, losses = np.logspace(-5, 0, 100)[:60], np.linspace(2.0, 1.0, 60)
+    nan = Curve(lrs, losses, "nonfinite", 1.0, 100, nonfinite_loss="nan")
+    inf = Curve(lrs, losses, "nonfinite", 1.0, 100, nonfinite_loss="inf")
+    diverged = Curve(lrs, losses, "diverged", lrs[-1], 100)
+    assert minimum(nan).index == 59  # fastai runs on through the NaN: its last 5 points are NaN
+    assert minimum(inf).index == 55  # fastai stops after recording the inf: [10:61-5]
+    assert minimum(diverged).index == 54  # the diverging step is recorded: [10:60-5]
+    assert minimum(lrs, losses).index == 54  # arrays: the record as given, skip 60 // 10
+    change = np.r_[np.zeros(50), -np.arange(1, 11, dtype=float)]  # falls faster and faster
+    falling = Curve(lrs, 2.0 + np.cumsum(change), "nonfinite", 1.0, 100, nonfinite_loss="nan")
+    assert sma_rule(falling, sma=1).index == 55  # keras-lr-finder records the NaN: [10:61-5]
+    assert sma_rule(lrs, falling.losses, sma=1).index == 54
+    # a diverged curve of 300 planned steps skips 30 points, not 100 // 10
+    spiky = losses.copy()
+    spiky[20] = 0.5
+    assert minimum(Curve(lrs, spiky, "diverged", lrs[-1], 300), beta=0.0).index == 54
+    assert minimum(Curve(lrs, spiky, "diverged", lrs[-1], 100), beta=0.0).index == 20
+
+
+def test_steps_planned_edges():
+    lrs = np.logspace(-5, 0, 200)
+    losses = np.linspace(3.0, 1.0, 200)
+    losses[9] = 0.0
+    assert minimum(lrs, losses, beta=0.0, steps_planned=0).index == 9  # skip 0 // 10
+    assert minimum(lrs, losses, beta=0.0, steps_planned=109).index == 194  # skip 10
+    assert minimum(lrs, losses, beta=0.0, steps_planned=89).index == 9  # skip 8
+
+
+def test_short_exact_window_shrinks_below_min_points():
+    lrs = np.logspace(-5, 0, 24)
+    losses = np.linspace(3.0, 1.0, 24)
+    losses[9] = 0.0
+    # planned 100: fastai's window [10:19] has 9 points
+    assert minimum(lrs, losses, beta=0.0, steps_planned=100).index == 18
+    # with min_points=10 it shrinks as trim_window(24, 10, 5) = [8:20]
+    assert minimum(lrs, losses, beta=0.0, steps_planned=100, min_points=10).index == 9
+
+
+def test_steepest_trims_are_its_own():
+    lrs = np.logspace(-5, 0, 60)
+    cliff_start = np.r_[3.0, 2.9, 1.0, np.linspace(0.99, 0.5, 57)]
+    assert steepest(lrs, cliff_start, **RAW).index == 1
+    assert steepest(lrs, cliff_start, beta=0.0).index >= 10  # default skip_start 10
+    cliff_end = np.r_[3.0 - 0.5 * np.linspace(0.0, 1.0, 57) ** 2, 2.4, 1.0, 0.5]
+    assert steepest(lrs, cliff_end, **RAW).index == 58
+    assert steepest(lrs, cliff_end, beta=0.0, skip_start=0).index == 54  # default skip_end 5
+
+
+def test_steepest_needs_a_negative_slope_before_the_minimum():
+    lrs = np.logspace(-5, 0, 7)
+    # window from step 1: [5, 1, 6, ...]; central slopes there are (1-1)/2h = 0 and (6-5)/2h > 0
+    s = steepest(lrs, [1.0, 5.0, 1.0, 6.0, 7.0, 8.0, 9.0], beta=0.0, skip_start=1, skip_end=0)
+    assert (s.method, s.lr, s.reason) == ("steepest", None, "loss never decreases (no negative slope in the trimmed window)")
+
+
+def test_valley_index_minus_one_reason():
+    lrs = np.logspace(-5, 0, 12)
+    s = valley(lrs, [2.0, 1.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0], **RAW)
+    assert (s.method, s.lr) == ("valley", None)
+    assert s.reason == "longest valley has 2 points from the window's start (fastai's index -1: the last lr)"
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_flat_and_one_point_windows_name_the_method(method):
+    lrs = np.logspace(-5, 0, 30)
+    s = get_method(method)(lrs, np.full(30, 0.7))
+    assert s.method == method and "flat" in s.reason
+    one = get_method(method)(lrs, np.linspace(3.0, 1.0, 30), skip_start=29, skip_end=0, min_points=1)
+    assert one.method == method and one.ok == (method == "steepest")  # steepest shrinks its skips
+
+
+def test_sma_rule_window_on_a_record_with_its_nan():
+    lrs = np.logspace(-5, 0, 100)
+    change = np.r_[np.zeros(80), -np.arange(1, 20, dtype=float)]
+    losses = np.r_[5.0 + np.cumsum(change), np.nan]  # keras-lr-finder's record: NaN last
+    assert sma_rule(lrs, losses, sma=1).index == 94  # [10:100-5]
+    assert sma_rule(lrs[:99], losses[:99], sma=1).index == 93  # no NaN recorded: [10:99-5]
+
+
+def test_suggest_all_passes_every_option():
+    lrs, base = tanh_curve(n=120, c=-2.0)
+    losses = base + 0.05 * np.sin(np.arange(120) * 1.3)
+    opts = dict(beta=0.5, min_points=6)
+    out = suggest_all(lrs, losses, skip_start=4, skip_end=3, steps_planned=60, sma=3, **opts)
+    assert out["minimum"] == minimum(lrs, losses, skip_start=4, skip_end=3, **opts)
+    assert out["valley"] == valley(lrs, losses, skip_start=4, skip_end=3, **opts)
+    assert out["steepest"] == steepest(lrs, losses, skip_start=4, skip_end=3, **opts)
+    assert out["sma_rule"] == sma_rule(lrs, losses, sma=3, skip_start=4, skip_end=3, min_points=6)
+    planned = suggest_all(lrs, losses, steps_planned=60, beta=0.5)
+    assert planned["minimum_div10"] == minimum_div10(lrs, losses, skip_start=6, beta=0.5)
+    short = suggest_all(lrs[:20], losses[:20], min_points=30)
+    assert all("need >= 30" in s.reason for s in short.values())
+    assert suggest_all(lrs, losses, sma=3)["sma_rule"] == sma_rule(lrs, losses, sma=3)
+
+
+def test_summarize_passes_options_and_uses_the_curve_beta():
+    lrs, base = tanh_curve(n=120, c=-2.0)
+    losses = base + 0.2 * np.sin(np.arange(120) * 1.3)
+    c = Curve(lrs, losses, params={"smoothing": 0.5})
+    out = summarize(c)
+    assert out["min_loss"] == pytest.approx(ema(losses, 0.5).min())
+    assert out["valley_lr"] == valley(c).lr
+    raw = summarize(c, beta=0.0, skip_start=3, sma=4)
+    assert raw["min_loss"] == pytest.approx(losses.min())
+    assert raw["steepest_lr"] == steepest(c, beta=0.0, skip_start=3).lr
+    assert raw["sma_lr"] == sma_rule(c, sma=4, skip_start=3).lr
+    with pytest.raises(TypeError, match="summarize expects a Curve, got ndarray"):
+        summarize(lrs)
+    with pytest.raises(TypeError, match="^pass either a Curve"):
+        steepest(c, losses)
+
+
+def test_last_survivors():
+    from lrrt_core.suggest import peer_record_length, peer_window
+
+    lrs, losses = np.logspace(-5, 0, 100)[:60], np.linspace(2.0, 1.0, 60)
+    unknown_plan = Curve(lrs, losses, "nonfinite", 1.0, 0, nonfinite_loss="nan")
+    assert peer_record_length(unknown_plan, "fastai") == 61
+    assert minimum(unknown_plan, beta=0.0).index == 55  # [6:61-5]
+    with pytest.raises(ValueError, match="peer must be one of"):
+        peer_record_length(unknown_plan, "lightning")
+    with pytest.raises(ValueError, match=r"n_record \(9\) must be >= n_finite \(10\)"):
+        peer_window(10, 9, 0)
+    with pytest.raises(ValueError, match="skip_start and skip_end must be >= 0, got 0, -1"):
+        peer_window(10, 10, 0, -1)
+    with pytest.raises(ValueError, match="skip_start and skip_end must be >= 0, got -1, 5"):
+        valley(lrs, losses, skip_start=-1)
+    # suggest_all's explicit trims reach steepest and sma_rule too
+    lrs60 = np.logspace(-5, 0, 60)
+    cliff_start = np.r_[3.0, 2.9, 1.0, np.linspace(0.99, 0.5, 57)]
+    out = suggest_all(lrs60, cliff_start, skip_start=0, skip_end=0, beta=0.0, sma=1)
+    assert out["steepest"].index == 1 and out["sma_rule"].index == 2
+    # the method names on the window reasons
+    rising = np.linspace(1.0, 2.0, 8)
+    lrs8 = np.logspace(-5, 0, 8)
+    assert valley(lrs8, rising, **RAW).method == "valley"
+    assert sma_rule(lrs8, rising, sma=2, **RAW_SMA).method == "sma_rule"
+    assert sma_rule(lrs8, rising[::-1], sma=5, skip_start=0, skip_end=3).method == "sma_rule"
