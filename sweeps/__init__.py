@@ -1,6 +1,6 @@
 """sweeps: learning-rate range tests for whole grids on Ray Tune, reduced into one ranked report.
 
-The Python API (``sweep``, ``load``, ``find``, ``SweepResult``, ``InvalidInput``; see
+The Python API (``sweep``, ``verify``, ``load``, ``find``, ``SweepResult``, ``InvalidInput``; see
 :mod:`sweeps.api`) mirrors the ``lrrt`` command (:mod:`sweeps.cli`). Names are loaded on
 first use, so ``import sweeps`` imports neither Ray nor TensorFlow.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["sweep", "load", "find", "SweepResult", "InvalidInput"]
+__all__ = ["sweep", "verify", "load", "find", "SweepResult", "InvalidInput"]
 
 
 def __getattr__(name: str) -> Any:

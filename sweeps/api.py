@@ -37,7 +37,7 @@ from typing import Any, Callable, Mapping
 from sweeps.run import UsageError
 from sweeps.spec import InvalidInput, SweepSpec, builder_ref, read_spec_file, spec_from_dict
 
-__all__ = ["sweep", "load", "find", "SweepResult", "InvalidInput"]
+__all__ = ["sweep", "verify", "load", "find", "SweepResult", "InvalidInput"]
 
 DEFAULT_FIND_STEPS = 200  # as a sweep file's range_test.steps default
 
@@ -122,7 +122,8 @@ class SweepResult:
         """``{stem: path}`` of the report's PNGs that exist (``loss_vs_lr``, ``loss_change``, ...)."""
         from sweeps.report import PLOT_NAMES
 
-        return {stem: p for stem in PLOT_NAMES if (p := self.out_dir / "plots" / f"{stem}.png").is_file()}
+        return {stem: p for stem in (*PLOT_NAMES, "verification")
+                if (p := self.out_dir / "plots" / f"{stem}.png").is_file()}
 
     # ---- what the report computes
     @functools.cached_property
@@ -136,12 +137,14 @@ class SweepResult:
         """A report figure as a matplotlib ``Figure`` (pyplot-free; ``None`` when no trial is ok).
 
         ``kind``: ``loss_vs_lr`` (smoothed loss vs learning rate, mean over seeds with band;
-        the default), ``loss_change``, ``lr_scaling`` or ``min_loss_heatmap``.
+        the default), ``loss_change``, ``lr_scaling``, ``min_loss_heatmap`` or ``verification``
+        (held-out metric vs candidate rate; ``None`` before verification).
         """
         from sweeps import report
 
         builders = {"loss_vs_lr": report.fig_loss_vs_lr, "loss_change": report.fig_loss_change,
-                    "lr_scaling": report.fig_lr_scaling, "min_loss_heatmap": report.fig_min_loss_heatmap}
+                    "lr_scaling": report.fig_lr_scaling, "min_loss_heatmap": report.fig_min_loss_heatmap,
+                    "verification": report.fig_verification}
         if kind not in builders:
             raise ValueError(f"kind must be one of {', '.join(builders)}, got {kind!r}")
         return builders[kind](self.reduction)
@@ -233,6 +236,40 @@ def sweep(
     if any(v is not None for v in (cpus_per_trial, gpus_per_trial, max_concurrent)):
         spec = spec.with_resources(cpus_per_trial, gpus_per_trial, max_concurrent)
     run = run_sweep(spec, out=out, builder=builder, address=address, fresh=fresh, quiet=quiet, rank_by=rank_by)
+    return SweepResult(run.reduction, launched=run.launched, skipped=run.skipped, exit_code=run.exit_code)
+
+
+def verify(
+    out_dir: str | os.PathLike,
+    *,
+    epochs: int | None = None,
+    steps: int | None = None,
+    candidates: list[float] | None = None,
+    top: int | None = None,
+    metric: str | None = None,
+    address: str | None = None,
+    cpus_per_trial: float | None = None,
+    gpus_per_trial: float | None = None,
+    max_concurrent: int | None = None,
+    quiet: bool = False,
+    rank_by: str | None = None,
+) -> SweepResult:
+    """Add (or complete) the verification stage of a finished sweep, like ``lrrt verify DIR``.
+
+    Short real trainings of every configuration (or the ``top`` ones) at ``candidates`` x
+    its recommended rate; settings default to the sweep file's ``verify:`` section. The
+    result's ``ranking`` gains ``verified_lr``, ``verified_rank``...; failed trainings do not
+    raise (``n_failed`` / ``exit_code`` say so).
+
+    Raises:
+        InvalidInput: not a sweep directory, no finished range test, bad settings.
+    """
+    from sweeps.run import run_verify
+
+    run = run_verify(out_dir, verify={"epochs": epochs, "steps": steps, "candidates": candidates, "top": top,
+                                      "metric": metric},
+                     address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                     max_concurrent=max_concurrent, quiet=quiet, rank_by=rank_by)
     return SweepResult(run.reduction, launched=run.launched, skipped=run.skipped, exit_code=run.exit_code)
 
 
