@@ -98,11 +98,23 @@ def test_verify_stage_kill_resume_failures_and_lrrt_verify(tmp_path, write_spec)
     assert len(verify) == 2 and (verify["factor"].tolist() == [1, 3])
 
 
+@pytest.mark.ray
 def test_lrrt_verify_refuses_bad_input(tmp_path):
     proc = run_lrrt("verify", tmp_path)
     assert proc.returncode == 2 and "not an lrrt sweep output directory" in proc.stderr
     from tests.sweeps import synthetic as S
 
+    from sweeps import store
+    from sweeps.spec import spec_from_dict
+
     S.standard_sweep(tmp_path / "s")
+    manifest = store.read_manifest(tmp_path / "s")
+    manifest["spec"] = spec_from_dict(tiny_spec()).model_dump(mode="json")
+    store.write_manifest(tmp_path / "s", manifest)
+    before = sorted(p.name for p in (tmp_path / "s").rglob("*"))
     proc = run_lrrt("verify", tmp_path / "s", "--candidates", "0", "1")
-    assert proc.returncode == 2 and "--candidates" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and proc.stderr.startswith("lrrt: error: --candidates: "), proc.stderr
+    assert "> 0" in proc.stderr and len(proc.stderr.splitlines()) == 1
+    proc = run_lrrt("verify", tmp_path / "s", "--epochs", "0")
+    assert proc.returncode == 2 and proc.stderr.startswith("lrrt: error: --epochs: "), proc.stderr
+    assert sorted(p.name for p in (tmp_path / "s").rglob("*")) == before  # nothing written
