@@ -293,10 +293,10 @@ def report(result: dict, table: dict, configs) -> None:
         print(f"  {key(o, b):<14} best lr {t['best_lr']:.3g} (acc {t['best_acc']:.3f}), good 10^[{t['good_lo']:.2f}, {t['good_hi']:.2f}]")
     for name, r in result["budgets"].items():
         print(f"\nrange test budget {r['budget']}:")
-        print(f"  {'method':<15} {'median|log10|':>13} {'in good':>8} {'acc at sugg.':>12}")
+        print(f"  {'method':<18} {'median|log10|':>13} {'in good':>8} {'acc at sugg.':>12}")
         for m in sorted(r["methods"], key=lambda m: m["median_abs_log10"]):
             mark = "  <- default" if m["method"] == result["default"] else ""
-            print(f"  {m['method']:<15} {m['median_abs_log10']:>13.2f} {m['in_good_range']:>5}/{m['n']:<2} "
+            print(f"  {m['method']:<18} {m['median_abs_log10']:>13.2f} {m['in_good_range']:>5}/{m['n']:<2} "
                   f"{m['mean_acc_at_suggestion']:>12.3f}{mark}")
         print(f"  Spearman with the ground-truth ranking: range test (min loss) {r['spearman_range_test']:.2f}, "
               f"verified (val loss) {r['spearman_verified_val_loss']:.2f}, verified (accuracy) "
