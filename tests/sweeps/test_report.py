@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from sweeps import reduce, report
+from tests.conftest import missing_tool
 from tests.sweeps import synthetic as S
 
 XSS = "<script>alert(1)</script>"
@@ -173,8 +174,9 @@ def _chromium(args, tmp_path, name):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
 def test_html_opens_in_headless_chromium_with_every_image_loaded(partial_dir, tmp_path):
+    if CHROMIUM is None:
+        missing_tool("chromium", "apt-get install -y chromium")
     d, _ = partial_dir
     # The report has no script of its own; a COPY gets a tiny one that counts decoded images.
     probe = tmp_path / "probe.html"
