@@ -224,3 +224,73 @@ def test_write_outputs_and_rebuild_of_a_running_sweep(tmp_path):
     assert "missing" not in set(pd.read_csv(tmp_path / "trials.csv")["status"])
     with pytest.raises(FileNotFoundError):
         reduce.rebuild(tmp_path / "nope")
+
+
+# --------------------------------------------------------------------------- records vs manifest, helpers
+def test_records_the_manifest_does_not_know_and_duplicate_entries(tmp_path, caplog):
+    """A record missing from the manifest is reduced with its own identity; a trial listed
+    twice in the manifest counts once; manifest params fill in what the record lacks."""
+    known = S.trial_entry("sgd", 32, 0)
+    stranger = S.trial_entry("adam", 64, 1, axes={"width": 8})
+    partial = {**S.trial_entry("sgd", 64, 0), "params": {"optimizer": "sgd", "batch_size": None, "seed": 0}}
+    S.write_sweep(tmp_path, "mixed", [known, known, partial], [])
+    full_partial = S.trial_entry("sgd", 64, 0)
+    for rec in (S.ok_record(known, 0.1, 1e-3), S.ok_record(stranger, 0.2, 1e-3), S.ok_record(full_partial, 0.3, 1e-3)):
+        store.write_record(tmp_path, rec)
+    with caplog.at_level(logging.WARNING, logger="sweeps.reduce"):
+        red = reduce.reduce_dir(tmp_path)
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"manifest lists trial {known['trial_id']} twice; keeping the first" in messages
+    assert "1 trial record(s) are not in the manifest; reducing them anyway" in messages
+    t = red.trials.set_index("name")
+    assert list(t.index) == ["sgd-bs32-s0", "sgd-bs64-s0", "adam-bs64-width8-s1"]  # manifest order, then extras
+    row = t.loc["adam-bs64-width8-s1"]
+    assert (row["trial_id"], row["config"], row["optimizer"], row["batch_size"], row["seed"], row["width"]) == (
+        stranger["trial_id"], "adam-bs64-width8", "adam", 64, 1, 8)
+    assert t.loc["sgd-bs64-s0", "batch_size"] == 64  # None in the manifest: the record's value
+    assert (t["status"] == "ok").all()
+
+
+def test_planned_trials_without_manifest_sorts_records_by_name_quietly(caplog):
+    recs = {"b": {"trial_id": "b", "name": "zeta", "config": "z", "params": {}},
+            "a": {"trial_id": "a", "params": {"seed": 1}}}
+    with caplog.at_level(logging.WARNING, logger="sweeps.reduce"):
+        planned = reduce._planned_trials(None, recs)
+    assert planned == [{"trial_id": "a", "name": None, "config": None, "params": {"seed": 1}},
+                       {"trial_id": "b", "name": "zeta", "config": "z", "params": {}}]
+    assert not caplog.records
+    assert reduce._planned_trials({"trials": None}, {}) == []
+    ident = reduce._identity({"trial_id": None, "params": None}, {"trial_id": "r1", "name": "n1", "params": {"seed": 3}})
+    assert (ident["trial_id"], ident["name"], ident["config"], ident["seed"]) == ("r1", "n1", "n1", 3)
+    ident = reduce._identity({"trial_id": "t9"}, None)
+    assert (ident["trial_id"], ident["name"], ident["config"], ident["axes"]) == ("t9", "t9", "t9", {})
+    ident = reduce._identity({"trial_id": "t9", "params": {"optimizer_name": "adam"}}, None)
+    assert ident["optimizer"] == "adam"
+
+
+def test_geometric_mean_and_spread_use_finite_positive_values_only():
+    values = pd.Series([0.0, 4.0, np.nan, -1.0, "x", 1.0, np.inf, None], dtype=object)
+    assert reduce._gmean(values) == pytest.approx(2.0, rel=1e-12)
+    assert reduce._gsd(values) == pytest.approx(math.exp(math.log(4.0) / math.sqrt(2)), rel=1e-12)
+    assert math.isnan(reduce._gmean(pd.Series([0.0, -2.0, np.nan])))
+    assert math.isnan(reduce._gsd(pd.Series([3.0, 0.0])))  # one usable value: no spread
+    assert reduce._gsd(pd.Series(["2", "8"])) == pytest.approx(math.exp(math.log(4.0) / math.sqrt(2)), rel=1e-12)
+
+
+def test_gpu_ids_and_axis_column_helpers():
+    assert [reduce._gpu_ids_str(v) for v in (None, " 0,1 ", [0, 1], (2,), [], 3)] == ["", "0,1", "0,1", "2", "", "3"]
+    assert reduce._axis_column("width") == "width"
+    assert reduce._axis_column("status") == "axis_status" and reduce._axis_column("lr") == "axis_lr"
+
+
+def test_axis_columns_keep_one_type():
+    num = reduce._normalise_axis_column(pd.Series([1, None, 2.5, float("nan")], dtype=object))
+    assert num.dtype == np.float64 and num.tolist()[::2] == [1.0, 2.5] and num.isna().tolist() == [False, True, False, True]
+    flags = reduce._normalise_axis_column(pd.Series([True, False, None], dtype=object))
+    assert flags.tolist() == [True, False, None]
+    mixed = reduce._normalise_axis_column(pd.Series([1, "a", {"b": 2, "a": 1}, None, True], dtype=object))
+    assert [mixed[i] for i in (0, 1, 2, 4)] == ["1", "a", '{"a": 1, "b": 2}', "true"] and pd.isna(mixed[3])
+    nums_and_bools = reduce._normalise_axis_column(pd.Series([1, True], dtype=object))
+    assert nums_and_bools.tolist() == ["1", "true"]  # a bool is not a number here
+    assert reduce._normalise_axis_column(pd.Series([None, None], dtype=object)).tolist() == [None, None]
+    assert reduce._jsonish(object).startswith("<class ")  # not JSON: its str()
