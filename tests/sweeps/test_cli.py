@@ -104,9 +104,16 @@ def test_find_runs_one_range_test_and_writes_curve_and_plot(tmp_path):
     proc = run_lrrt("find", "--workload", "digits_cnn", "--optimizer", "adam", "--batch-size", "64",
                     "--steps", "60", "--out", out, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    for method in ("steepest", "valley", "minimum"):
-        assert method in proc.stdout
     frame = pd.read_parquet(out / "curve.parquet")
+    # The printed suggestions are those of the written curve (not just their names).
+    from lrrt_core import suggest_all
+    from lrrt_core.curve import Curve
+
+    curve = Curve(lrs=frame["lr"].to_numpy(), losses=frame["loss"].to_numpy(), steps_planned=60,
+                  stop_reason="completed" if len(frame) == 60 else "diverged", params={"smoothing": 0.98})
+    printed = dict(re.findall(r"^  (\w+) +(\S+)", proc.stdout, flags=re.M))
+    expected = {m: f"{s.lr:.3g}" if s.lr is not None else "none" for m, s in suggest_all(curve).items()}
+    assert printed == expected, proc.stdout
     assert list(frame.columns) == ["step", "lr", "loss", "smoothed_loss"]
     assert 10 < len(frame) <= 60
     assert (out / "curve.csv").is_file() and (out / "curve.png").stat().st_size > 1000
