@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -294,3 +296,27 @@ def test_axis_columns_keep_one_type():
     assert nums_and_bools.tolist() == ["1", "true"]  # a bool is not a number here
     assert reduce._normalise_axis_column(pd.Series([None, None], dtype=object)).tolist() == [None, None]
     assert reduce._jsonish(object).startswith("<class ")  # not JSON: its str()
+
+
+def test_write_outputs_and_rebuild_write_every_table_and_report(tmp_path, monkeypatch, caplog):
+    """write_outputs/rebuild without drawing (plots stubbed; the figures have their own tests)."""
+    from sweeps import report
+
+    drawn = []
+    monkeypatch.setattr(report, "make_plots", lambda red, plots_dir: drawn.append((red.n_trials, Path(plots_dir))) or {})
+    S.standard_sweep(tmp_path, skip={"adam-bs512-s1"})
+    with pytest.raises(FileNotFoundError, match="no such directory"):
+        reduce.rebuild(tmp_path / "nowhere")
+    with caplog.at_level(logging.INFO, logger="sweeps.reduce"):
+        red = reduce.rebuild(tmp_path, rank_by="valley")
+    assert drawn == [(12, tmp_path / "plots")]
+    assert red.rank_by == "valley" and red.n_missing == 1
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "trials.csv"), pd.read_csv(io.StringIO(red.trials.to_csv(index=False))))
+    assert pd.read_csv(tmp_path / "ranking.csv")["config"].tolist() == red.ranking["config"].tolist()
+    assert len(pd.read_parquet(tmp_path / "curves.parquet")) == len(red.curves) == 11 * S.N_STEPS
+    assert "No plots" in (tmp_path / "report.html").read_text()
+    assert "**12 trials: 11 ok, 0 failed, 1 missing**" in (tmp_path / "report.md").read_text()
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert ("WARNING", f"{tmp_path}: 1 of 12 trials have no result yet (running or interrupted sweep)") in messages
+    assert ("INFO", f"{tmp_path}: wrote report ({red.summary_line()})") in messages
+    assert not [p for p in tmp_path.rglob("*.tmp")]
