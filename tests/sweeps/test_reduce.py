@@ -320,3 +320,57 @@ def test_write_outputs_and_rebuild_write_every_table_and_report(tmp_path, monkey
     assert ("WARNING", f"{tmp_path}: 1 of 12 trials have no result yet (running or interrupted sweep)") in messages
     assert ("INFO", f"{tmp_path}: wrote report ({red.summary_line()})") in messages
     assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+def test_odd_records_and_the_manifest_rank_by(tmp_path, caplog):
+    """Row by row, what reduce_dir makes of unusual records, and report.rank_by from the manifest."""
+    e = {k: S.trial_entry("sgd", bs, 0, axes={"width": 4}) for k, bs in
+         (("ok", 8), ("nostatus", 16), ("weird", 32), ("nocurve", 64), ("empty", 128), ("missing", 256), ("bare", 512))}
+    ok = S.ok_record(e["ok"], 0.1, 1e-3, wall_s=None, node=None, gpu_ids=None, attempts=2)
+    nostatus = {k: v for k, v in S.failed_record(e["nostatus"], "boom").items() if k != "status"}
+    weird = {**S.failed_record(e["weird"], None), "status": "paused"}
+    nocurve = {**S.ok_record(e["nocurve"], 0.1, 1e-3), "curve": None}
+    empty = {**S.ok_record(e["empty"], 0.1, 1e-3), "curve": {"lrs": [], "losses": []}}
+    bare = {**S.failed_record(e["bare"], None), "attempts": None}
+    S.write_sweep(tmp_path, "odd", list(e.values()), [ok, nostatus, weird, nocurve, empty, bare])
+    manifest = store.read_manifest(tmp_path)
+    manifest["spec"] = {"name": "odd", "report": {"rank_by": "valley"}}
+    store.write_manifest(tmp_path, manifest)
+    with caplog.at_level(logging.WARNING, logger="sweeps.reduce"):
+        red = reduce.reduce_dir(tmp_path)
+    assert red.rank_by == "valley" and reduce.reduce_dir(tmp_path, rank_by="minimum").rank_by == "minimum"
+    t = red.trials.set_index("batch_size")
+    row = t.loc[8]  # ok; wall_s, node, gpu_ids absent from the record: the curve's wall time, blanks
+    assert (row["status"], row["error"], row["attempts"], row["wall_s"], row["node"], row["gpu_ids"]) == (
+        "ok", "", 2, 1.5, "", "")
+    assert row["suggested_lr"] == row["valley_lr"]
+    assert (t.loc[16, "status"], t.loc[16, "error"]) == ("failed", "boom")  # no status: failed
+    assert (t.loc[32, "status"], t.loc[32, "error"]) == ("failed", "unknown status 'paused'")
+    assert (t.loc[64, "status"], t.loc[64, "error"]) == ("failed", "reducer: status ok but the record holds no curve")
+    assert (t.loc[128, "status"], t.loc[128, "error"]) == ("failed", "reducer: the curve has no steps")
+    row = t.loc[256]  # missing: blanks and NaN, not leftovers
+    assert (row["status"], row["error"], row["node"], row["gpu_ids"]) == ("missing", "", "", "")
+    assert pd.isna(row["stop_reason"]) and pd.isna(row["attempts"]) and math.isnan(row["wall_s"]) and math.isnan(row["min_loss"])
+    assert (t.loc[512, "status"], t.loc[512, "error"]) == ("failed", "")
+    failed = {f["name"]: f for f in red.failed}
+    assert failed[e["bare"]["name"]] == {"trial_id": e["bare"]["trial_id"], "name": e["bare"]["name"],
+                                         "config": e["bare"]["config"], "error": "(no error message recorded)",
+                                         "attempts": None}
+    assert failed[e["weird"]["name"]]["attempts"] == 3
+    assert red.missing == [e["missing"]["name"]]
+    assert red.curves["width"].unique().tolist() == [4] and red.curves["trial"].unique().tolist() == [e["ok"]["trial_id"]]
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"trial {e['weird']['trial_id']}: unknown status 'paused', counted as failed" in messages
+    assert (f"trial {e['nocurve']['name']} ({e['nocurve']['trial_id']}): cannot reduce its curve: "
+            "status ok but the record holds no curve") in messages
+
+
+def test_no_manifest_is_a_warning_and_nothing_at_all_an_error(tmp_path, caplog):
+    e = S.trial_entry("sgd", 32, 0)
+    store.write_record(tmp_path, S.ok_record(e, 0.1, 1e-3))
+    with caplog.at_level(logging.WARNING, logger="sweeps.reduce"):
+        reduce.reduce_dir(tmp_path)
+    assert [r.getMessage() for r in caplog.records] == [f"{tmp_path}: no sweep.json; reducing the 1 record(s) found"]
+    (tmp_path / "nothing").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"nothing: no sweep.json and no trial records: not a sweep directory$"):
+        reduce.reduce_dir(tmp_path / "nothing")
