@@ -32,7 +32,11 @@ import pytest
 
 from tests.sweeps.conftest import REPO, cli_env, lrrt_cmd, tiny_spec, write_spec  # noqa: F401 (fixture)
 
-pytestmark = [pytest.mark.ray, pytest.mark.tf, pytest.mark.timeout(300)]
+# Above the sum of every wait a test here may spend: the fixture (two nodes starting, 90 s
+# each; nodes alive, 60 + 60 s), the node-loss test's own (a trial on the worker, 120 s; the
+# sweep, 200 s; the node's kill, 40 s), the teardown (about 70 s): 730 s. A hung test still
+# fails (pytest-timeout) instead of stalling CI, but never before its own waits have said why.
+pytestmark = [pytest.mark.ray, pytest.mark.tf, pytest.mark.timeout(800)]
 
 OUTPUTS = ("trials.csv", "ranking.csv", "curves.parquet", "report.html", "report.md", "sweep.json")
 RAY = str(Path(sys.executable).with_name("ray"))

@@ -1,7 +1,8 @@
 """The finder is backend-neutral: exact-loss, restore and in-graph ladder checks under KERAS_BACKEND=torch (and jax).
 
 Each backend runs in a fresh interpreter (Keras picks its backend at import). Skipped when
-the backend's package is not installed (``pip install torch==2.13.0`` gives a CPU build).
+the backend's package is not installed (``pip install torch==2.13.0`` gives a CPU build),
+except under ``CI=true`` (``.ci/run``), where a missing backend fails the test.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sys
 import textwrap
 
 import pytest
+
+from tests.conftest import missing_tool
 
 CHECK = textwrap.dedent(
     """
@@ -79,7 +82,7 @@ CHECK = textwrap.dedent(
 @pytest.mark.parametrize("backend", ["torch", "jax"])
 def test_exact_loss_and_restore_on_other_backends(backend, tmp_path):
     if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"{backend} is not installed")
+        missing_tool(backend, f"pip install -e '.[{'torch' if backend == 'torch' else 'test'}]'")
     script = tmp_path / "check.py"
     script.write_text(f"BACKEND = {backend!r}\n" + CHECK)
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}

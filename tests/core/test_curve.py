@@ -108,3 +108,26 @@ def test_validation():
         Curve([1.0], [1.0], stop_reason="bored")
     assert Curve([], []).steps_run == 0
     assert math.isclose(make().lrs[-1], 1.0)
+
+
+def test_integer_input_is_smoothed_and_cut_as_float64():
+    """Losses read back as integers (e.g. from JSON) are not truncated by integer arithmetic."""
+    out = ema([1, 3, 2, 6], 0.5)
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out, [1.0, 7 / 3, 15 / 7, 21 / 5], rtol=1e-12)  # by hand, in fractions
+    np.testing.assert_allclose(sma([1, 2, 4], 2), [1.0, 1.5, 3.0])
+    lrs, losses = cut_nonfinite([1, 2, 3], [5, 4, 3])
+    assert lrs.dtype == losses.dtype == np.float64
+
+
+def test_smoothing_errors_say_what_is_wrong():
+    with pytest.raises(ValueError, match=r"^smoothing beta must be in \[0, 1\), got 1.0$"):
+        ema([1.0, 2.0], 1.0)
+    with pytest.raises(ValueError, match=r"^window must be >= 1, got 0$"):
+        sma([1.0, 2.0], 0)
+
+
+def test_from_dict_minimal_record_defaults():
+    c = Curve.from_dict({"lrs": [1e-3, 1e-2], "losses": [2, 1]})
+    assert (c.stop_reason, c.diverged_lr, c.steps_planned, c.wall_s, c.params) == ("completed", None, 2, 0.0, {})
+    assert c.losses.dtype == np.float64

@@ -174,6 +174,41 @@ def test_least_squares_divergence_near_two_over_lambda_max():
         assert s.ok and s.lr < lr_crit and s.lr < curve.diverged_lr, s
 
 
+def _replay_stop(losses, threshold, beta=0.98):
+    """The documented stop rule, replayed on raw losses: the index of the first step whose
+    bias-corrected EMA exceeds ``threshold`` x the lowest EMA of the steps before it (or None)."""
+    avg, best = 0.0, math.inf
+    for i, value in enumerate(losses):
+        avg = beta * avg + (1 - beta) * value
+        smoothed = avg / (1 - beta ** (i + 1))
+        if best < math.inf and smoothed > threshold * best:
+            return i
+        best = min(best, smoothed)
+    return None
+
+
+def test_divergence_stop_fires_at_the_first_step_over_the_threshold():
+    """Record the whole curve with the stop off, replay the rule on its raw losses, and check
+    that a test with the stop on ends exactly there -- for 4x, 8x and 100x, which the least-
+    squares blow-up reaches at different steps (so a rule off by a factor cannot pass)."""
+    x, y, lr_crit = _least_squares()
+    model = _linear()
+    kw = dict(start_lr=lr_crit * 1e-3, end_lr=lr_crit * 1e2, steps=400, batch_size=len(x), shuffle=False)
+    free = range_test(model, x, y, diverge_threshold=None, **kw)
+    expected = {thr: _replay_stop(free.losses, thr) for thr in (4.0, 8.0, 100.0)}
+    assert None not in expected.values() and len(set(expected.values())) == 3, expected
+    assert expected[100.0] < free.steps_run - 1  # each stop fires before the loss overflows
+    for thr, k in expected.items():
+        c = range_test(model, x, y, diverge_threshold=thr, **kw)
+        assert (c.stop_reason, c.steps_run) == ("diverged", k + 1), (thr, c.stop_reason, c.steps_run, k)
+        assert c.diverged_lr == free.lrs[k]
+        np.testing.assert_array_equal(c.losses, free.losses[:k + 1])  # the step that fired is kept
+    # with smoothing=0 (keras-lr-finder's raw rule) the same replay holds on the raw losses
+    k_raw = _replay_stop(free.losses, 4.0, beta=0.0)
+    c = range_test(model, x, y, diverge_threshold=4.0, smoothing=0.0, **kw)
+    assert c.steps_run == k_raw + 1 and k_raw < expected[4.0]
+
+
 def test_nonfinite_loss_cuts_the_curve():
     x, y, lr_crit = _least_squares()
     curve = range_test(_linear(), x, y, start_lr=lr_crit * 1e-3, end_lr=lr_crit * 1e3, steps=200,
@@ -400,9 +435,24 @@ def test_curve_record():
 # --------------------------------------------------------------------------- the article's flow
 
 
+def _klf_derivatives(losses, sma):
+    """keras-lr-finder's ``get_derivatives`` (surmenok/keras-lr-finder, keras_lr_finder/lr_finder.py),
+    re-expressed: ``sma`` leading zeros, then ``(loss[i] - loss[i - sma]) / sma``."""
+    assert sma >= 1
+    return [0.0] * sma + [(losses[i] - losses[i - sma]) / sma for i in range(sma, len(losses))]
+
+
+def _klf_best_lr(lrs, losses, sma, n_skip_beginning=10, n_skip_end=5):
+    """keras-lr-finder's ``get_best_lr``: the lr at ``np.argmin`` of the derivatives over
+    ``[n_skip_beginning:-n_skip_end]`` (the first on ties)."""
+    window = slice(n_skip_beginning, -n_skip_end)
+    return lrs[window][int(np.argmin(_klf_derivatives(losses, sma)[window]))]
+
+
 def test_article_flow_through_the_facade_on_digits():
     """SGD vs Adam on digits through ``LRFinder``, overlaid plots, ``get_best_lr`` (the seed article)."""
-    plot = pytest.importorskip("lrrt_core.plot")
+    from lrrt_core import plot
+
     build = get_workload("digits_cnn")
     curves, labels = [], []
     for label, make in (("sgd", lambda: keras.optimizers.SGD(1e-4)), ("adam", lambda: keras.optimizers.Adam(1e-4))):
@@ -412,8 +462,10 @@ def test_article_flow_through_the_facade_on_digits():
         finder.find(wl.x, wl.y, start_lr=1e-4, end_lr=10, batch_size=64, epochs=3)
         assert len(finder.lrs) == len(finder.losses) == finder.curve.steps_run > 20
         assert finder.losses == finder.curve.losses.tolist()
-        best = finder.get_best_lr(sma=5, n_skip_beginning=5, n_skip_end=2)
-        assert best is None or 1e-4 <= best <= 10
+        for sma, skip_start, skip_end in ((5, 5, 2), (1, 10, 5), (20, 10, 5), (10, 0, 1)):
+            best = finder.get_best_lr(sma=sma, n_skip_beginning=skip_start, n_skip_end=skip_end)
+            assert best == _klf_best_lr(finder.lrs, finder.losses, sma, skip_start, skip_end), (label, sma)
+            np.testing.assert_allclose(finder.get_derivatives(sma), _klf_derivatives(finder.losses, sma), rtol=1e-12)
         der = finder.get_derivatives(5)
         assert len(der) == len(finder.lrs) and der[:5] == [0.0] * 5
         assert finder.plot_loss(n_skip_beginning=5, n_skip_end=2) is None  # pyplot + show(), as keras-lr-finder

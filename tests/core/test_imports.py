@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 
-import pytest
 
 HEAVY = ("tensorflow", "keras", "ray", "matplotlib", "jax", "torch")
 
@@ -31,7 +30,6 @@ def test_package_and_lazy_suggest_names_stay_light():
 
 
 def test_plot_imports_matplotlib_but_not_tensorflow_or_ray():
-    pytest.importorskip("matplotlib")
     loaded = loaded_after("import lrrt_core.plot")
     assert "matplotlib" in loaded
     assert loaded.isdisjoint({"tensorflow", "ray"}), loaded

@@ -68,3 +68,24 @@ def test_unknown_ladder_kind():
 def test_numpy_scalars_accepted():
     lrs = ladder("exp", np.float32(1e-4), np.float64(1.0), np.int64(5))
     assert lrs.size == 5 and lrs[-1] == 1.0
+
+
+@pytest.mark.parametrize("kind, start, end, steps", [("linear", 0.01, 1.0, 4), ("exp", 1e-5, 3.0, 7), ("exp", 0.3, 0.7, 5)])
+def test_last_point_is_end_lr_where_the_formula_would_drift(kind, start, end, steps):
+    """For these bounds the closed form at i = n-1 is NOT exactly end_lr in float64; the
+    ladder still ends exactly there (the ends are pinned, not computed)."""
+    i = steps - 1
+    formula = start + (end - start) * i / (steps - 1) if kind == "linear" else start * (end / start) ** (i / (steps - 1))
+    assert formula != end  # the case this test is about
+    assert ladder(kind, start, end, steps)[-1] == end
+
+
+def test_error_messages_name_the_bound_and_the_choices():
+    with pytest.raises(ValueError, match=r"^start_lr must be a number \(a float such as 1e-6\), got str '1e-5'; "):
+        check_bounds("1e-5", 1.0, 10)
+    with pytest.raises(ValueError, match=r"^end_lr must be a number \(a float such as 1e-6\), got NoneType None; "):
+        check_bounds(1e-5, None, 10)
+    with pytest.raises(ValueError, match=r"^end_lr must be finite, got inf$"):
+        check_bounds(1e-5, float("inf"), 10)
+    with pytest.raises(ValueError, match=r"^ladder must be one of exp, linear, got 'cosine'$"):
+        ladder("cosine", 1e-5, 1.0, 10)

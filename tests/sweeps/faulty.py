@@ -5,19 +5,51 @@ makes a trial raise, or kill its worker process (``os._exit``) always or only on
 attempt (a marker file in ``marker_dir`` remembers the first attempt), or — ``raise_in_verify`` —
 build fine for a range test and raise when built for a verification training
 (``lrrt_core.verify.verify_workload`` on the call stack).
+
+
+Two ways for a test to know what runs at the same time, without timing assumptions:
+
+* ``meet_dir``: every trial writes a file there, then waits until ``meet_n`` trials have
+  (at most ``meet_s``; then it raises, naming how many it saw): proof that ``meet_n``
+  trials were running at once.
+* ``gate="held"`` with ``gate_file``: the trial waits until the test creates ``gate_file``
+  (at most ``gate_s``; then it raises), so the test can look at a sweep that is running.
 """
 
 from __future__ import annotations
 
 import inspect
 import os
+import time
+import uuid
 from pathlib import Path
 
 import numpy as np
 
 
-def build(seed: int = 0, *, fault: str = "none", marker_dir: str | None = None, width: int = 8, **unused):
+def _wait_for(done, timeout: float, what) -> None:
+    """Wait until ``done()``; after ``timeout`` s raise, saying what was awaited (``what()``)."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"waited {timeout:g} s for {what()}")
+        time.sleep(0.1)
+
+
+def build(seed: int = 0, *, fault: str = "none", marker_dir: str | None = None, width: int = 8,
+          meet_dir: str | None = None, meet_n: int = 2, meet_s: float = 60.0,
+          gate: str = "open", gate_file: str | None = None, gate_s: float = 120.0, **unused):
     from lrrt_core.workloads import Workload
+
+    if meet_dir:
+        d = Path(meet_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"{os.getpid()}-{uuid.uuid4().hex}").write_text(str(seed))
+        _wait_for(lambda: len(list(d.iterdir())) >= meet_n, meet_s,
+                  lambda: f"{meet_n} trials running at once (saw {len(list(d.iterdir()))})")
+    if gate == "held" and gate_file:
+        print(f"faulty: trial held at its gate (pid {os.getpid()})", flush=True)  # a worker log line (-v shows it)
+        _wait_for(Path(gate_file).exists, gate_s, lambda: f"the test to open {gate_file}")
 
     if fault == "raise":
         raise RuntimeError("injected failure in the workload")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 import pandas as pd
@@ -51,8 +52,22 @@ def test_unreachable_address_exits_2_before_anything_is_written(tmp_path, write_
 
 def test_validate_prints_the_grid(capsys):
     assert main(["validate", str(REPO / "sweeps/configs/quickstart.yaml")]) == 0
-    text = capsys.readouterr().out
-    assert "adam-bs128-s0" in text and "12" in text
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split() for line in lines if re.match(r"^\d+\s+\S+-bs\d+-s\d+\s", line)]
+    assert [r[0] for r in rows] == [str(i) for i in range(1, 13)]  # one numbered row per trial
+    assert [r[1] for r in rows][6:9] == ["adam-bs32-s0", "adam-bs64-s0", "adam-bs128-s0"]
+    assert all(re.fullmatch(r"[0-9a-f]{12}", r[2]) for r in rows) and len({r[2] for r in rows}) == 12
+    assert "trials    12 (12 configurations x 1 seed(s))" in lines
+    assert "resources 1 CPU(s) and 0 GPU(s) per trial; all trials together: 12 CPUs, 0 GPUs" in lines
+
+
+def test_validate_shows_resource_overrides(capsys):
+    """--gpus-per-trial 0.5 stays half a GPU (not rounded up); --max-concurrent is shown."""
+    assert main(["validate", str(REPO / "sweeps/configs/quickstart.yaml"), "--gpus-per-trial", "0.5",
+                 "--cpus-per-trial", "2", "--max-concurrent", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "resources 2 CPU(s) and 0.5 GPU(s) per trial; all trials together: 24 CPUs, 6 GPUs" in lines
+    assert any(line.startswith("limits    max concurrent trials: 3;") for line in lines), lines
 
 
 def test_report_on_a_non_sweep_dir_exits_2(tmp_path, capsys):
@@ -69,15 +84,36 @@ def test_out_dir_with_foreign_files_is_refused(tmp_path, capsys, write_spec):
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
 
 
+def test_fresh_refuses_a_folder_with_foreign_files(tmp_path, capsys, write_spec):
+    """--fresh clears an lrrt output directory, never a folder of the user's own files."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    (out / "trials.csv").write_text("looks like ours")
+    assert main(["sweep", str(write_spec(tiny_spec())), "--out", str(out), "--fresh"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--fresh only clears an lrrt output directory" in err[0] and str(out) in err[0]
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "trials.csv"]
+    assert (out / "notes.txt").read_text() == "mine"
+    assert not _ray_running()
+
+
 @pytest.mark.tf
 def test_find_runs_one_range_test_and_writes_curve_and_plot(tmp_path):
     out = tmp_path / "find"
     proc = run_lrrt("find", "--workload", "digits_cnn", "--optimizer", "adam", "--batch-size", "64",
                     "--steps", "60", "--out", out, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    for method in ("steepest", "valley", "minimum"):
-        assert method in proc.stdout
     frame = pd.read_parquet(out / "curve.parquet")
+    # The printed suggestions are those of the written curve (not just their names).
+    from lrrt_core import suggest_all
+    from lrrt_core.curve import Curve
+
+    curve = Curve(lrs=frame["lr"].to_numpy(), losses=frame["loss"].to_numpy(), steps_planned=60,
+                  stop_reason="completed" if len(frame) == 60 else "diverged", params={"smoothing": 0.98})
+    printed = dict(re.findall(r"^  (\w+) +(\S+)", proc.stdout, flags=re.M))
+    expected = {m: f"{s.lr:.3g}" if s.lr is not None else "none" for m, s in suggest_all(curve).items()}
+    assert printed == expected, proc.stdout
     assert list(frame.columns) == ["step", "lr", "loss", "smoothed_loss"]
     assert 10 < len(frame) <= 60
     assert (out / "curve.csv").is_file() and (out / "curve.png").stat().st_size > 1000

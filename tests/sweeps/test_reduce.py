@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -225,3 +227,151 @@ def test_write_outputs_and_rebuild_of_a_running_sweep(tmp_path):
     assert "missing" not in set(pd.read_csv(tmp_path / "trials.csv")["status"])
     with pytest.raises(FileNotFoundError):
         reduce.rebuild(tmp_path / "nope")
+
+
+# --------------------------------------------------------------------------- records vs manifest, helpers
+def test_records_the_manifest_does_not_know_and_duplicate_entries(tmp_path, caplog):
+    """A record missing from the manifest is reduced with its own identity; a trial listed
+    twice in the manifest counts once; manifest params fill in what the record lacks."""
+    known = S.trial_entry("sgd", 32, 0)
+    stranger = S.trial_entry("adam", 64, 1, axes={"width": 8})
+    partial = {**S.trial_entry("sgd", 64, 0), "params": {"optimizer": "sgd", "batch_size": None, "seed": 0}}
+    S.write_sweep(tmp_path, "mixed", [known, known, partial], [])
+    full_partial = S.trial_entry("sgd", 64, 0)
+    for rec in (S.ok_record(known, 0.1, 1e-3), S.ok_record(stranger, 0.2, 1e-3), S.ok_record(full_partial, 0.3, 1e-3)):
+        store.write_record(tmp_path, rec)
+    with caplog.at_level(logging.WARNING, logger="sweeps.reduce"):
+        red = reduce.reduce_dir(tmp_path)
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"manifest lists trial {known['trial_id']} twice; keeping the first" in messages
+    assert "1 trial record(s) are not in the manifest; reducing them anyway" in messages
+    t = red.trials.set_index("name")
+    assert list(t.index) == ["sgd-bs32-s0", "sgd-bs64-s0", "adam-bs64-width8-s1"]  # manifest order, then extras
+    row = t.loc["adam-bs64-width8-s1"]
+    assert (row["trial_id"], row["config"], row["optimizer"], row["batch_size"], row["seed"], row["width"]) == (
+        stranger["trial_id"], "adam-bs64-width8", "adam", 64, 1, 8)
+    assert t.loc["sgd-bs64-s0", "batch_size"] == 64  # None in the manifest: the record's value
+    assert (t["status"] == "ok").all()
+
+
+def test_planned_trials_without_manifest_sorts_records_by_name_quietly(caplog):
+    recs = {"b": {"trial_id": "b", "name": "zeta", "config": "z", "params": {}},
+            "a": {"trial_id": "a", "params": {"seed": 1}}}
+    with caplog.at_level(logging.WARNING, logger="sweeps.reduce"):
+        planned = reduce._planned_trials(None, recs)
+    assert planned == [{"trial_id": "a", "name": None, "config": None, "params": {"seed": 1}},
+                       {"trial_id": "b", "name": "zeta", "config": "z", "params": {}}]
+    assert not caplog.records
+    assert reduce._planned_trials({"trials": None}, {}) == []
+    ident = reduce._identity({"trial_id": None, "params": None}, {"trial_id": "r1", "name": "n1", "params": {"seed": 3}})
+    assert (ident["trial_id"], ident["name"], ident["config"], ident["seed"]) == ("r1", "n1", "n1", 3)
+    ident = reduce._identity({"trial_id": "t9"}, None)
+    assert (ident["trial_id"], ident["name"], ident["config"], ident["axes"]) == ("t9", "t9", "t9", {})
+    ident = reduce._identity({"trial_id": "t9", "params": {"optimizer_name": "adam"}}, None)
+    assert ident["optimizer"] == "adam"
+
+
+def test_geometric_mean_and_spread_use_finite_positive_values_only():
+    values = pd.Series([0.0, 4.0, np.nan, -1.0, "x", 1.0, np.inf, None], dtype=object)
+    assert reduce._gmean(values) == pytest.approx(2.0, rel=1e-12)
+    assert reduce._gsd(values) == pytest.approx(math.exp(math.log(4.0) / math.sqrt(2)), rel=1e-12)
+    assert math.isnan(reduce._gmean(pd.Series([0.0, -2.0, np.nan])))
+    assert math.isnan(reduce._gsd(pd.Series([3.0, 0.0])))  # one usable value: no spread
+    assert reduce._gsd(pd.Series(["2", "8"])) == pytest.approx(math.exp(math.log(4.0) / math.sqrt(2)), rel=1e-12)
+
+
+def test_gpu_ids_and_axis_column_helpers():
+    assert [reduce._gpu_ids_str(v) for v in (None, " 0,1 ", [0, 1], (2,), [], 3)] == ["", "0,1", "0,1", "2", "", "3"]
+    assert reduce._axis_column("width") == "width"
+    assert reduce._axis_column("status") == "axis_status" and reduce._axis_column("lr") == "axis_lr"
+
+
+def test_axis_columns_keep_one_type():
+    num = reduce._normalise_axis_column(pd.Series([1, None, 2.5, float("nan")], dtype=object))
+    assert num.dtype == np.float64 and num.tolist()[::2] == [1.0, 2.5] and num.isna().tolist() == [False, True, False, True]
+    flags = reduce._normalise_axis_column(pd.Series([True, False, None], dtype=object))
+    assert flags.tolist() == [True, False, None]
+    mixed = reduce._normalise_axis_column(pd.Series([1, "a", {"b": 2, "a": 1}, None, True], dtype=object))
+    assert [mixed[i] for i in (0, 1, 2, 4)] == ["1", "a", '{"a": 1, "b": 2}', "true"] and pd.isna(mixed[3])
+    nums_and_bools = reduce._normalise_axis_column(pd.Series([1, True], dtype=object))
+    assert nums_and_bools.tolist() == ["1", "true"]  # a bool is not a number here
+    assert reduce._normalise_axis_column(pd.Series([None, None], dtype=object)).tolist() == [None, None]
+    assert reduce._jsonish(object).startswith("<class ")  # not JSON: its str()
+
+
+def test_write_outputs_and_rebuild_write_every_table_and_report(tmp_path, monkeypatch, caplog):
+    """write_outputs/rebuild without drawing (plots stubbed; the figures have their own tests)."""
+    from sweeps import report
+
+    drawn = []
+    monkeypatch.setattr(report, "make_plots", lambda red, plots_dir: drawn.append((red.n_trials, Path(plots_dir))) or {})
+    S.standard_sweep(tmp_path, skip={"adam-bs512-s1"})
+    with pytest.raises(FileNotFoundError, match="no such directory"):
+        reduce.rebuild(tmp_path / "nowhere")
+    with caplog.at_level(logging.INFO, logger="sweeps.reduce"):
+        red = reduce.rebuild(tmp_path, rank_by="valley")
+    assert drawn == [(12, tmp_path / "plots")]
+    assert red.rank_by == "valley" and red.n_missing == 1
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "trials.csv"), pd.read_csv(io.StringIO(red.trials.to_csv(index=False))))
+    assert pd.read_csv(tmp_path / "ranking.csv")["config"].tolist() == red.ranking["config"].tolist()
+    assert len(pd.read_parquet(tmp_path / "curves.parquet")) == len(red.curves) == 11 * S.N_STEPS
+    assert "No plots" in (tmp_path / "report.html").read_text()
+    assert "**12 trials: 11 ok, 0 failed, 1 missing**" in (tmp_path / "report.md").read_text()
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert ("WARNING", f"{tmp_path}: 1 of 12 trials have no result yet (running or interrupted sweep)") in messages
+    assert ("INFO", f"{tmp_path}: wrote report ({red.summary_line()})") in messages
+    assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+def test_odd_records_and_the_manifest_rank_by(tmp_path, caplog):
+    """Row by row, what reduce_dir makes of unusual records, and report.rank_by from the manifest."""
+    e = {k: S.trial_entry("sgd", bs, 0, axes={"width": 4}) for k, bs in
+         (("ok", 8), ("nostatus", 16), ("weird", 32), ("nocurve", 64), ("empty", 128), ("missing", 256), ("bare", 512))}
+    ok = S.ok_record(e["ok"], 0.1, 1e-3, wall_s=None, node=None, gpu_ids=None, attempts=2)
+    nostatus = {k: v for k, v in S.failed_record(e["nostatus"], "boom").items() if k != "status"}
+    weird = {**S.failed_record(e["weird"], None), "status": "paused"}
+    nocurve = {**S.ok_record(e["nocurve"], 0.1, 1e-3), "curve": None}
+    empty = {**S.ok_record(e["empty"], 0.1, 1e-3), "curve": {"lrs": [], "losses": []}}
+    bare = {**S.failed_record(e["bare"], None), "attempts": None}
+    S.write_sweep(tmp_path, "odd", list(e.values()), [ok, nostatus, weird, nocurve, empty, bare])
+    manifest = store.read_manifest(tmp_path)
+    manifest["spec"] = {"name": "odd", "report": {"rank_by": "valley"}}
+    store.write_manifest(tmp_path, manifest)
+    with caplog.at_level(logging.WARNING, logger="sweeps.reduce"):
+        red = reduce.reduce_dir(tmp_path)
+    assert red.rank_by == "valley" and reduce.reduce_dir(tmp_path, rank_by="minimum").rank_by == "minimum"
+    t = red.trials.set_index("batch_size")
+    row = t.loc[8]  # ok; wall_s, node, gpu_ids absent from the record: the curve's wall time, blanks
+    assert (row["status"], row["error"], row["attempts"], row["wall_s"], row["node"], row["gpu_ids"]) == (
+        "ok", "", 2, 1.5, "", "")
+    assert row["suggested_lr"] == row["valley_lr"]
+    assert (t.loc[16, "status"], t.loc[16, "error"]) == ("failed", "boom")  # no status: failed
+    assert (t.loc[32, "status"], t.loc[32, "error"]) == ("failed", "unknown status 'paused'")
+    assert (t.loc[64, "status"], t.loc[64, "error"]) == ("failed", "reducer: status ok but the record holds no curve")
+    assert (t.loc[128, "status"], t.loc[128, "error"]) == ("failed", "reducer: the curve has no steps")
+    row = t.loc[256]  # missing: blanks and NaN, not leftovers
+    assert (row["status"], row["error"], row["node"], row["gpu_ids"]) == ("missing", "", "", "")
+    assert pd.isna(row["stop_reason"]) and pd.isna(row["attempts"]) and math.isnan(row["wall_s"]) and math.isnan(row["min_loss"])
+    assert (t.loc[512, "status"], t.loc[512, "error"]) == ("failed", "")
+    failed = {f["name"]: f for f in red.failed}
+    assert failed[e["bare"]["name"]] == {"trial_id": e["bare"]["trial_id"], "name": e["bare"]["name"],
+                                         "config": e["bare"]["config"], "error": "(no error message recorded)",
+                                         "attempts": None}
+    assert failed[e["weird"]["name"]]["attempts"] == 3
+    assert red.missing == [e["missing"]["name"]]
+    assert red.curves["width"].unique().tolist() == [4] and red.curves["trial"].unique().tolist() == [e["ok"]["trial_id"]]
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"trial {e['weird']['trial_id']}: unknown status 'paused', counted as failed" in messages
+    assert (f"trial {e['nocurve']['name']} ({e['nocurve']['trial_id']}): cannot reduce its curve: "
+            "status ok but the record holds no curve") in messages
+
+
+def test_no_manifest_is_a_warning_and_nothing_at_all_an_error(tmp_path, caplog):
+    e = S.trial_entry("sgd", 32, 0)
+    store.write_record(tmp_path, S.ok_record(e, 0.1, 1e-3))
+    with caplog.at_level(logging.WARNING, logger="sweeps.reduce"):
+        reduce.reduce_dir(tmp_path)
+    assert [r.getMessage() for r in caplog.records] == [f"{tmp_path}: no sweep.json; reducing the 1 record(s) found"]
+    (tmp_path / "nothing").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"nothing: no sweep.json and no trial records: not a sweep directory$"):
+        reduce.reduce_dir(tmp_path / "nothing")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from sweeps import reduce, report
+from tests.conftest import missing_tool
 from tests.sweeps import synthetic as S
 
 XSS = "<script>alert(1)</script>"
@@ -173,8 +174,9 @@ def _chromium(args, tmp_path, name):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
 def test_html_opens_in_headless_chromium_with_every_image_loaded(partial_dir, tmp_path):
+    if CHROMIUM is None:
+        missing_tool("chromium", "apt-get install -y chromium")
     d, _ = partial_dir
     # The report has no script of its own; a COPY gets a tiny one that counts decoded images.
     probe = tmp_path / "probe.html"
@@ -193,3 +195,98 @@ def test_html_opens_in_headless_chromium_with_every_image_loaded(partial_dir, tm
     img = mpimg.imread(shot)
     assert img.shape[:2] == (4000, 1280)
     assert img[..., :3].std() > 0.05
+
+
+# --------------------------------------------------------------------------- markup in labels and axis values
+MARKUP_OPT = "<marquee>adam|w</marquee>"
+MARKUP_AXIS = "<blink>relu</blink>|[x](http://e.x)"
+
+
+@pytest.fixture(scope="module")
+def markup_dir(tmp_path_factory):
+    """An optimizer label and a string axis value with HTML and Markdown markup in them."""
+    d = tmp_path_factory.mktemp("markup")
+    entries, records = [], []
+    for opt in ("sgd", MARKUP_OPT):
+        for bs in (32, 64):
+            for act in ("tanh", MARKUP_AXIS):
+                e = S.trial_entry(opt, bs, 0, axes={"act": act})
+                entries.append(e)
+                records.append(S.ok_record(e, 0.1 + 0.01 * bs / 32 + (0.2 if act == "tanh" else 0.0), 1e-3 * bs))
+    S.write_sweep(d, "markup", entries, records)
+    reduce.write_outputs(d)
+    return d
+
+
+def test_markup_in_an_optimizer_label_and_an_axis_value_is_escaped_in_html(markup_dir):
+    text = (markup_dir / "report.html").read_text()
+    low = text.lower()
+    assert "<marquee" not in low and "<blink" not in low
+    # In the ranking table (optimizer and axis columns, config names) and the scaling table.
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", text)
+    assert "&lt;marquee&gt;adam|w&lt;/marquee&gt;" in cells
+    assert "&lt;blink&gt;relu&lt;/blink&gt;|[x](http://e.x)" in cells
+    assert any(c.startswith("&lt;marquee&gt;adam|w&lt;/marquee&gt;, act=") for c in cells)  # scaling table series
+    assert f"<strong>{MARKUP_OPT}</strong>" not in text
+    assert "<strong>&lt;marquee&gt;adam|w&lt;/marquee&gt;</strong>:" in text  # its recommendation
+
+
+def test_markup_in_an_optimizer_label_and_an_axis_value_is_escaped_in_markdown(markup_dir):
+    md = (markup_dir / "report.md").read_text()
+    low = md.lower()
+    assert "<marquee" not in low and "<blink" not in low
+    assert "[x](" not in md and "\\[x\\](http://e.x)" in md  # brackets escaped: no link can form
+    rows = [line for line in md.split("## Ranking")[1].split("##")[0].splitlines() if line.startswith("|")]
+    assert len(rows) == 2 + 8
+    widths = {len(re.split(r"(?<!\\)\|", line)) for line in rows}
+    assert len(widths) == 1, rows  # a "|" inside a label did not split a cell
+    cells = [c.strip() for line in rows[2:] for c in re.split(r"(?<!\\)\|", line)]
+    assert report.md_escape(MARKUP_OPT) in cells and report.md_escape(MARKUP_AXIS) in cells
+    assert report.md_escape(MARKUP_OPT) == "&lt;marquee&gt;adam\\|w&lt;/marquee&gt;"
+
+
+# --------------------------------------------------------------------------- seed bands: values
+def test_seed_band_is_the_min_and_max_over_seeds(tmp_path):
+    """Recompute each band from the seeds' own curves: lo/hi are the seeds' min/max, not the mean."""
+    S.standard_sweep(tmp_path)
+    red = reduce.reduce_dir(tmp_path)
+    bands = report.seed_bands(red)
+    widths = []
+    for config, b in bands.groupby("config"):
+        grid = np.log10(b["lr"].to_numpy())
+        per_seed = []
+        for _, t in red.curves[red.curves["config"] == config].groupby("trial"):
+            x, y = np.log10(t["lr"].to_numpy()), t["smoothed_loss"].to_numpy()
+            per_seed.append(np.where((grid >= x.min()) & (grid <= x.max()), np.interp(grid, x, y), np.nan))
+        stack = np.vstack(per_seed)
+        full = b["full"].to_numpy()
+        assert full.sum() > 20
+        np.testing.assert_allclose(b["lo"].to_numpy()[full], stack[:, full].min(axis=0), rtol=1e-9)
+        np.testing.assert_allclose(b["hi"].to_numpy()[full], stack[:, full].max(axis=0), rtol=1e-9)
+        np.testing.assert_allclose(b["mean"].to_numpy()[full], stack[:, full].mean(axis=0), rtol=1e-9)
+        widths.append(np.max(b["hi"].to_numpy()[full] - b["lo"].to_numpy()[full]))
+    # The seeds are 0.1 apart in loss (and 4x apart in lr): every band has a real width.
+    assert min(widths) > 0.09
+
+
+def test_seed_band_is_drawn_from_lo_to_hi(tmp_path):
+    """The shaded area of figure (a) spans each panel's band (min to max over seeds), not the mean."""
+    from matplotlib.collections import PolyCollection
+
+    S.standard_sweep(tmp_path)
+    red = reduce.reduce_dir(tmp_path)
+    bands = report.seed_bands(red)
+    fig = report.fig_loss_vs_lr(red, bands)
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_title().startswith("batch size")]
+    assert len(panels) == len(S.BATCH_SIZES)
+    for ax in panels:
+        bs = int(ax.get_title().split()[-1])
+        sub = bands[bands["batch_size"] == bs]
+        polys = [c for c in ax.collections if isinstance(c, PolyCollection)]
+        assert len(polys) == sub["config"].nunique()
+        ys = np.concatenate([p.get_paths()[0].vertices[:, 1] for p in polys])
+        assert ys.min() == pytest.approx(sub["lo"].min(), rel=1e-9)
+        assert ys.max() == pytest.approx(sub["hi"].max(), rel=1e-9)
+        for p, (_, g) in zip(polys, sub.groupby("config", sort=False)):
+            v = p.get_paths()[0].vertices[:, 1]
+            assert v.max() - v.min() >= (g["hi"] - g["lo"]).max() - 1e-12

@@ -52,15 +52,14 @@ def _wait_for_prestarted_workers(timeout: float = 60.0) -> None:
     at once, racing them on a loaded machine (Ray would then start fresh workers).
     """
     import ray
+    from ray._private.state import workers  # Ray 2.60 (pinned); no public equivalent without the dashboard
 
-    try:
-        from ray._private.state import workers  # Ray 2.60; no public equivalent without the dashboard
-    except ImportError:
-        time.sleep(2.0)  # about what the CLI spends importing Tune and building the Tuner
-        return
     want = int(ray.cluster_resources().get("CPU", 1))
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and len(workers()) < want:
+    while len(workers()) < want:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout:g} s for {want} prestarted Ray workers to register; "
+                                 f"{len(workers())} did")
         time.sleep(0.1)
 
 

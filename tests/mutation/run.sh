@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Mutation testing of the pure analysis modules with mutmut (run by hand; minutes on 2 cores).
+#   tests/mutation/run.sh [SCRATCH_DIR]      -> prints mutmut's results and the share killed
+# mutmut writes a mutants/ tree and a cache next to the code, so it runs in a scratch copy of
+# the working tree, never in the repository itself.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/../.." && pwd)"
+scratch="${1:-${TMPDIR:-/tmp}/lrrt-mutation}"
+py="${PYTHON:-$repo/.venv/bin/python}"
+[ -x "$py" ] || py="$(command -v python3)"
+rm -rf "$scratch" && mkdir -p "$scratch"
+(cd "$repo" && git ls-files -co --exclude-standard -z | xargs -0 -I{} cp --parents {} "$scratch/")
+cat >> "$scratch/pyproject.toml" <<'TOML'
+
+[tool.mutmut]
+source_paths = ["lrrt_core/", "sweeps/"]
+only_mutate = ["lrrt_core/schedule.py", "lrrt_core/curve.py", "sweeps/reduce.py"]
+pytest_add_cli_args_test_selection = ["tests/core/test_schedule.py", "tests/core/test_curve.py",
+                                      "tests/sweeps/test_reduce.py", "tests/sweeps/test_store.py"]
+pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]
+use_git_change_detection = false
+TOML
+cd "$scratch"
+"$py" -m mutmut run --max-children "${MUTMUT_CHILDREN:-2}" || true
+"$py" -m mutmut results --all true > results.txt || "$py" -m mutmut results > results.txt || true
+"$py" - <<'PY'
+import collections, re
+counts = collections.Counter()
+for line in open("results.txt"):
+    m = re.match(r"\s*(\S+): (\w[\w ]*)$", line)
+    if m:
+        counts[m.group(2).strip()] += 1
+total = sum(counts.values())
+killed = counts.get("killed", 0) + counts.get("timeout", 0)
+print(dict(counts))
+print(f"mutation score: {killed}/{total} = {100 * killed / max(total, 1):.1f} % killed")
+PY
