@@ -8,8 +8,8 @@ from lrrt_core import suggest_all
 from lrrt_core.curve import Curve
 
 # README "Python API": suggest_all(curve) -> {'minimum': ..., 'minimum_div10': ..., 'steepest': ...,
-# 'valley': ..., 'sma_rule': ...}, in this order.
-SUGGEST_ALL_KEYS = ["minimum", "minimum_div10", "steepest", "valley", "sma_rule"]
+# 'valley': ..., 'sma_rule': ..., 'centered_min_div3': ...}, in this order.
+SUGGEST_ALL_KEYS = ["minimum", "minimum_div10", "steepest", "valley", "sma_rule", "centered_min_div3"]
 CURVE_FRAME = ["step", "lr", "loss", "smoothed_loss"]
 
 

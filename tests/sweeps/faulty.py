@@ -6,7 +6,6 @@ attempt (a marker file in ``marker_dir`` remembers the first attempt), or — ``
 build fine for a range test and raise when built for a verification training
 (``lrrt_core.verify.verify_workload`` on the call stack).
 
-
 Two ways for a test to know what runs at the same time, without timing assumptions:
 
 * ``meet_dir``: every trial writes a file there, then waits until ``meet_n`` trials have

@@ -19,12 +19,13 @@ from tests.sweeps.conftest import REPO
 
 # README "Output files": trials.csv, in this order; extra grid axes come right after seed.
 TRIALS_CSV = ["trial_id", "name", "config", "optimizer", "batch_size", "seed", "status", "error", "attempts",
-              "steps", "min_loss", "lr_at_min_loss", "steepest_lr", "valley_lr", "suggested_lr", "diverged_lr",
-              "stop_reason", "wall_s", "node", "gpu_ids"]
+              "steps", "min_loss", "lr_at_min_loss", "steepest_lr", "valley_lr", "minimum_div10_lr", "sma_lr",
+              "centered_min_div3_lr", "suggested_lr", "diverged_lr", "stop_reason", "wall_s", "node", "gpu_ids"]
 CURVES_PARQUET = ["trial", "name", "config", "optimizer", "batch_size", "seed", "step", "lr", "loss", "smoothed_loss"]
 RANKING_CSV = ["config", "optimizer", "batch_size", "n_ok", "n_failed", "n_missing", "min_loss_mean", "min_loss_std",
                "suggested_lr_gmean", "suggested_lr_gsd", "steepest_lr_gmean", "valley_lr_gmean",
-               "lr_at_min_loss_gmean", "rank"]
+               "lr_at_min_loss_gmean", "rank", "verified_lr", "verified_val_loss", "verified_metric",
+               "verified_rank"]
 
 
 def test_readme_documents_the_trials_csv_columns():
