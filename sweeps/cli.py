@@ -224,39 +224,57 @@ def cmd_find(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="lrrt",
-        description="Learning-rate range tests for grids of optimizers x batch sizes x seeds, on Ray Tune.",
-    )
-    from lrrt_core import __version__
+def _resources(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (overrides the file)")
+    sp.add_argument("--gpus-per-trial", type=float, help="GPUs per trial, fractions allowed (e.g. 0.5)")
+    sp.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
 
-    p.add_argument("--version", action="version", version=f"lrrt {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def resources(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (overrides the file)")
-        sp.add_argument("--gpus-per-trial", type=float, help="GPUs per trial, fractions allowed (e.g. 0.5)")
-        sp.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
+def _ray_options(sp: argparse.ArgumentParser) -> None:
+    """Where trials run and how they talk: the options ``sweep`` and ``verify`` share."""
+    sp.add_argument("--address", help="join an existing Ray cluster (host:port, 'auto'); default: RAY_ADDRESS or a local Ray")
+    _resources(sp)
+    sp.add_argument("--local-gpus", type=int, help="declare N GPUs to the local Ray (when detection is wrong)")
+    sp.add_argument("--storage", help="Ray Tune storage_path for its own state (e.g. s3://bucket/lrrt); default OUT/ray")
+    sp.add_argument("--wait-for-nodes", action="store_true",
+                    help="don't refuse a GPU request no node has yet (autoscaling clusters)")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    sp.add_argument("-v", "--verbose", action="store_true", help="show Ray's and the workers' logs")
 
+
+def _add_sweep(sub) -> None:
     s = sub.add_parser("sweep", help="run a sweep file on Ray, then write the report",
                        description="Run every trial of CONFIG on Ray Tune and write the ranked report into --out. "
                                    "Re-running the same command on the same --out resumes: finished trials are not re-run.")
     s.add_argument("config", help="sweep file (YAML), e.g. sweeps/configs/quickstart.yaml")
     s.add_argument("--out", help="output directory (default runs/<sweep name>)")
-    s.add_argument("--address", help="join an existing Ray cluster (host:port, 'auto'); default: RAY_ADDRESS or a local Ray")
-    resources(s)
-    s.add_argument("--local-gpus", type=int, help="declare N GPUs to the local Ray (when detection is wrong)")
-    s.add_argument("--storage", help="Ray Tune storage_path for its own state (e.g. s3://bucket/lrrt); default OUT/ray")
-    s.add_argument("--wait-for-nodes", action="store_true",
-                   help="don't refuse a GPU request no node has yet (autoscaling clusters)")
+    _ray_options(s)
     s.add_argument("--fresh", action="store_true", help="discard the results already in --out and start over")
     s.add_argument("--rank-by", choices=RANK_CHOICES,
                    help="suggestion that gives suggested_lr and breaks ranking ties (default: the file's report.rank_by)")
-    s.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    s.add_argument("-v", "--verbose", action="store_true", help="show Ray's and the workers' logs")
     s.set_defaults(func=cmd_sweep)
 
+
+def _add_verify(sub) -> None:
+    vf = sub.add_parser("verify", help="add short real trainings around each recommendation to a finished sweep",
+                        description="Train every configuration of the sweep in DIR (or the --top ones) briefly at "
+                                    "candidate rates around its recommended learning rate, on Ray Tune, and add the "
+                                    "verified ranking to the report. Settings: the sweep file's verify: section, "
+                                    "overridden by these options. Re-running resumes.")
+    vf.add_argument("dir", help="a sweep's output directory")
+    length = vf.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, help="epochs per training (default 2)")
+    length.add_argument("--steps", type=int, help="optimizer steps per training instead of epochs")
+    vf.add_argument("--candidates", type=float, nargs="+", metavar="F",
+                    help="multiples of the recommended rate to train at (default 0.333 1 3)")
+    vf.add_argument("--top", type=int, help="only the top K configurations of the range-test ranking")
+    vf.add_argument("--metric", help="held-out metric that picks the rate: val_loss (default) or a workload metric (accuracy)")
+    _ray_options(vf)
+    vf.add_argument("--rank-by", choices=RANK_CHOICES, help="the recommendation the candidates surround (default: the file's)")
+    vf.set_defaults(func=cmd_verify)
+
+
+def _add_report(sub) -> None:
     r = sub.add_parser("report", help="rebuild tables, plots and report from stored trial results",
                        description="Rebuild trials.csv, ranking.csv, curves.parquet, plots and report.html/.md in DIR "
                                    "from the stored trial results; works for a running or interrupted sweep.")
@@ -266,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-q", "--quiet", action="store_true")
     r.set_defaults(func=cmd_report)
 
+
+def _add_find(sub) -> None:
     f = sub.add_parser("find", help="one range test on this machine (no Ray)",
                        description="Run one learning-rate range test here, print the suggestions, write the curve and a plot.")
     f.add_argument("--workload", default="digits_cnn", help="built-in workload or package.module:function (default digits_cnn)")
@@ -286,33 +306,25 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("-v", "--verbose", action="store_true", help="show TensorFlow's start-up logs")
     f.set_defaults(func=cmd_find)
 
-    vf = sub.add_parser("verify", help="add short real trainings around each recommendation to a finished sweep",
-                        description="Train every configuration of the sweep in DIR (or the --top ones) briefly at "
-                                    "candidate rates around its recommended learning rate, on Ray Tune, and add the "
-                                    "verified ranking to the report. Settings: the sweep file's verify: section, "
-                                    "overridden by these options. Re-running resumes.")
-    vf.add_argument("dir", help="a sweep's output directory")
-    length = vf.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=int, help="epochs per training (default 2)")
-    length.add_argument("--steps", type=int, help="optimizer steps per training instead of epochs")
-    vf.add_argument("--candidates", type=float, nargs="+", metavar="F",
-                    help="multiples of the recommended rate to train at (default 0.333 1 3)")
-    vf.add_argument("--top", type=int, help="only the top K configurations of the range-test ranking")
-    vf.add_argument("--metric", help="held-out metric that picks the rate: val_loss (default) or a workload metric (accuracy)")
-    vf.add_argument("--address", help="join an existing Ray cluster (host:port, 'auto'); default: RAY_ADDRESS or a local Ray")
-    resources(vf)
-    vf.add_argument("--local-gpus", type=int, help="declare N GPUs to the local Ray (when detection is wrong)")
-    vf.add_argument("--storage", help="Ray Tune storage_path for its own state; default OUT/ray")
-    vf.add_argument("--wait-for-nodes", action="store_true", help="don't refuse a GPU request no node has yet")
-    vf.add_argument("--rank-by", choices=RANK_CHOICES, help="the recommendation the candidates surround (default: the file's)")
-    vf.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    vf.add_argument("-v", "--verbose", action="store_true", help="show Ray's and the workers' logs")
-    vf.set_defaults(func=cmd_verify)
 
+def _add_validate(sub) -> None:
     v = sub.add_parser("validate", help="check a sweep file and print its trial grid; launches nothing")
     v.add_argument("config")
-    resources(v)
+    _resources(v)
     v.set_defaults(func=cmd_validate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lrrt",
+        description="Learning-rate range tests for grids of optimizers x batch sizes x seeds, on Ray Tune.",
+    )
+    from lrrt_core import __version__
+
+    p.add_argument("--version", action="version", version=f"lrrt {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_sweep, _add_verify, _add_report, _add_find, _add_validate):
+        add(sub)
     return p
 
 
