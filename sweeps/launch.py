@@ -11,6 +11,7 @@ trials and never the finished ones. Ray Tune's own experiment state goes to
 from __future__ import annotations
 
 import contextlib
+import gc
 import dataclasses
 import logging
 import os
@@ -171,6 +172,14 @@ def stop_local_ray_in_background() -> None:
     thread = threading.Thread(target=ray.shutdown, name="lrrt-ray-shutdown")
     thread.start()
     _STOPPING.append(thread)
+
+
+def stop_local_ray() -> None:
+    """``ray.shutdown()`` now, in this thread (after an error: nothing to overlap with)."""
+    import ray
+
+    wait_ray_stopped()
+    ray.shutdown()
 
 
 def wait_ray_stopped() -> None:
@@ -617,6 +626,26 @@ def _count(outcome: LaunchOutcome, todo: Sequence, out_dir: Path, folder: str) -
     return outcome
 
 
+def _fit(spec, kind: TrialKind, trials: Sequence, todo: Sequence, out_dir: Path, outcome: LaunchOutcome,
+         attempts_before: dict, *, owns_ray: bool, storage: str | None, quiet: bool,
+         builder: Callable[..., Any] | None) -> None:
+    """Run ``todo`` in one Tune experiment; every Tune object lives and dies in here."""
+    trials_by_id = {t.trial_id: t for t in trials}
+    progress = None if quiet else Progress(len(todo), kind.steps, label=f"{kind.what}s")
+    callbacks = _make_callbacks(out_dir, kind, trials_by_id, attempts_before, progress)
+    storage_path = storage_uri(storage) if storage else str(out_dir / "ray")
+    # Tune is imported after connect: a local Ray's workers load TensorFlow meanwhile.
+    tuner = _make_tuner(spec, kind, todo, callbacks, storage_path, builder)
+    outcome.launched = len(todo)
+    t_fit = time.monotonic()
+    with _tune_actors_without_runtime_env() if owns_ray else contextlib.nullcontext():
+        result_grid = tuner.fit()
+    logger.info("Tune finished %d trials in %.1f s", len(todo), time.monotonic() - t_fit)
+    outcome.experiment_path = result_grid.experiment_path
+    if progress:
+        progress.close()
+
+
 def run_trials(
     spec,
     trials: Sequence,
@@ -671,22 +700,17 @@ def run_trials(
         check_fits(res.cpus_per_trial, res.gpus_per_trial, wait_for_nodes=wait_for_nodes)
         if before_launch:
             before_launch()
-        trials_by_id = {t.trial_id: t for t in trials}
         attempts_before = {tid: int(r.get("attempts") or 0) for tid, r in records.items()}
-        progress = None if quiet else Progress(len(todo), kind.steps, label=f"{kind.what}s")
-        callbacks = _make_callbacks(out_dir, kind, trials_by_id, attempts_before, progress)
-        storage_path = storage_uri(storage) if storage else str(out_dir / "ray")
-        # Tune is imported after connect: a local Ray's workers load TensorFlow meanwhile.
-        tuner = _make_tuner(spec, kind, todo, callbacks, storage_path, builder)
-        outcome.launched = len(todo)
-        t_fit = time.monotonic()
-        with _tune_actors_without_runtime_env() if owns_ray else contextlib.nullcontext():
-            result_grid = tuner.fit()
-        logger.info("Tune finished %d trials in %.1f s", len(todo), time.monotonic() - t_fit)
-        outcome.experiment_path = result_grid.experiment_path
-        if progress:
-            progress.close()
-    finally:
+        _fit(spec, kind, trials, todo, out_dir, outcome, attempts_before, owns_ray=owns_ray, storage=storage,
+             quiet=quiet, builder=builder)
+    except BaseException:
         if owns_ray:
-            stop_local_ray_in_background()  # the caller's report overlaps with it
+            stop_local_ray()
+        raise
+    if owns_ray:
+        # Tune's objects hold Ray handles, some in reference cycles; freeing one after
+        # ray.shutdown() makes Ray's core worker end the process. Collect them while Ray
+        # is up, then let the caller's report overlap with the shutdown.
+        gc.collect()
+        stop_local_ray_in_background()
     return _count(outcome, todo, out_dir, kind.folder)

@@ -173,7 +173,7 @@ def test_notebook_example_runs_shows_the_result_and_resumes(tmp_path):
     assert json.loads((out / "sweep.json").read_text())["spec"]["workload"].startswith("__main__:build@")
     # Progress is one updating output, not a line per update; no Tune tables, no Ray log lines.
     displays = [o for o in nb.cells[1].outputs if o["output_type"] == "display_data"]
-    assert len(displays) == 1 and displays[0]["data"]["text/plain"].startswith("[lrrt] 2/2 done"), displays
+    assert len(displays) == 1 and displays[0]["data"]["text/plain"].startswith("[lrrt] range tests 2/2 done"), displays
     stderr = "".join(o.get("text", "") for o in nb.cells[1].outputs if o.get("name") == "stderr")
     assert stderr.count("\n") == 1 and stderr.startswith("lrrt: sweep 'notebook'"), stderr
 
