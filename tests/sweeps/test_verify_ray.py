@@ -118,3 +118,17 @@ def test_lrrt_verify_refuses_bad_input(tmp_path):
     proc = run_lrrt("verify", tmp_path / "s", "--epochs", "0")
     assert proc.returncode == 2 and proc.stderr.startswith("lrrt: error: --epochs: "), proc.stderr
     assert sorted(p.name for p in (tmp_path / "s").rglob("*")) == before  # nothing written
+
+
+@pytest.mark.slow
+def test_shipped_digits_verified_runs_end_to_end(tmp_path):
+    """sweeps/configs/digits_verified.yaml as shipped: 24 range tests, then 72 trainings (~4 min)."""
+    out = tmp_path / "dv"
+    proc = run_lrrt("sweep", REPO / "sweeps/configs/digits_verified.yaml", "--out", out, "-q", timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (pd.read_csv(out / "trials.csv")["status"] == "ok").all()
+    verify = pd.read_csv(out / "verify.csv")
+    assert len(verify) == 72 and (verify["status"] == "ok").all() and verify["accuracy"].notna().all()
+    ranking = pd.read_csv(out / "ranking.csv")
+    assert sorted(ranking["verified_rank"].astype(int)) == list(range(1, 13))
+    assert len(json.loads((out / "recipes.json").read_text())["recipes"]) == 12
