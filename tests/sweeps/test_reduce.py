@@ -339,6 +339,7 @@ def test_odd_records_and_the_manifest_rank_by(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="sweeps.reduce"):
         red = reduce.reduce_dir(tmp_path)
     assert red.rank_by == "valley" and reduce.reduce_dir(tmp_path, rank_by="minimum").rank_by == "minimum"
+    assert red.manifest["name"] == red.name == "odd"
     t = red.trials.set_index("batch_size")
     row = t.loc[8]  # ok; wall_s, node, gpu_ids absent from the record: the curve's wall time, blanks
     assert (row["status"], row["error"], row["attempts"], row["wall_s"], row["node"], row["gpu_ids"]) == (
@@ -398,7 +399,7 @@ def test_lr_scaling_fit_against_numpy_on_an_imperfect_fit():
         "batch_size": list(bs) + [512, 0, 64] + [32, 64],
         "suggested_lr_gmean": list(lr) + [np.nan, 1e-2, 0.0] + [1e-3, 2e-3],
     })
-    fit = reduce.fit_lr_scaling(ranking.iloc[[0, 1, 2, 3, 4, 5, 6, 7, 8]]).set_index("optimizer")
+    fit = reduce.fit_lr_scaling(ranking.iloc[[8, 0, 1, 2, 3, 4, 5, 6, 7]]).set_index("optimizer")  # adam first
     x, y = np.log10(bs), np.log10(lr)
     slope, intercept = np.polyfit(x, y, 1)
     assert fit.loc["sgd", "n_batch_sizes"] == 5
