@@ -131,3 +131,13 @@ def test_from_dict_minimal_record_defaults():
     c = Curve.from_dict({"lrs": [1e-3, 1e-2], "losses": [2, 1]})
     assert (c.stop_reason, c.diverged_lr, c.steps_planned, c.wall_s, c.params) == ("completed", None, 2, 0.0, {})
     assert c.losses.dtype == np.float64
+
+
+def test_curve_stores_float64_arrays_and_says_what_is_wrong():
+    c = Curve(lrs=[1, 2, 3], losses=[3, 2, 1])
+    assert isinstance(c.losses, np.ndarray) and isinstance(c.lrs, np.ndarray)
+    assert c.losses.dtype == c.lrs.dtype == np.float64
+    with pytest.raises(ValueError, match=r"^lrs and losses must be 1-D of equal length, got \(2,\) and \(3,\)$"):
+        Curve(lrs=[1.0, 2.0], losses=[1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"^stop_reason must be one of .*, got 'bored'$"):
+        Curve(lrs=[1.0], losses=[1.0], stop_reason="bored")

@@ -10,7 +10,8 @@ Two ways for a test to know what runs at the same time, without timing assumptio
 
 * ``meet_dir``: every trial writes a file there, then waits until ``meet_n`` trials have
   (at most ``meet_s``; then it raises, naming how many it saw): proof that ``meet_n``
-  trials were running at once.
+  trials were running at once. With ``meet_strict=False`` it goes on after ``meet_s`` and
+  notes how many it saw (``saw-<gate>-*``): proof that no other trial started meanwhile.
 * ``gate="held"`` with ``gate_file``: the trial waits until the test creates ``gate_file``
   (at most ``gate_s``; then it raises), so the test can look at a sweep that is running.
 """
@@ -36,16 +37,22 @@ def _wait_for(done, timeout: float, what) -> None:
 
 
 def build(seed: int = 0, *, fault: str = "none", marker_dir: str | None = None, width: int = 8,
-          meet_dir: str | None = None, meet_n: int = 2, meet_s: float = 60.0,
+          meet_dir: str | None = None, meet_n: int = 2, meet_s: float = 60.0, meet_strict: bool = True,
           gate: str = "open", gate_file: str | None = None, gate_s: float = 120.0, **unused):
     from lrrt_core.workloads import Workload
 
     if meet_dir:
         d = Path(meet_dir)
         d.mkdir(parents=True, exist_ok=True)
-        (d / f"{os.getpid()}-{uuid.uuid4().hex}").write_text(str(seed))
-        _wait_for(lambda: len(list(d.iterdir())) >= meet_n, meet_s,
-                  lambda: f"{meet_n} trials running at once (saw {len(list(d.iterdir()))})")
+        (d / f"start-{os.getpid()}-{uuid.uuid4().hex}").write_text(str(seed))
+        started = lambda: len(list(d.glob("start-*")))  # noqa: E731
+        try:
+            _wait_for(lambda: started() >= meet_n, meet_s, lambda: f"{meet_n} trials running at once (saw {started()})")
+        except RuntimeError:
+            if meet_strict:
+                raise
+        # meet_strict=False: a test that expects trials NOT to meet reads what each one saw.
+        (d / f"saw-{gate}-{uuid.uuid4().hex}").write_text(str(started()))
     if gate == "held" and gate_file:
         print(f"faulty: trial held at its gate (pid {os.getpid()})", flush=True)  # a worker log line (-v shows it)
         _wait_for(Path(gate_file).exists, gate_s, lambda: f"the test to open {gate_file}")

@@ -328,7 +328,7 @@ def test_odd_records_and_the_manifest_rank_by(tmp_path, caplog):
     e = {k: S.trial_entry("sgd", bs, 0, axes={"width": 4}) for k, bs in
          (("ok", 8), ("nostatus", 16), ("weird", 32), ("nocurve", 64), ("empty", 128), ("missing", 256), ("bare", 512))}
     ok = S.ok_record(e["ok"], 0.1, 1e-3, wall_s=None, node=None, gpu_ids=None, attempts=2)
-    nostatus = {k: v for k, v in S.failed_record(e["nostatus"], "boom").items() if k != "status"}
+    nostatus = {k: v for k, v in S.failed_record(e["nostatus"], None).items() if k != "status"}
     weird = {**S.failed_record(e["weird"], None), "status": "paused"}
     nocurve = {**S.ok_record(e["nocurve"], 0.1, 1e-3), "curve": None}
     empty = {**S.ok_record(e["empty"], 0.1, 1e-3), "curve": {"lrs": [], "losses": []}}
@@ -340,12 +340,13 @@ def test_odd_records_and_the_manifest_rank_by(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="sweeps.reduce"):
         red = reduce.reduce_dir(tmp_path)
     assert red.rank_by == "valley" and reduce.reduce_dir(tmp_path, rank_by="minimum").rank_by == "minimum"
+    assert red.manifest["name"] == red.name == "odd"
     t = red.trials.set_index("batch_size")
     row = t.loc[8]  # ok; wall_s, node, gpu_ids absent from the record: the curve's wall time, blanks
     assert (row["status"], row["error"], row["attempts"], row["wall_s"], row["node"], row["gpu_ids"]) == (
         "ok", "", 2, 1.5, "", "")
     assert row["suggested_lr"] == row["valley_lr"]
-    assert (t.loc[16, "status"], t.loc[16, "error"]) == ("failed", "boom")  # no status: failed
+    assert (t.loc[16, "status"], t.loc[16, "error"]) == ("failed", "")  # no status: failed, nothing invented
     assert (t.loc[32, "status"], t.loc[32, "error"]) == ("failed", "unknown status 'paused'")
     assert (t.loc[64, "status"], t.loc[64, "error"]) == ("failed", "reducer: status ok but the record holds no curve")
     assert (t.loc[128, "status"], t.loc[128, "error"]) == ("failed", "reducer: the curve has no steps")
@@ -375,3 +376,40 @@ def test_no_manifest_is_a_warning_and_nothing_at_all_an_error(tmp_path, caplog):
     (tmp_path / "nothing").mkdir()
     with pytest.raises(FileNotFoundError, match=r"nothing: no sweep.json and no trial records: not a sweep directory$"):
         reduce.reduce_dir(tmp_path / "nothing")
+
+
+def test_single_seed_configurations_rank_by_loss_and_unfinished_ones_last(tmp_path):
+    """One ok seed is enough to be ranked; a configuration with none goes last whatever its name."""
+    entries = [S.trial_entry(opt, 32, 0) for opt in ("aaa", "bbb", "ccc")]
+    S.write_sweep(tmp_path, "one seed", entries, [S.failed_record(entries[0], "boom"),
+                                                  S.ok_record(entries[1], 0.5, 1e-3), S.ok_record(entries[2], 0.1, 1e-3)])
+    ranking = reduce.reduce_dir(tmp_path).ranking
+    assert ranking["config"].tolist() == ["ccc-bs32", "bbb-bs32", "aaa-bs32"]
+    assert ranking["rank"].tolist() == [1, 2, 3] and ranking["rank"].dtype == np.int64
+    assert ranking["n_ok"].tolist() == [1, 1, 0] and math.isnan(ranking["min_loss_std"].iloc[0])
+    assert list(ranking.index) == [0, 1, 2]
+
+
+def test_lr_scaling_fit_against_numpy_on_an_imperfect_fit():
+    """slope, intercept and R^2 of a noisy log-log fit, computed independently; rows without a
+    usable learning rate or batch size are left out, as are series with one batch size."""
+    bs = np.array([16, 32, 64, 128, 256])
+    lr = np.array([1.1e-3, 1.7e-3, 4.4e-3, 7.0e-3, 1.9e-2])
+    ranking = pd.DataFrame({
+        "optimizer": ["sgd"] * 5 + ["sgd"] * 3 + ["adam"] * 2,
+        "batch_size": list(bs) + [512, 0, 64] + [32, 64],
+        "suggested_lr_gmean": list(lr) + [np.nan, 1e-2, 0.0] + [1e-3, 2e-3],
+    })
+    fit = reduce.fit_lr_scaling(ranking.iloc[[8, 0, 1, 2, 3, 4, 5, 6, 7]]).set_index("optimizer")  # adam first
+    x, y = np.log10(bs), np.log10(lr)
+    slope, intercept = np.polyfit(x, y, 1)
+    assert fit.loc["sgd", "n_batch_sizes"] == 5
+    assert fit.loc["sgd", "slope"] == pytest.approx(slope, rel=1e-12)
+    assert fit.loc["sgd", "intercept"] == pytest.approx(intercept, rel=1e-12)
+    assert fit.loc["sgd", "r2"] == pytest.approx(np.corrcoef(x, y)[0, 1] ** 2, rel=1e-9)
+    assert 0.9 < fit.loc["sgd", "r2"] < 0.999
+    assert "adam" not in fit.index  # one usable batch size
+    both = reduce.fit_lr_scaling(ranking)
+    assert both["optimizer"].tolist() == ["sgd", "adam"] and both.iloc[1]["slope"] == pytest.approx(1.0)
+    assert list(reduce.fit_lr_scaling(ranking.iloc[:0]).columns) == ["optimizer", "n_batch_sizes", "slope", "intercept", "r2"]
+    assert reduce.fit_lr_scaling(ranking, lr_column="nope").empty

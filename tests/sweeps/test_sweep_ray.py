@@ -103,7 +103,7 @@ def test_multi_gpu_placement_with_logical_gpus(tmp_path, write_spec, gpus_per_tr
     assert proc.stdout == "" and "[lrrt]" not in proc.stderr and "lrrt:" not in proc.stderr  # -q: no output
     trials = _assert_outputs(out)
     assert (trials["status"] == "ok").all(), trials[["name", "status", "error"]]
-    assert len(list(meet.iterdir())) == 2
+    assert len(list(meet.glob("start-*"))) == 2
     ids = sorted(str(g) for g in trials["gpu_ids"])
     # Every trial got exactly one (logical) GPU id from Ray, recorded in trials.csv.
     assert ids == (["0", "1"] if gpus_per_trial == 1 else ["0", "0"]), ids
@@ -234,8 +234,8 @@ def test_sweep_flags_default_out_storage_max_concurrent_verbose_eta_and_report_w
 
     No ``--out``: the outputs go to ``runs/<name>`` under the current directory.
     ``--storage``: Tune's own state goes there, not to ``OUT/ray``. ``--max-concurrent 1``:
-    the two trials never overlap (the second is held at its start until the test lets it
-    go, so with two CPUs both would otherwise run at once). ``-v``: lrrt's INFO log and the
+    the first trial waits 6 s at its start and no other starts meanwhile (with two CPUs the
+    second would start within a second). ``-v``: lrrt's INFO log and the
     workers' output reach the terminal. The progress line shows an ETA once a trial is done.
     ``lrrt report`` run while the held trial waits: partial outputs, the trial missing.
     """
@@ -245,8 +245,9 @@ def test_sweep_flags_default_out_storage_max_concurrent_verbose_eta_and_report_w
     spec = write_spec(tiny_spec(
         name="flags",
         grid={"optimizer": ["sgd"], "batch_size": [32], "seed": [0], "axes": {"gate": ["open", "held"]}},
-        workload_args={"gate_file": str(gate)},
-        range_test={"steps": 100},
+        workload_args={"gate_file": str(gate), "meet_dir": str(tmp_path / "meet"), "meet_n": 2, "meet_s": 6,
+                       "meet_strict": False},
+        range_test={"steps": 40},
     ))
     storage = tmp_path / "tune-state"
     out = work / "runs" / "flags"
@@ -276,11 +277,10 @@ def test_sweep_flags_default_out_storage_max_concurrent_verbose_eta_and_report_w
     # --storage: Tune's experiment went there; nothing under OUT/ray.
     assert list(storage.glob("run-*")), sorted(p.name for p in storage.rglob("*"))[:20]
     assert not (out / "ray").exists()
-    # --max-concurrent 1: one trial after the other. (Run together, the held one would start
-    # with the open one and overlap its whole run, seconds; 0.5 s allows for the driver
-    # writing the first record a little after Tune has freed its slot.)
-    (a0, a1), (b0, b1) = sorted((r["finished_at"] - r["wall_s"], r["finished_at"]) for r in _records(out).values())
-    assert a1 <= b0 + 0.5, ((a0, a1), (b0, b1))
+    # --max-concurrent 1: the open trial waited 6 s at its start for another trial to start,
+    # and none did (two CPUs: without the limit the held one starts within a second).
+    saw = {p.name.split("-")[1]: int(p.read_text()) for p in (tmp_path / "meet").glob("saw-*")}
+    assert saw == {"open": 1, "held": 2}, saw
     # -v: lrrt's own INFO log and the held worker's output.
     text = stderr + stdout
     assert "INFO sweeps.launch: Ray ready in" in text
@@ -288,7 +288,7 @@ def test_sweep_flags_default_out_storage_max_concurrent_verbose_eta_and_report_w
     # The progress line, with an ETA (mm:ss) once a trial has finished.
     progress = [line for line in stderr.splitlines() if line.startswith("[lrrt] ")]
     assert any(re.search(r"1/2 done .* ETA \d\d:\d\d$", line) for line in progress), progress
-    assert progress[-1].startswith("[lrrt] 2/2 done (0 failed)"), progress
+    assert progress[-1].startswith("[lrrt] range tests 2/2 done (0 failed)"), progress
 
 
 def test_wait_for_nodes_launches_a_gpu_request_no_node_has_yet(tmp_path, write_spec):
@@ -301,8 +301,10 @@ def test_wait_for_nodes_launches_a_gpu_request_no_node_has_yet(tmp_path, write_s
                             cwd=REPO, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
-        # The manifest is written after the resource check, right before the trials launch.
+        # The manifest is written after the resource check, right before the trials launch;
+        # Tune's experiment folder appears once its loop runs (the trial pending for a GPU).
         _wait_until(lambda: (out / "sweep.json").is_file(), 300, f"{out}/sweep.json (the sweep launching)", proc)
+        _wait_until(lambda: any((out / "ray").glob("run-*/*")), 300, f"Tune's experiment state in {out}/ray", proc)
         assert proc.poll() is None
         os.kill(proc.pid, signal.SIGINT)
         _, stderr = proc.communicate(timeout=120)
