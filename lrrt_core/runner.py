@@ -95,7 +95,7 @@ def run_workload(
     finally:
         del model, wl
         keras.backend.clear_session()
-    name = workload if isinstance(workload, str) else f"{workload.__module__}:{workload.__qualname__}"
+    name = workload if isinstance(workload, str) else callable_name(workload)
     curve.params.update(
         optimizer=str(optimizer).lower(),
         optimizer_kwargs=optimizer_kwargs,
@@ -123,6 +123,12 @@ def _compute_ladder_in_graph(model, opt, wl, kind, start_lr, end_lr, steps, epoc
             opt.learning_rate = ladder_schedule(kind, start_lr, end_lr, n)
     except (TypeError, ValueError):
         return
+
+
+def callable_name(fn: Callable[..., Any]) -> str:
+    """``module:qualname`` of a builder; a callable object without them is named by its type."""
+    kind = fn if hasattr(fn, "__qualname__") else type(fn)
+    return f"{getattr(kind, '__module__', '?')}:{getattr(kind, '__qualname__', type(fn).__name__)}"
 
 
 def write_curve(curve: Curve, out_dir: str | os.PathLike[str], stem: str = "curve") -> dict[str, Path]:
@@ -153,4 +159,4 @@ def write_curve(curve: Curve, out_dir: str | os.PathLike[str], stem: str = "curv
     return paths
 
 
-__all__ = ["run_workload", "write_curve"]
+__all__ = ["run_workload", "write_curve", "callable_name"]

@@ -97,3 +97,16 @@ def test_verify_workload_equals_training_the_built_workload():
     assert candidate_rates(0.03) == pytest.approx([0.01, 0.03, 0.09])
     with pytest.raises(ValueError, match="finite rate > 0"):
         candidate_rates(float("nan"))
+
+
+def test_a_callable_object_as_builder_is_named_by_its_type():
+    from lrrt_core.runner import callable_name, run_workload
+
+    class Builder:
+        def __call__(self, seed=0, **axes):
+            return tiny(seed, **axes)
+
+    assert callable_name(tiny) == f"{__name__}:tiny"
+    assert callable_name(Builder()) == f"{__name__}:test_a_callable_object_as_builder_is_named_by_its_type.<locals>.Builder"
+    curve = run_workload(Builder(), optimizer="sgd", batch_size=32, start_lr=1e-3, end_lr=1.0, steps=10)
+    assert curve.params["workload"].endswith(".<locals>.Builder") and curve.steps_run == 10
