@@ -44,3 +44,9 @@ def test_plot_does_not_import_pyplot_or_set_backend():
         "assert matplotlib.rcParams._get_backend_or_none() == before\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_verification_planning_and_reducing_stay_light():
+    """The verification stage is decided and reduced without Ray or TensorFlow (lrrt report needs neither)."""
+    loaded = loaded_after("import sweeps.verification, sweeps.reduce, sweeps.run, lrrt_core.verify")
+    assert loaded.isdisjoint({"tensorflow", "keras", "ray", "matplotlib"}), loaded
