@@ -230,18 +230,21 @@ def sweep(
             ``out``, an unreachable cluster, a builder Ray cannot serialize (``.key`` names
             the setting). Nothing is written then.
     """
+    from sweeps.launch import RayOptions
     from sweeps.run import run_sweep
 
     spec, builder = resolve_spec(config, workload)
     if any(v is not None for v in (cpus_per_trial, gpus_per_trial, max_concurrent)):
         spec = spec.with_resources(cpus_per_trial, gpus_per_trial, max_concurrent)
-    run = run_sweep(spec, out=out, builder=builder, address=address, fresh=fresh, quiet=quiet, rank_by=rank_by)
+    run = run_sweep(spec, out=out, builder=builder, ray=RayOptions(address=address, quiet=quiet), fresh=fresh,
+                    rank_by=rank_by)
     return SweepResult(run.reduction, launched=run.launched, skipped=run.skipped, exit_code=run.exit_code)
 
 
 def verify(
     out_dir: str | os.PathLike,
     *,
+    workload: Callable[..., Any] | None = None,
     epochs: int | None = None,
     steps: int | None = None,
     candidates: list[float] | None = None,
@@ -257,19 +260,21 @@ def verify(
     """Add (or complete) the verification stage of a finished sweep, like ``lrrt verify DIR``.
 
     Short real trainings of every configuration (or the ``top`` ones) at ``candidates`` x
-    its recommended rate; settings default to the sweep file's ``verify:`` section. The
+    its recommended rate; settings default to the sweep file's ``verify:`` section. A sweep
+    run with a builder callable (a notebook's) needs the same callable as ``workload``. The
     result's ``ranking`` gains ``verified_lr``, ``verified_rank``...; failed trainings do not
     raise (``n_failed`` / ``exit_code`` say so).
 
     Raises:
         InvalidInput: not a sweep directory, no finished range test, bad settings.
     """
+    from sweeps.launch import RayOptions
     from sweeps.run import run_verify
 
     run = run_verify(out_dir, verify={"epochs": epochs, "steps": steps, "candidates": candidates, "top": top,
                                       "metric": metric},
-                     address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                     max_concurrent=max_concurrent, quiet=quiet, rank_by=rank_by)
+                     cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent,
+                     ray=RayOptions(address=address, quiet=quiet), builder=workload, rank_by=rank_by)
     return SweepResult(run.reduction, launched=run.launched, skipped=run.skipped, exit_code=run.exit_code)
 
 

@@ -97,13 +97,10 @@ def _load(args: argparse.Namespace):
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from sweeps.launch import RayOptions
     from sweeps.run import run_sweep
 
-    run = run_sweep(
-        _load(args), out=args.out, address=args.address, local_gpus=args.local_gpus, storage=args.storage,
-        wait_for_nodes=args.wait_for_nodes, fresh=args.fresh, quiet=args.quiet, verbose=args.verbose,
-        rank_by=args.rank_by,
-    )
+    run = run_sweep(_load(args), out=args.out, ray=RayOptions.from_args(args), fresh=args.fresh, rank_by=args.rank_by)
     if not args.quiet:
         _print_summary(run.out_dir, run.reduction)
     return run.exit_code
@@ -157,15 +154,12 @@ def _print_verification(reduction) -> None:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """``lrrt verify DIR``: add (or complete) the verification stage of a finished sweep."""
+    from sweeps.launch import RayOptions
     from sweeps.run import run_verify
 
     settings = {k: getattr(args, k) for k in ("epochs", "steps", "candidates", "top", "metric")}
-    run = run_verify(
-        args.dir, verify=settings, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-        max_concurrent=args.max_concurrent, address=args.address, local_gpus=args.local_gpus,
-        storage=args.storage, wait_for_nodes=args.wait_for_nodes, quiet=args.quiet, verbose=args.verbose,
-        rank_by=args.rank_by,
-    )
+    run = run_verify(args.dir, verify=settings, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                     max_concurrent=args.max_concurrent, ray=RayOptions.from_args(args), rank_by=args.rank_by)
     if not args.quiet:
         _print_summary(run.out_dir, run.reduction)
     return run.exit_code

@@ -102,6 +102,33 @@ def check_builder(builder: Callable[..., Any]) -> None:
         ) from None
 
 
+@dataclasses.dataclass(frozen=True)
+class RayOptions:
+    """Where trials run and what the terminal shows: the options ``lrrt sweep`` and
+    ``lrrt verify`` share (and ``sweeps.sweep`` / ``sweeps.verify`` take), declared once.
+
+    Attributes:
+        address: join this Ray cluster (``host:port``, ``auto``, ``ray://...``); ``None``:
+            ``RAY_ADDRESS``, else a local Ray started for the run.
+        local_gpus: GPUs to declare to a local Ray (when detection is wrong).
+        storage: Tune's ``storage_path`` for its own state (default ``OUT/ray``).
+        wait_for_nodes: launch a request no node can satisfy yet (autoscaling clusters).
+        quiet: no progress output; verbose: show Ray's and the workers' logs.
+    """
+
+    address: str | None = None
+    local_gpus: int | None = None
+    storage: str | None = None
+    wait_for_nodes: bool = False
+    quiet: bool = False
+    verbose: bool = False
+
+    @classmethod
+    def from_args(cls, args: Any) -> "RayOptions":
+        """From parsed command-line options (missing ones keep their defaults)."""
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
+
+
 @dataclasses.dataclass
 class LaunchOutcome:
     launched: int = 0
@@ -651,18 +678,16 @@ def run_trials(
     trials: Sequence,
     out_dir: Path,
     *,
-    address: str | None = None,
-    local_gpus: int | None = None,
-    storage: str | None = None,
-    wait_for_nodes: bool = False,
+    ray: RayOptions = RayOptions(),
     fresh: bool = False,
-    quiet: bool = False,
-    verbose: bool = False,
     before_launch: Callable[[], None] | None = None,
     kind: TrialKind | None = None,
     builder: Callable[..., Any] | None = None,
 ) -> LaunchOutcome:
     """Run every trial of ``trials`` that has no ok record in ``out_dir`` on Ray Tune.
+
+    ``ray``: the connection and output options (:class:`RayOptions`). ``fresh``: the
+    directory's old records do not count (``before_launch`` clears them).
 
     ``kind`` says what the trials are (:func:`range_tests`, the default, or
     :func:`verifications`): their trainable, config and records folder.
@@ -686,7 +711,7 @@ def run_trials(
             before_launch()
         return outcome
 
-    quiet_ray_logs(verbose)
+    quiet_ray_logs(ray.verbose)
     if builder is not None:
         check_builder(builder)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -694,15 +719,16 @@ def run_trials(
     # report (the final one carries the whole curve) into three more files per trial.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     t_connect = time.monotonic()
-    owns_ray = connect(address, local_gpus=local_gpus, verbose=verbose, preload=preload_modules(res, len(todo)))
-    logger.info("Ray ready in %.1f s (%s)", time.monotonic() - t_connect, "local" if owns_ray else address)
+    owns_ray = connect(ray.address, local_gpus=ray.local_gpus, verbose=ray.verbose,
+                       preload=preload_modules(res, len(todo)))
+    logger.info("Ray ready in %.1f s (%s)", time.monotonic() - t_connect, "local" if owns_ray else ray.address)
     try:
-        check_fits(res.cpus_per_trial, res.gpus_per_trial, wait_for_nodes=wait_for_nodes)
+        check_fits(res.cpus_per_trial, res.gpus_per_trial, wait_for_nodes=ray.wait_for_nodes)
         if before_launch:
             before_launch()
         attempts_before = {tid: int(r.get("attempts") or 0) for tid, r in records.items()}
-        _fit(spec, kind, trials, todo, out_dir, outcome, attempts_before, owns_ray=owns_ray, storage=storage,
-             quiet=quiet, builder=builder)
+        _fit(spec, kind, trials, todo, out_dir, outcome, attempts_before, owns_ray=owns_ray, storage=ray.storage,
+             quiet=ray.quiet, builder=builder)
     except BaseException:
         if owns_ray:
             stop_local_ray()

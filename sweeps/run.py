@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lrrt_core.suggest import METHODS
+from sweeps.launch import RayOptions
 from sweeps.spec import InvalidInput
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -157,13 +158,8 @@ def run_sweep(
     *,
     out: str | Path | None = None,
     builder: Callable[..., Any] | None = None,
-    address: str | None = None,
-    local_gpus: int | None = None,
-    storage: str | None = None,
-    wait_for_nodes: bool = False,
+    ray: RayOptions = RayOptions(),
     fresh: bool = False,
-    quiet: bool = False,
-    verbose: bool = False,
     rank_by: str | None = None,
     say: Callable[[str], None] = _to_stderr,
 ) -> SweepRun:
@@ -174,8 +170,8 @@ def run_sweep(
         out: output directory; default ``runs/<spec.name>`` under the current directory.
         builder: the workload builder as a callable (shipped to the workers by value), when
             ``spec.workload`` names one (``sweeps.spec.builder_ref``); else ``None``.
-        address, local_gpus, storage, wait_for_nodes, fresh, quiet, verbose, rank_by: as the
-            ``lrrt sweep`` options of the same names.
+        ray: connection and output options (``sweeps.launch.RayOptions``).
+        fresh, rank_by: as the ``lrrt sweep`` options of the same names.
         say: where status lines go (stderr by default; not used when ``quiet``).
 
     Returns:
@@ -189,7 +185,7 @@ def run_sweep(
     from sweeps import store
     from sweeps.grid import expand
 
-    _check_options(local_gpus, rank_by)
+    _check_options(ray.local_gpus, rank_by)
     trials = expand(spec)
     out = Path(out or Path("runs") / spec.name).resolve()
     check_out_dir(out, spec, fresh)
@@ -206,13 +202,12 @@ def run_sweep(
                 _clear(out)
             store.write_manifest(out, _manifest(spec, trials))
 
-        if not quiet:
+        if not ray.quiet:
             res = spec.resources
             say(f"lrrt: sweep {spec.name!r}: {len(trials)} trials, {res.cpus_per_trial:g} CPU"
                 f" / {res.gpus_per_trial:g} GPU per trial -> {out}")
-        launch = dict(address=address, local_gpus=local_gpus, storage=storage, wait_for_nodes=wait_for_nodes,
-                      fresh=fresh, quiet=quiet, verbose=verbose, builder=builder)
-        return _launch_and_report(spec, trials, out, before_launch, launch, rank_by, say)
+        launch = dict(ray=ray, builder=builder)
+        return _launch_and_report(spec, trials, out, before_launch, launch, fresh, rank_by, say)
     finally:
         for fh in held:
             fh.close()
@@ -227,12 +222,13 @@ def _lock(out: Path, held: list) -> None:
         raise UsageError(f"--out: {err}; wait for it or stop it first") from None
 
 
-def _launch_and_report(spec, trials, out: Path, before_launch, launch: dict, rank_by, say) -> SweepRun:
+def _launch_and_report(spec, trials, out: Path, before_launch, launch: dict, fresh: bool, rank_by,
+                       say) -> SweepRun:
     from sweeps.launch import run_trials, wait_ray_stopped
 
     try:
-        outcome = run_trials(spec, trials, out, before_launch=before_launch, **launch)
-        if not launch["quiet"] and outcome.skipped:
+        outcome = run_trials(spec, trials, out, before_launch=before_launch, fresh=fresh, **launch)
+        if not launch["ray"].quiet and outcome.skipped:
             say(f"lrrt: resumed: {outcome.skipped} finished trials kept, {outcome.launched} run now")
         unfinished = outcome.unfinished
         if spec.verify is not None and not unfinished:
@@ -255,7 +251,8 @@ def verify_stage(spec, trials, out: Path, verify, rank_by: str | None, launch: d
     """Plan the verification trainings from the range tests on disk, record the plan in the
     manifest, run those without an ok record (same launcher, records, retries, resume).
 
-    Returns the number of trainings left unfinished (an interrupt)."""
+    ``launch``: ``run_trials``'s ``ray`` and ``builder``. Returns the number of trainings
+    left unfinished (an interrupt)."""
     from sweeps import store, verification
     from sweeps.launch import run_trials, verifications
     from sweeps.reduce import reduce_dir
@@ -266,13 +263,12 @@ def verify_stage(spec, trials, out: Path, verify, rank_by: str | None, launch: d
     manifest["spec"] = {**manifest.get("spec", {}), "verify": verify.model_dump(mode="json")}
     manifest["verify_trials"] = verification.manifest_entries(planned)
     store.write_manifest(out, manifest)
-    if not launch["quiet"]:
+    if not launch["ray"].quiet:
         configs = len({t.config for t in planned})
         say(f"lrrt: verification: {len(planned)} short trainings ({configs} configurations x seeds x "
             f"{len(verify.candidates)} candidate rates)")
     if not planned:
         return 0
-    launch = {k: v for k, v in launch.items() if k != "fresh"}
     return run_trials(spec, planned, out, kind=verifications(spec, verify), **launch).unfinished
 
 
@@ -283,12 +279,8 @@ def run_verify(
     cpus_per_trial: float | None = None,
     gpus_per_trial: float | None = None,
     max_concurrent: int | None = None,
-    address: str | None = None,
-    local_gpus: int | None = None,
-    storage: str | None = None,
-    wait_for_nodes: bool = False,
-    quiet: bool = False,
-    verbose: bool = False,
+    ray: RayOptions = RayOptions(),
+    builder: Callable[..., Any] | None = None,
     rank_by: str | None = None,
     say: Callable[[str], None] = _to_stderr,
 ) -> SweepRun:
@@ -299,6 +291,8 @@ def run_verify(
         verify: settings overriding the sweep file's ``verify:`` section (``epochs``,
             ``steps``, ``candidates``, ``top``, ``metric``); giving one of ``epochs``/``steps``
             replaces the other.
+        builder: the workload builder callable, for a sweep that was run with one (a
+            notebook's); a workload named in the sweep file needs none.
         others: as :func:`run_sweep`.
 
     Raises:
@@ -308,17 +302,16 @@ def run_verify(
     from sweeps.grid import expand
     from sweeps.launch import wait_ray_stopped
 
-    _check_options(local_gpus, rank_by)
+    _check_options(ray.local_gpus, rank_by)
     out = Path(out).resolve()
-    spec, settings = _verify_settings(out, verify or {})
+    spec, settings = _verify_settings(out, verify or {}, builder)
     spec = spec.with_resources(cpus_per_trial, gpus_per_trial, max_concurrent)
     if not any(r.get("status") == "ok" for r in store.read_records(out).values()):
         raise UsageError(f"{out}: no finished range test to verify; run lrrt sweep first", key="dir")
     held: list = []
     try:
         _lock(out, held)
-        launch = dict(address=address, local_gpus=local_gpus, storage=storage, wait_for_nodes=wait_for_nodes,
-                      quiet=quiet, verbose=verbose)
+        launch = dict(ray=ray, builder=builder)
         try:
             unfinished = verify_stage(spec, expand(spec), out, settings, rank_by, launch, say)
             reduction = write_report(out, rank_by)
@@ -330,8 +323,9 @@ def run_verify(
             fh.close()
 
 
-def _verify_settings(out: Path, given: dict[str, Any]):
-    """The sweep spec stored in ``out`` and its verification settings with ``given`` applied."""
+def _verify_settings(out: Path, given: dict[str, Any], builder: Callable[..., Any] | None = None):
+    """The sweep spec stored in ``out`` and its verification settings with ``given`` applied
+    (``builder``: the Python callable a sweep run from the API was given)."""
     from pydantic import ValidationError
 
     from sweeps import store
@@ -340,7 +334,7 @@ def _verify_settings(out: Path, given: dict[str, Any]):
     manifest = read_manifest_or_fail(out, str(out)) if out.is_dir() else None
     if manifest is None:
         raise UsageError(f"{out}: sweep.json: not an lrrt sweep output directory (no sweep.json)", key="dir")
-    spec = spec_from_dict(manifest["spec"], source=out / store.MANIFEST_NAME)
+    spec = spec_from_dict(manifest["spec"], source=out / store.MANIFEST_NAME, builder=builder)
     base = spec.verify.model_dump() if spec.verify is not None else {}
     given = {k: v for k, v in given.items() if v is not None}
     if "epochs" in given or "steps" in given:

@@ -132,3 +132,29 @@ def test_shipped_digits_verified_runs_end_to_end(tmp_path):
     ranking = pd.read_csv(out / "ranking.csv")
     assert sorted(ranking["verified_rank"].astype(int)) == list(range(1, 13))
     assert len(json.loads((out / "recipes.json").read_text())["recipes"]) == 12
+
+
+def test_python_api_verifies_a_sweep_run_with_a_main_module_builder(tmp_path):
+    """sweeps.sweep with a verify section, then sweeps.verify, with a builder defined in __main__
+    (shipped to the workers by value, as from a notebook)."""
+    script = tmp_path / "s.py"
+    script.write_text(
+        "from sweeps import sweep, verify\n"
+        "from tests.sweeps.faulty import build as fb\n"
+        "def build(seed=0, **axes):\n"
+        "    return fb(seed=seed, **axes)\n"
+        "cfg = {'name': 'nbv', 'grid': {'optimizer': ['sgd', 'adam'], 'batch_size': [32], 'seed': [0]},\n"
+        "       'range_test': {'start_lr': 1e-4, 'end_lr': 1.0, 'steps': 30}, 'retries': 0,\n"
+        "       'verify': {'steps': 10, 'candidates': [0.5, 1]}}\n"
+        "r = sweep(cfg, workload=build, quiet=True)\n"
+        "print('SWEEP', r.exit_code, r.reduction.verification.counts()['ok'])\n"
+        "r2 = verify(r.out_dir, workload=build, steps=12, candidates=[1, 2], quiet=True)\n"
+        "print('VERIFY', r2.exit_code, r2.reduction.verification.counts()['ok'], int(r2.ranking['verified_rank'].notna().sum()))\n"
+    )
+    proc = subprocess.run([os.sys.executable, str(script)], cwd=tmp_path, env=cli_env(), capture_output=True,
+                          text=True, timeout=600)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(("SWEEP", "VERIFY"))]
+    assert proc.returncode == 0 and lines == ["SWEEP 0 4", "VERIFY 0 4 2"], (proc.stdout[-2000:], proc.stderr[-3000:])
+    manifest = json.loads((tmp_path / "runs/nbv/sweep.json").read_text())
+    assert manifest["spec"]["workload"].startswith("__main__:build@")
+    assert manifest["spec"]["verify"]["steps"] == 12 and len(manifest["verify_trials"]) == 4
