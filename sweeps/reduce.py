@@ -322,6 +322,29 @@ def reduce_dir(out_dir: str | os.PathLike, rank_by: str | None = None) -> Reduct
         ValueError: for an unknown ``rank_by`` or an unreadable manifest.
     """
     out_dir = Path(out_dir)
+    manifest, records, corrupt, rank_by = _read(out_dir, rank_by)
+    idents, axes = _identities(_planned_trials(manifest, records), records)
+    axis_cols = [_axis_column(a) for a in axes]
+    rows, curve_frames, missing, failed = [], [], [], []
+    for ident in idents:
+        row, curve = _trial_row(ident, records.get(ident["trial_id"]), corrupt, axes, axis_cols, rank_by)
+        rows.append(row)
+        if row["status"] == "missing":
+            missing.append(ident["name"])
+        elif row["status"] == "failed":
+            failed.append(_failure(ident, row))
+        if curve is not None:
+            curve_frames.append(_curve_frame(curve, ident, axes, axis_cols))
+    trials = _trials_table(rows, axis_cols)
+    curves = _curves_table(curve_frames, axis_cols)
+    ranking, verification = reduce_verification(manifest, out_dir, _rank(trials, axis_cols), axis_cols)
+    return Reduction(out_dir=out_dir, manifest=manifest, trials=trials, curves=curves, ranking=ranking,
+                     scaling=fit_lr_scaling(ranking), missing=missing, failed=failed, corrupt=corrupt,
+                     axes=axis_cols, rank_by=rank_by, verification=verification)
+
+
+def _read(out_dir: Path, rank_by: str | None):
+    """The manifest, the records (and the corrupt ones) and the ``rank_by`` in effect."""
     manifest = store.read_manifest(out_dir)
     if rank_by is None and manifest:  # the sweep file's report.rank_by
         rank_by = ((manifest.get("spec") or {}).get("report") or {}).get("rank_by")
@@ -331,96 +354,96 @@ def reduce_dir(out_dir: str | os.PathLike, rank_by: str | None = None) -> Reduct
         raise FileNotFoundError(f"{out_dir}: no {store.MANIFEST_NAME} and no trial records: not a sweep directory")
     if manifest is None:
         logger.warning("%s: no %s; reducing the %d record(s) found", out_dir, store.MANIFEST_NAME, len(records))
+    return manifest, records, corrupt, rank_by
 
-    planned = _planned_trials(manifest, records)
 
-    # Axis names in order of first appearance.
+def _identities(planned: list[dict[str, Any]], records: dict[str, dict[str, Any]]) -> tuple[list[dict], list[str]]:
+    """Each planned trial's identity, and the extra axis names in order of first appearance."""
     axes: list[str] = []
     idents = []
     for t in planned:
         ident = _identity(t, records.get(str(t.get("trial_id"))))
         idents.append(ident)
-        for a in ident["axes"]:
-            if a not in axes:
-                axes.append(a)
-    axis_cols = [_axis_column(a) for a in axes]
+        axes += [a for a in ident["axes"] if a not in axes]
+    return idents, axes
 
-    rows: list[dict[str, Any]] = []
-    curve_frames: list[pd.DataFrame] = []
-    missing: list[str] = []
-    failed: list[dict[str, Any]] = []
-    for ident in idents:
-        tid = ident["trial_id"]
-        rec = records.get(tid)
-        row: dict[str, Any] = {k: ident[k] for k in _TRIAL_ID_COLUMNS}
-        for a, col in zip(axes, axis_cols):
-            row[col] = ident["axes"].get(a)
-        row.update({k: math.nan for k in _SCALARS})
-        row.update(stop_reason=None, error="", attempts=math.nan, wall_s=math.nan, node="", gpu_ids="")
-        if rec is None:
-            row["status"] = "missing"
-            if tid in corrupt:
-                row["error"] = f"corrupt record: {corrupt[tid]}"
-            missing.append(ident["name"])
-            rows.append(row)
-            continue
-        row["attempts"] = _float(rec.get("attempts"))
-        row["node"] = "" if rec.get("node") is None else str(rec.get("node"))
-        row["gpu_ids"] = _gpu_ids_str(rec.get("gpu_ids"))
-        row["wall_s"] = _float(rec.get("wall_s"))
-        status = str(rec.get("status", "failed"))
-        error = rec.get("error")
-        curve = None
-        if status == "ok":
-            try:
-                if rec.get("curve") is None:
-                    raise ValueError("status ok but the record holds no curve")
-                curve = Curve.from_dict(rec["curve"])
-                if curve.steps_run == 0:
-                    raise ValueError("the curve has no steps")
-                summary = _summarize(curve, rank_by)
-            except Exception as exc:  # a bad record must not stop the whole report
-                logger.warning("trial %s (%s): cannot reduce its curve: %s", ident["name"], tid, exc)
-                status, error, curve = "failed", f"reducer: {exc}", None
-            else:
-                for k in _SCALARS:
-                    if k in summary:
-                        row[k] = summary[k]
-                if math.isnan(row["wall_s"]):
-                    row["wall_s"] = float(curve.wall_s)
-        elif status != "failed":
-            logger.warning("trial %s: unknown status %r, counted as failed", tid, status)
-            error = error or f"unknown status {status!r}"
-            status = "failed"
-        row["status"] = status
-        row["error"] = "" if error is None else str(error)
-        if status == "failed":
-            failed.append(
-                {
-                    "trial_id": tid,
-                    "name": ident["name"],
-                    "config": ident["config"],
-                    "error": row["error"] or "(no error message recorded)",
-                    "attempts": None if math.isnan(row["attempts"]) else int(row["attempts"]),
-                }
-            )
-        rows.append(row)
-        if curve is not None:
-            cf = curve.to_frame()
-            ident_cols = {
-                "trial": tid,
-                "name": ident["name"],
-                "config": ident["config"],
-                "optimizer": ident["optimizer"],
-                "batch_size": ident["batch_size"],
-                "seed": ident["seed"],
-            }
-            for a, col in zip(axes, axis_cols):
-                ident_cols[col] = ident["axes"].get(a)
-            for i, (k, v) in enumerate(ident_cols.items()):
-                cf.insert(i, k, [v] * len(cf))
-            curve_frames.append(cf)
 
+def _trial_row(ident: dict, rec: dict | None, corrupt: dict[str, str], axes: list[str], axis_cols: list[str],
+               rank_by: str) -> tuple[dict[str, Any], Curve | None]:
+    """One row of ``trials.csv`` (status ok / failed / missing) and the trial's curve if ok."""
+    tid = ident["trial_id"]
+    row: dict[str, Any] = {k: ident[k] for k in _TRIAL_ID_COLUMNS}
+    for a, col in zip(axes, axis_cols):
+        row[col] = ident["axes"].get(a)
+    row.update({k: math.nan for k in _SCALARS})
+    row.update(stop_reason=None, error="", attempts=math.nan, wall_s=math.nan, node="", gpu_ids="")
+    if rec is None:
+        row["status"] = "missing"
+        if tid in corrupt:
+            row["error"] = f"corrupt record: {corrupt[tid]}"
+        return row, None
+    row["attempts"] = _float(rec.get("attempts"))
+    row["node"] = "" if rec.get("node") is None else str(rec.get("node"))
+    row["gpu_ids"] = _gpu_ids_str(rec.get("gpu_ids"))
+    row["wall_s"] = _float(rec.get("wall_s"))
+    status, error, curve = _status_and_curve(ident, rec, rank_by, row)
+    row["status"] = status
+    row["error"] = "" if error is None else str(error)
+    return row, curve
+
+
+def _status_and_curve(ident: dict, rec: dict, rank_by: str, row: dict[str, Any]):
+    """The record's status, error and curve; an ok record's summary scalars go into ``row``."""
+    status = str(rec.get("status", "failed"))
+    error = rec.get("error")
+    curve = None
+    if status == "ok":
+        try:
+            if rec.get("curve") is None:
+                raise ValueError("status ok but the record holds no curve")
+            curve = Curve.from_dict(rec["curve"])
+            if curve.steps_run == 0:
+                raise ValueError("the curve has no steps")
+            summary = _summarize(curve, rank_by)
+        except Exception as exc:  # a bad record must not stop the whole report
+            logger.warning("trial %s (%s): cannot reduce its curve: %s", ident["name"], ident["trial_id"], exc)
+            return "failed", f"reducer: {exc}", None
+        for k in _SCALARS:
+            if k in summary:
+                row[k] = summary[k]
+        if math.isnan(row["wall_s"]):
+            row["wall_s"] = float(curve.wall_s)
+    elif status != "failed":
+        logger.warning("trial %s: unknown status %r, counted as failed", ident["trial_id"], status)
+        error = error or f"unknown status {status!r}"
+        status = "failed"
+    return status, error, curve
+
+
+def _failure(ident: dict, row: dict[str, Any]) -> dict[str, Any]:
+    """An entry of :attr:`Reduction.failed`."""
+    return {
+        "trial_id": ident["trial_id"],
+        "name": ident["name"],
+        "config": ident["config"],
+        "error": row["error"] or "(no error message recorded)",
+        "attempts": None if math.isnan(row["attempts"]) else int(row["attempts"]),
+    }
+
+
+def _curve_frame(curve: Curve, ident: dict, axes: list[str], axis_cols: list[str]) -> pd.DataFrame:
+    """The curve in long form with the trial's identity columns in front."""
+    cf = curve.to_frame()
+    ident_cols = {"trial": ident["trial_id"], "name": ident["name"], "config": ident["config"],
+                  "optimizer": ident["optimizer"], "batch_size": ident["batch_size"], "seed": ident["seed"]}
+    for a, col in zip(axes, axis_cols):
+        ident_cols[col] = ident["axes"].get(a)
+    for i, (k, v) in enumerate(ident_cols.items()):
+        cf.insert(i, k, [v] * len(cf))
+    return cf
+
+
+def _trials_table(rows: list[dict[str, Any]], axis_cols: list[str]) -> pd.DataFrame:
     trial_columns = _TRIAL_ID_COLUMNS + axis_cols + [c for c in TRIAL_COLUMNS if c not in _TRIAL_ID_COLUMNS]
     trials = pd.DataFrame(rows, columns=trial_columns)
     for col in axis_cols:
@@ -429,32 +452,21 @@ def reduce_dir(out_dir: str | os.PathLike, rank_by: str | None = None) -> Reduct
         trials[col] = pd.to_numeric(trials[col], errors="coerce").astype("Int64")
     for col in ("batch_size", "seed"):
         trials[col] = _maybe_int(trials[col])
+    return trials
 
+
+def _curves_table(curve_frames: list[pd.DataFrame], axis_cols: list[str]) -> pd.DataFrame:
     curve_columns = _CURVE_ID_COLUMNS + axis_cols + ["step", "lr", "loss", "smoothed_loss"]
     if curve_frames:
         curves = pd.concat(curve_frames, ignore_index=True)[curve_columns]
     else:
-        curves = pd.DataFrame({c: pd.Series(dtype="float64" if c in ("lr", "loss", "smoothed_loss") else "object") for c in curve_columns})
+        curves = pd.DataFrame({c: pd.Series(dtype="float64" if c in ("lr", "loss", "smoothed_loss") else "object")
+                               for c in curve_columns})
     for col in axis_cols:
         curves[col] = _normalise_axis_column(curves[col])
     for col in ("batch_size", "seed"):
         curves[col] = _maybe_int(curves[col])
-
-    ranking, verification = reduce_verification(manifest, out_dir, _rank(trials, axis_cols), axis_cols)
-    return Reduction(
-        out_dir=out_dir,
-        manifest=manifest,
-        trials=trials,
-        curves=curves,
-        ranking=ranking,
-        scaling=fit_lr_scaling(ranking),
-        missing=missing,
-        failed=failed,
-        corrupt=corrupt,
-        axes=axis_cols,
-        rank_by=rank_by,
-        verification=verification,
-    )
+    return curves
 
 
 def _maybe_int(series: pd.Series) -> pd.Series:
