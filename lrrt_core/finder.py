@@ -37,6 +37,7 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import numbers
@@ -462,6 +463,51 @@ def range_test(
         >>> curve.to_frame().head()                                            # doctest: +SKIP
     """
     _check_model(model)
+    thr = _check_settings(start_lr, end_lr, steps, epochs, ladder, loss, diverge_threshold, smoothing,
+                          report_every, seed)
+    val = _val_chunks(val_data, val_batch_size) if loss == "val" else None
+
+    source, used_batch_size = _make_source(x, y, batch_size, shuffle, seed)
+    steps = _resolve_steps(steps, epochs, source.batches_per_epoch)
+    check_bounds(start_lr, end_lr, steps)
+    lrs = make_ladder(ladder, float(start_lr), float(end_lr), steps)
+    lr_var = _lr_control(model.optimizer, ladder, start_lr, end_lr, steps)
+
+    _ensure_built(model, source.peek())
+    saved = _snapshot(list(model.variables) + list(model.optimizer.variables))
+    log.info("range test: %d steps, lr %.3g -> %.3g (%s), loss=%s", steps, start_lr, end_lr, ladder, loss)
+    try:
+        run = _loop(model, source, lrs.tolist(), lr_var, val, float(smoothing), thr, on_step, report_every)
+    finally:
+        _restore(saved)
+    n = len(run.losses)
+    log.info("range test done: %d/%d steps, stop=%s, %.2f s", n, steps, run.stop_reason, run.wall_s)
+    return Curve(
+        lrs=lrs[:n],
+        losses=np.asarray(run.losses, dtype=np.float64),
+        stop_reason=run.stop_reason,
+        diverged_lr=None if run.diverged_lr is None else float(run.diverged_lr),
+        steps_planned=steps,
+        wall_s=run.wall_s,
+        nonfinite_loss=run.nonfinite_loss,
+        params={
+            "start_lr": float(start_lr),
+            "end_lr": float(end_lr),
+            "steps": steps,
+            "ladder": ladder,
+            "loss": loss,
+            "diverge_threshold": None if thr is None else float(thr),
+            "smoothing": float(smoothing),
+            "seed": int(seed),
+            "batch_size": used_batch_size,
+        },
+    )
+
+
+def _check_settings(start_lr, end_lr, steps, epochs, ladder, loss, diverge_threshold, smoothing, report_every,
+                    seed) -> float | None:
+    """Refuse bad range-test settings (the message says what to change); return the
+    divergence threshold in effect (``None`` for none or infinite)."""
     for name, value in (("start_lr", start_lr), ("end_lr", end_lr)):
         if hasattr(value, "get_config") or callable(value):
             raise ValueError(
@@ -487,83 +533,63 @@ def range_test(
         raise ValueError(f"seed must be an integer, got {seed!r}")
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer))):
         raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
-    val = _val_chunks(val_data, val_batch_size) if loss == "val" else None
+    return diverge_threshold
 
-    source, used_batch_size = _make_source(x, y, batch_size, shuffle, seed)
-    steps = _resolve_steps(steps, epochs, source.batches_per_epoch)
-    check_bounds(start_lr, end_lr, steps)
-    lrs = make_ladder(ladder, float(start_lr), float(end_lr), steps)
-    lr_var = _lr_control(model.optimizer, ladder, start_lr, end_lr, steps)
 
-    first = source.peek()
-    _ensure_built(model, first)
-    saved = _snapshot(list(model.variables) + list(model.optimizer.variables))
+@dataclasses.dataclass
+class _Run:
+    """What the step loop produced: raw losses of the steps kept, why it stopped, its wall time."""
 
+    losses: list[float]
+    stop_reason: str
+    diverged_lr: float | None
+    nonfinite_loss: str | None
+    wall_s: float
+
+
+def _loop(model, source, lr_list: list[float], lr_var, val, beta: float, thr: float | None,
+          on_step, report_every: int) -> _Run:
+    """The per-step loop: set the rate (unless the optimizer's schedule does), train on one
+    batch, record its loss (or the held-out loss), apply the stop rule. Nothing else runs
+    between steps."""
     train = model.train_on_batch
     test = model.test_on_batch
-    beta = float(smoothing)
-    thr = diverge_threshold
     losses: list[float] = []
     stop_reason, diverged_lr, nonfinite_loss = "completed", None, None
     avg, beta_pow, best = 0.0, 1.0, math.inf
-    lr_list = lrs.tolist()
     n_val = sum(nv for _, _, nv in val) if val is not None else 0
-    log.info("range test: %d steps, lr %.3g -> %.3g (%s), loss=%s", steps, start_lr, end_lr, ladder, loss)
     t0 = time.perf_counter()
-    try:
-        for i, lr in enumerate(lr_list):
-            if lr_var is not None:  # else the optimizer's LadderSchedule gives it this rate
-                lr_var.assign(lr)
-            xb, yb, sw = source()
-            logs = train(xb, yb, sample_weight=sw, return_dict=True)
-            if val is None:
-                value = float(logs["loss"])
-            else:
-                total = 0.0
-                for xv, yv, nv in val:
-                    total += nv * float(test(xv, yv, return_dict=True)["loss"])
-                value = total / n_val
-            if not math.isfinite(value):
-                stop_reason, diverged_lr, nonfinite_loss = "nonfinite", lr, str(value)
-                break
-            losses.append(value)
-            avg = beta * avg + (1.0 - beta) * value
-            beta_pow *= beta
-            smoothed = avg / (1.0 - beta_pow)
-            if on_step is not None and (i + 1) % report_every == 0:
-                on_step(i, lr, value)
-            if thr is not None and 0.0 < best < math.inf and smoothed > thr * best:
-                stop_reason, diverged_lr = "diverged", lr
-                break
-            if smoothed < best:
-                best = smoothed
-        wall = time.perf_counter() - t0
-    finally:
-        _restore(saved)
+    for i, lr in enumerate(lr_list):
+        if lr_var is not None:  # else the optimizer's LadderSchedule gives it this rate
+            lr_var.assign(lr)
+        xb, yb, sw = source()
+        logs = train(xb, yb, sample_weight=sw, return_dict=True)
+        if val is None:
+            value = float(logs["loss"])
+        else:
+            total = 0.0
+            for xv, yv, nv in val:
+                total += nv * float(test(xv, yv, return_dict=True)["loss"])
+            value = total / n_val
+        if not math.isfinite(value):
+            stop_reason, diverged_lr, nonfinite_loss = "nonfinite", lr, str(value)
+            break
+        losses.append(value)
+        avg = beta * avg + (1.0 - beta) * value
+        beta_pow *= beta
+        smoothed = avg / (1.0 - beta_pow)
+        if on_step is not None and (i + 1) % report_every == 0:
+            on_step(i, lr, value)
+        if thr is not None and 0.0 < best < math.inf and smoothed > thr * best:
+            stop_reason, diverged_lr = "diverged", lr
+            break
+        if smoothed < best:
+            best = smoothed
+    wall = time.perf_counter() - t0
     n = len(losses)
-    if on_step is not None and n and n % report_every != 0:
+    if on_step is not None and n and n % report_every != 0:  # the last step run, if not reported yet
         on_step(n - 1, lr_list[n - 1], losses[-1])
-    log.info("range test done: %d/%d steps, stop=%s, %.2f s", n, steps, stop_reason, wall)
-    return Curve(
-        lrs=lrs[:n],
-        losses=np.asarray(losses, dtype=np.float64),
-        stop_reason=stop_reason,
-        diverged_lr=None if diverged_lr is None else float(diverged_lr),
-        steps_planned=steps,
-        wall_s=wall,
-        nonfinite_loss=nonfinite_loss,
-        params={
-            "start_lr": float(start_lr),
-            "end_lr": float(end_lr),
-            "steps": steps,
-            "ladder": ladder,
-            "loss": loss,
-            "diverge_threshold": None if thr is None else float(thr),
-            "smoothing": beta,
-            "seed": int(seed),
-            "batch_size": used_batch_size,
-        },
-    )
+    return _Run(losses, stop_reason, diverged_lr, nonfinite_loss, wall)
 
 
 # --------------------------------------------------------------------------- keras-lr-finder facade
