@@ -169,9 +169,13 @@ def test_least_squares_divergence_near_two_over_lambda_max():
     assert curve.stop_reason == "diverged"
     ratio = curve.diverged_lr / lr_crit
     assert 0.999 <= ratio <= 2.5, ratio
-    for method in (suggest.steepest, suggest.valley):
+    for method in (suggest.steepest, suggest.valley, suggest.centered_min_div3):
         s = method(curve)
         assert s.ok and s.lr < lr_crit and s.lr < curve.diverged_lr, s
+    # the default sits within half a decade below the analytic edge of stability: its raw
+    # (lag-free) loss minimum is at the edge, a third of that is a rate that trains fast
+    default = suggest.centered_min_div3(curve)
+    assert lr_crit / 10 ** 0.5 < default.lr < lr_crit, (default.lr, lr_crit)
 
 
 def _replay_stop(losses, threshold, beta=0.98):
