@@ -208,3 +208,31 @@ def test_validate_warns_on_fixed_steps_over_batch_sizes_and_shows_verify():
     text = format_grid(fair, expand(fair))
     assert "6400 samples (steps = samples / batch size)" in text and "warning" not in text
     assert "verify    the top 2 configurations: 50 steps at 0.333, 1, 3 x the recommended rate" in text
+
+
+def test_verified_report_opens_in_headless_chromium_with_every_image(tmp_path):
+    """A verified sweep's report.html in a real browser: the five figures (the verification
+    plot included) decode, and the Verification and Training recipes sections are there."""
+    import re
+
+    from sweeps.reduce import write_outputs
+    from tests.conftest import missing_tool
+    from tests.sweeps.test_report import _CHECK, CHROMIUM, _chromium
+
+    if CHROMIUM is None:
+        missing_tool("chromium", "apt-get install -y chromium")
+    d = tmp_path / "v"
+    S.standard_sweep(d)
+    red = reduce_dir(d)
+    entries = _entries(red)
+    _write_verification(d, entries, {(e["config"], e["params"]["seed"], e["params"]["factor"]):
+                                     (1.0 + abs(np.log(e["params"]["factor"])), 0.9) for e in entries})
+    write_outputs(d)
+    html = (d / "report.html").read_text()
+    assert "<h2>Verification</h2>" in html and "<h2>Training recipes</h2>" in html
+    probe = tmp_path / "probe.html"
+    probe.write_text(html.replace("</body>", _CHECK + "</body>"))
+    out = _chromium(["--virtual-time-budget=10000", "--dump-dom", probe.as_uri()], tmp_path, "dom")
+    title = re.search(r"<title>([^<]*)</title>", out.stdout)
+    assert title and title.group(1) == "IMGCHECK 5/5", (title, out.stderr[-2000:])
+    assert "Both rankings put" in out.stdout or "The rankings disagree" in out.stdout
