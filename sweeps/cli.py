@@ -188,7 +188,7 @@ def cmd_find(args: argparse.Namespace) -> int:
 
         tf.config.list_physical_devices("GPU")  # device discovery (cuInit) logs too
     from lrrt_core.runner import write_curve
-    from lrrt_core.suggest import suggest_all
+    from lrrt_core.suggest import DEFAULT_METHOD, suggest_all
     from sweeps.api import find
 
     try:
@@ -209,7 +209,7 @@ def cmd_find(args: argparse.Namespace) -> int:
         print(f"diverged at lr {curve.diverged_lr:.3g}")
     for method, s in suggest_all(curve).items():
         value = f"{s.lr:.3g}" if s.lr is not None else f"none ({s.reason})"
-        print(f"  {method:<14} {value}")
+        print(f"  {method:<18} {value}" + ("   <- default" if method == DEFAULT_METHOD else ""))
     for kind, p in paths.items():
         print(f"{kind}: {p}")
     return EXIT_OK
