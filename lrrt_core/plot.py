@@ -26,8 +26,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from lrrt_core.curve import Curve, cut_nonfinite, ema
-from lrrt_core.suggest import Suggestion, get_method, loss_change, trim_window
+from lrrt_core.curve import Curve, centered, cut_nonfinite, ema
+from lrrt_core.suggest import CENTERED_DECADES, Suggestion, get_method, loss_change, trim_window
 
 __all__ = ["PALETTE", "plot_curve", "plot_loss_change", "plot_curves", "save_figure", "new_axes"]
 
@@ -166,7 +166,7 @@ def plot_curve(
         show_raw: also draw the raw per-step losses.
         skip_start: points hidden at the start (shrunk on short curves, as in suggest).
         skip_end: points hidden at the end.
-        label: legend label of the smoothed line (default "smoothed loss").
+        label: legend label of the smoothed line (default "smoothed loss (EMA)").
         beta: EMA smoothing; ``None`` uses the curve's recorded one.
         xscale: ``"log"`` or ``"linear"``; ``None``: linear for a linear ladder, else log.
         color: colour of the lines.
@@ -181,14 +181,21 @@ def plot_curve(
     win = trim_window(raw.size, skip_start, skip_end)
     if show_raw:
         ax.plot(lrs[win], raw[win], color=color, alpha=0.35, linewidth=0.9, label="raw loss")
-    ax.plot(lrs[win], smooth[win], color=color, linewidth=2.0, label=label or "smoothed loss")
+    ax.plot(lrs[win], smooth[win], color=color, linewidth=2.0, label=label or "smoothed loss (EMA)")
     if curve.diverged_lr is not None:
         ax.axvline(curve.diverged_lr, color="0.5", linestyle=":", linewidth=1.0,
                    label=f"stopped ({curve.stop_reason}) at {_fmt_lr(curve.diverged_lr)}")
     s = _resolve(curve, suggestion)
+    marked = smooth
+    if s is not None and s.ok and s.method == "centered_min_div3":  # show the curve it reads, and its minimum
+        marked = centered(lrs, raw, CENTERED_DECADES)
+        ax.plot(lrs[win], marked[win], color=color, linewidth=1.2, linestyle="--",
+                label=f"centred average ({CENTERED_DECADES:g} decade)")
+        ax.axvline(lrs[s.index], color=color, linestyle="--", linewidth=0.8, alpha=0.6,
+                   label=f"its minimum, lr {_fmt_lr(lrs[s.index])} (= 3 x suggestion)")
     if s is not None:
         if s.ok:
-            _mark(ax, lrs, smooth, s, PALETTE[1] if color == PALETTE[0] else color)
+            _mark(ax, lrs, marked, s, PALETTE[1] if color == PALETTE[0] else color)
         else:
             _note(ax, f"{s.method}: no suggestion ({s.reason})")
     _tidy_y(ax, np.concatenate([smooth[win], raw[win]]) if show_raw else smooth[win])

@@ -39,7 +39,7 @@ def test_plot_curve_new_axes_and_suggestion(tmp_path):
     assert ax.get_xscale() == "log"
     assert ax.get_xlabel() == "learning rate (log scale)" and ax.get_ylabel() == "loss"
     got = labels(ax)
-    assert "raw loss" in got and "smoothed loss" in got
+    assert "raw loss" in got and "smoothed loss (EMA)" in got
     s = steepest(c)
     assert any(lbl.startswith("steepest: lr = ") for lbl in got)
     marker = [ln for ln in ax.get_lines() if ln.get_label().startswith("steepest")][0]
@@ -154,3 +154,26 @@ def test_plot_loss_change_marks_sma_rule_of_the_curve():
     ax = plot_loss_change(c, sma=5)
     marks = [ln for ln in ax.get_lines() if ln.get_label().startswith("sma_rule")]
     assert len(marks) == 1 and list(marks[0].get_xdata()) == [s.lr]
+
+
+def test_default_suggestion_shows_the_centred_curve_it_reads():
+    """With the default method the plot draws the centred average and its minimum (3x the pick),
+    and the marker sits on that curve at the suggested rate."""
+    from lrrt_core.curve import centered
+    from lrrt_core.plot import plot_curve
+    from lrrt_core.suggest import centered_min_div3
+
+    lrs = np.logspace(-5, 1, 121)
+    x = np.log10(lrs)
+    losses = 2.3 - 1.5 * (1 + np.tanh((x + 3) / 0.4)) / 2 + np.where(x > -1, 4 * (x + 1) ** 2, 0.0)
+    curve = Curve(lrs, losses)
+    ax = plot_curve(curve, suggestion="centered_min_div3")
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert "centred average (0.5 decade)" in labels and "smoothed loss (EMA)" in labels
+    s = centered_min_div3(curve)
+    vline = next(line for line in ax.get_lines() if line.get_label().startswith("its minimum"))
+    assert vline.get_xdata()[0] == pytest.approx(lrs[s.index]) == pytest.approx(3 * s.lr)
+    marker = next(line for line in ax.get_lines() if line.get_label().startswith("centered_min_div3"))
+    smooth = centered(lrs, losses)
+    assert marker.get_xdata()[0] == pytest.approx(s.lr)
+    assert marker.get_ydata()[0] == pytest.approx(np.interp(np.log10(s.lr), x, smooth))
