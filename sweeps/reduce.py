@@ -153,6 +153,8 @@ class Reduction:
     axes: list[str]
     rank_by: str
     verification: Any = None
+    #: derived results the report computes once and draws several times (seed bands).
+    cache: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -334,9 +336,9 @@ def reduce_dir(out_dir: str | os.PathLike, rank_by: str | None = None) -> Reduct
         elif row["status"] == "failed":
             failed.append(_failure(ident, row))
         if curve is not None:
-            curve_frames.append(_curve_frame(curve, ident, axes, axis_cols))
+            curve_frames.append((ident, curve.to_frame()))
     trials = _trials_table(rows, axis_cols)
-    curves = _curves_table(curve_frames, axis_cols)
+    curves = _curves_table(curve_frames, axes, axis_cols)
     ranking, verification = reduce_verification(manifest, out_dir, _rank(trials, axis_cols), axis_cols)
     return Reduction(out_dir=out_dir, manifest=manifest, trials=trials, curves=curves, ranking=ranking,
                      scaling=fit_lr_scaling(ranking), missing=missing, failed=failed, corrupt=corrupt,
@@ -431,18 +433,6 @@ def _failure(ident: dict, row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _curve_frame(curve: Curve, ident: dict, axes: list[str], axis_cols: list[str]) -> pd.DataFrame:
-    """The curve in long form with the trial's identity columns in front."""
-    cf = curve.to_frame()
-    ident_cols = {"trial": ident["trial_id"], "name": ident["name"], "config": ident["config"],
-                  "optimizer": ident["optimizer"], "batch_size": ident["batch_size"], "seed": ident["seed"]}
-    for a, col in zip(axes, axis_cols):
-        ident_cols[col] = ident["axes"].get(a)
-    for i, (k, v) in enumerate(ident_cols.items()):
-        cf.insert(i, k, [v] * len(cf))
-    return cf
-
-
 def _trials_table(rows: list[dict[str, Any]], axis_cols: list[str]) -> pd.DataFrame:
     trial_columns = _TRIAL_ID_COLUMNS + axis_cols + [c for c in TRIAL_COLUMNS if c not in _TRIAL_ID_COLUMNS]
     trials = pd.DataFrame(rows, columns=trial_columns)
@@ -455,10 +445,20 @@ def _trials_table(rows: list[dict[str, Any]], axis_cols: list[str]) -> pd.DataFr
     return trials
 
 
-def _curves_table(curve_frames: list[pd.DataFrame], axis_cols: list[str]) -> pd.DataFrame:
+def _curves_table(curve_frames: list[tuple[dict, pd.DataFrame]], axes: list[str], axis_cols: list[str]) -> pd.DataFrame:
+    """Every ok curve in long form, the trial's identity columns in front (one concat,
+    identity columns repeated per step with numpy: no per-trial column inserts)."""
     curve_columns = _CURVE_ID_COLUMNS + axis_cols + ["step", "lr", "loss", "smoothed_loss"]
     if curve_frames:
-        curves = pd.concat(curve_frames, ignore_index=True)[curve_columns]
+        curves = pd.concat([cf for _, cf in curve_frames], ignore_index=True)
+        lengths = [len(cf) for _, cf in curve_frames]
+        idents = [ident for ident, _ in curve_frames]
+        ident_cols = {"trial": [i["trial_id"] for i in idents], **{k: [i[k] for i in idents] for k in _CURVE_ID_COLUMNS[1:]}}
+        for a, col in zip(axes, axis_cols):
+            ident_cols[col] = [i["axes"].get(a) for i in idents]
+        for k, values in ident_cols.items():
+            curves[k] = np.repeat(np.array(values, dtype=object), lengths)
+        curves = curves[curve_columns]
     else:
         curves = pd.DataFrame({c: pd.Series(dtype="float64" if c in ("lr", "loss", "smoothed_loss") else "object")
                                for c in curve_columns})

@@ -72,6 +72,8 @@ __all__ = [
 #: plot file stems, in report order, with the figure captions.
 PLOT_NAMES = ("loss_vs_lr", "loss_change", "lr_scaling", "min_loss_heatmap")
 GRID_POINTS = 200
+#: how many best-ranked configurations the figures show (plus the best of each optimizer).
+FOCUS_TOP = 8
 
 _GOYAL = (
     "The linear scaling rule (Goyal et al. 2017, “Accurate, Large Minibatch SGD”) predicts a "
@@ -107,12 +109,46 @@ def _interp_on_grid(x: np.ndarray, y: np.ndarray, grid: np.ndarray) -> np.ndarra
 
 
 def _loss_change_column(curves: pd.DataFrame, sma: int) -> pd.Series:
-    """keras-lr-finder loss change of the raw loss, per trial (NaN for the first ``sma`` steps)."""
-    out = pd.Series(np.nan, index=curves.index)
-    for _, g in curves.groupby("trial", sort=False):
-        g = g.sort_values("step")
-        out.loc[g.index] = loss_change(g["loss"].to_numpy(dtype=np.float64), sma)
-    return out
+    """keras-lr-finder loss change of the raw loss, per trial (NaN for the first ``sma`` steps).
+
+    ``(loss[i] - loss[i - sma]) / sma`` within each trial in step order: one grouped shift,
+    no per-trial loop (checked against :func:`lrrt_core.suggest.loss_change` in the tests).
+    """
+    loss_change(np.zeros(0), sma)  # validates sma
+    ordered = curves.sort_values(["trial", "step"], kind="mergesort")
+    loss = ordered["loss"].astype(np.float64)
+    change = (loss - loss.groupby(ordered["trial"], sort=False).shift(sma)) / sma
+    return change.reindex(curves.index)
+
+
+def _trial_blocks(curves: pd.DataFrame, value: str):
+    """Curves sorted by config, trial, step as numpy arrays, with the trial boundaries."""
+    c = curves.sort_values(["config", "trial", "step"], kind="mergesort")
+    trial = c["trial"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, trial[1:] != trial[:-1]])
+    with np.errstate(all="ignore"):
+        x = np.log10(c["lr"].to_numpy(dtype=np.float64))
+    return c, x, c[value].to_numpy(dtype=np.float64), starts, np.r_[starts[1:], len(c)]
+
+
+def _band_of(x: np.ndarray, y: np.ndarray, bounds: list[tuple[int, int]], n_grid: int):
+    """Mean, min, max and count over the trials ``bounds`` of one configuration on a log-lr grid."""
+    import warnings
+
+    x_all = np.concatenate([x[i:j] for i, j in bounds])
+    x_all = x_all[np.isfinite(x_all)]
+    if x_all.size == 0:
+        return None
+    grid = np.linspace(x_all.min(), x_all.max(), n_grid)
+    stack = np.vstack([_interp_on_grid(x[i:j], y[i:j], grid) for i, j in bounds])
+    n = np.sum(np.isfinite(stack), axis=0)
+    keep = n > 0
+    if not keep.any():
+        return None
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return (10 ** grid[keep], np.nanmean(stack[:, keep], axis=0), np.nanmin(stack[:, keep], axis=0),
+                np.nanmax(stack[:, keep], axis=0), n[keep], n[keep] == stack.shape[0])
 
 
 def seed_bands(red, value: str = "smoothed_loss", n_grid: int = GRID_POINTS, sma: int = DEFAULT_SMA) -> pd.DataFrame:
@@ -134,7 +170,8 @@ def seed_bands(red, value: str = "smoothed_loss", n_grid: int = GRID_POINTS, sma
         long DataFrame: ``config, optimizer, batch_size``, axis columns, ``series``
         (see :func:`series_label`), ``lr, mean, lo, hi, n`` (seeds at that point),
         ``full`` (every seed covers the point). Plot the mean only where ``full``: where
-        one seed stopped early the mean of the rest would jump.
+        one seed stopped early the mean of the rest would jump. Configurations come in
+        order of first appearance in ``red.curves``.
     """
     cols = ["config", "optimizer", "batch_size", *red.axes, "series", "lr", "mean", "lo", "hi", "n", "full"]
     curves = red.curves
@@ -142,44 +179,62 @@ def seed_bands(red, value: str = "smoothed_loss", n_grid: int = GRID_POINTS, sma
         return pd.DataFrame(columns=cols)
     if value == "loss_change":
         curves = curves.assign(loss_change=_loss_change_column(curves, sma))
-    frames = []
-    for config, g in curves.groupby("config", sort=False):
-        x_all = np.log10(g["lr"].to_numpy(dtype=np.float64))
-        x_all = x_all[np.isfinite(x_all)]
-        if x_all.size == 0:
-            continue
-        grid = np.linspace(x_all.min(), x_all.max(), n_grid)
-        stack = np.vstack(
-            [
-                _interp_on_grid(np.log10(t["lr"].to_numpy(dtype=np.float64)), t[value].to_numpy(dtype=np.float64), grid)
-                for _, t in g.groupby("trial", sort=False)
-            ]
-        )
-        n = np.sum(np.isfinite(stack), axis=0)
-        keep = n > 0
-        if not keep.any():
-            continue
-        with np.errstate(all="ignore"):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                mean = np.nanmean(stack[:, keep], axis=0)
-                lo = np.nanmin(stack[:, keep], axis=0)
-                hi = np.nanmax(stack[:, keep], axis=0)
-        first = g.iloc[0]
-        f = pd.DataFrame({"lr": 10 ** grid[keep], "mean": mean, "lo": lo, "hi": hi, "n": n[keep],
-                          "full": n[keep] == stack.shape[0]})
-        ident = {"config": config, "optimizer": first["optimizer"], "batch_size": first["batch_size"]}
-        for a in red.axes:
-            ident[a] = first[a]
-        ident["series"] = series_label(first, red.axes)
-        for i, (k, v) in enumerate(ident.items()):
-            f.insert(i, k, [v] * len(f))
-        frames.append(f)
-    if not frames:
+    c, x, y, starts, ends = _trial_blocks(curves, value)
+    configs = c["config"].to_numpy()[starts]
+    by_config: dict[Any, list[tuple[int, int]]] = {}
+    for cfg, i, j in zip(configs, starts, ends):
+        by_config.setdefault(cfg, []).append((i, j))
+    firsts = curves.drop_duplicates("config").set_index("config")
+    pieces, idents = [], []
+    for cfg in firsts.index:
+        band = _band_of(x, y, by_config[cfg], n_grid)
+        if band is not None:
+            pieces.append(band)
+            idents.append(cfg)
+    if not pieces:
         return pd.DataFrame(columns=cols)
-    return pd.concat(frames, ignore_index=True)[cols]
+    return _bands_frame(red, firsts.loc[idents], pieces)[cols]
+
+
+def _bands_frame(red, firsts: pd.DataFrame, pieces: list[tuple]) -> pd.DataFrame:
+    """Stack the per-configuration bands, identity columns repeated with numpy."""
+    lengths = [len(p[0]) for p in pieces]
+    out = pd.DataFrame({k: np.concatenate([p[i] for p in pieces])
+                        for i, k in enumerate(("lr", "mean", "lo", "hi", "n", "full"))})
+    out.insert(0, "config", np.repeat(firsts.index.to_numpy(dtype=object), lengths))
+    ident = {"optimizer": firsts["optimizer"], "batch_size": firsts["batch_size"], **{a: firsts[a] for a in red.axes}}
+    for k, col in ident.items():
+        out[k] = np.repeat(col.to_numpy(dtype=object), lengths)
+        if k in red.curves:
+            out[k] = out[k].astype(red.curves[k].dtype)
+    labels = [series_label(r, red.axes) for r in firsts.reset_index().to_dict("records")]
+    out["series"] = np.repeat(np.array(labels, dtype=object), lengths)
+    return out
+
+
+def cached_bands(red, value: str = "smoothed_loss") -> pd.DataFrame:
+    """:func:`seed_bands` computed once per reduction and reused by every figure and renderer."""
+    key = ("seed_bands", value)
+    if key not in red.cache:
+        red.cache[key] = seed_bands(red, value=value)
+    return red.cache[key]
+
+
+def focus_configs(red, top: int = FOCUS_TOP) -> list[str]:
+    """The configurations the figures show: the ``top`` best-ranked (with an ok seed) plus the
+    best of each optimizer, in rank order."""
+    r = red.ranking
+    if r.empty:
+        return []
+    r = r[r["n_ok"] > 0].sort_values("rank")
+    keep = set(r["config"].head(top)) | set(r.drop_duplicates("optimizer")["config"])
+    return [str(c) for c in r["config"] if c in keep]
+
+
+def focus_note(red, shown: int, what: str = "configurations") -> str:
+    """``"top 9 of 600 configurations shown"`` ("" when all are shown)."""
+    total = int((red.ranking["n_ok"] > 0).sum()) if not red.ranking.empty else 0
+    return f"top {shown} of {total} {what} shown" if shown < total else ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -258,7 +313,7 @@ def recommendations(red, bands: pd.DataFrame | None = None) -> list[Recommendati
     if ranking.empty:
         return []
     if bands is None:
-        bands = seed_bands(red)
+        bands = cached_bands(red)
     slopes = {}
     if red.scaling is not None and not red.scaling.empty:
         for _, s in red.scaling.iterrows():
@@ -360,13 +415,19 @@ def _fmt_loss(v: float) -> str:
 
 def _bands_figure(red, bands: pd.DataFrame, *, ylabel: str, title: str, kind: str):
     """Shared layout of figures (a) and (b): one panel per batch size, a line per series."""
+    focus = focus_configs(red)
+    if focus:
+        bands = bands[bands["config"].isin(focus)]
     sizes = _batch_sizes(bands)
     if not sizes:
         return None
     nrows, ncols = _panel_grid(len(sizes))
-    fig = _figure((4.6 * ncols + 0.4, 3.6 * nrows + 0.6))
+    fig = _figure((4.6 * ncols + 0.4, 3.6 * nrows + 0.6 + 0.22 * math.ceil(bands["series"].nunique() / 3)))
     axs = fig.subplots(nrows, ncols, squeeze=False, sharey=False)
-    styles = _styles(red)
+    styles = _focus_styles(red, bands)
+    note = focus_note(red, len(focus))
+    if note:
+        title += f"\n{note} (ranking table: all)"
     ranking = red.ranking.set_index("config")
     for k, bs in enumerate(sizes):
         ax = axs[k // ncols][k % ncols]
@@ -382,8 +443,6 @@ def _bands_figure(red, bands: pd.DataFrame, *, ylabel: str, title: str, kind: st
             lr, mean = g["lr"].to_numpy(), g["mean"].to_numpy()
             label = g["series"].iloc[0]
             sugg = float(ranking.loc[config, "suggested_lr_gmean"]) if config in ranking.index else math.nan
-            if np.isfinite(sugg) and lr[0] <= sugg <= lr[-1]:
-                label = f"{label} (lr* {_fmt_lr(sugg)})"
             ax.plot(lr, mean, color=st["color"], linestyle=st["linestyle"], linewidth=1.8, label=_mpl(label))
             if np.isfinite(sugg) and lr[0] <= sugg <= lr[-1]:
                 y = float(np.interp(np.log10(sugg), np.log10(lr), mean))
@@ -410,11 +469,29 @@ def _bands_figure(red, bands: pd.DataFrame, *, ylabel: str, title: str, kind: st
         ax.set_xlabel("learning rate (log scale)")
         ax.set_ylabel(ylabel)
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=8, loc="best", framealpha=0.85)
     for k in range(len(sizes), nrows * ncols):
         axs[k // ncols][k % ncols].set_visible(False)
+    _legend_below(fig, axs)
     fig.suptitle(title, fontsize=12)
     return fig
+
+
+def _focus_styles(red, bands: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Styles of the series in ``bands`` (the focused ones), colour by optimizer, in rank order."""
+    order = bands.drop_duplicates("series")
+    return _style_map(list(order["series"]), [str(o) for o in order["optimizer"]])
+
+
+def _legend_below(fig, axs) -> None:
+    """One legend for the whole figure, below the panels (outside every axes), one entry per
+    series; constrained layout makes room for it."""
+    handles: dict[str, Any] = {}
+    for ax in np.ravel(axs):
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    if handles:
+        fig.legend(list(handles.values()), list(handles.keys()), loc="outside lower center",
+                   ncols=min(3, len(handles)), fontsize=8, frameon=False)
 
 
 def fig_loss_vs_lr(red, bands: pd.DataFrame | None = None):
@@ -422,7 +499,7 @@ def fig_loss_vs_lr(red, bands: pd.DataFrame | None = None):
 
     Returns a :class:`matplotlib.figure.Figure`, or ``None`` when no trial is ok.
     """
-    bands = seed_bands(red) if bands is None else bands
+    bands = cached_bands(red) if bands is None else bands
     if bands.empty:
         return None
     return _bands_figure(
@@ -433,7 +510,7 @@ def fig_loss_vs_lr(red, bands: pd.DataFrame | None = None):
 
 def fig_loss_change(red, sma: int = DEFAULT_SMA):
     """(b) The seed article's loss-change plot: (loss[i] - loss[i-sma]) / sma vs learning rate."""
-    bands = seed_bands(red, value="loss_change", sma=sma)
+    bands = cached_bands(red, "loss_change") if sma == DEFAULT_SMA else seed_bands(red, "loss_change", sma=sma)
     if bands.empty:
         return None
     return _bands_figure(
@@ -451,13 +528,18 @@ def fig_lr_scaling(red):
     r = r[pd.to_numeric(r["batch_size"], errors="coerce").notna()]
     if r.empty:
         return None
-    labels = [series_label(row, red.axes) for _, row in r.iterrows()]
+    labels = [series_label(row, red.axes) for row in r.to_dict("records")]
     r = r.assign(series=labels)
-    styles = _styles(red)
+    shown = list(dict.fromkeys(r.set_index("config").loc[[c for c in focus_configs(red) if c in set(r["config"])],
+                                                          "series"]))
+    note = focus_note(red, len(shown), "series") if len(shown) < len(set(labels)) else ""
+    r = r[r["series"].isin(shown)] if shown else r
+    pairs = list(dict.fromkeys(zip(r["series"], r["optimizer"].astype(str))))
+    styles = _style_map([p[0] for p in pairs], [p[1] for p in pairs])
     fits = {}
     for _, s in (red.scaling if red.scaling is not None else pd.DataFrame()).iterrows():
         fits[series_label(s, red.axes)] = s
-    fig = _figure((6.6, 4.6))
+    fig = _figure((9.0, 4.8))
     ax = fig.add_subplot()
     for label, g in r.groupby("series", sort=False):
         st = styles[label]
@@ -484,9 +566,11 @@ def fig_lr_scaling(red):
     ax.minorticks_off() if len(sizes) > 1 else None
     ax.set_xlabel("batch size (log scale)")
     ax.set_ylabel(f"suggested learning rate ({red.rank_by})")
-    ax.set_title("Suggested learning rate vs batch size\n(geometric mean over seeds, bars ×/÷ geometric sd)", fontsize=11)
+    ax.set_title("Suggested learning rate vs batch size\n(geometric mean over seeds, bars ×/÷ geometric sd)"
+                 + (f"\n{len(shown)} best series of {len(set(labels))} shown" if note else ""), fontsize=11)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=9, title="fit: log lr = slope · log bs + c", title_fontsize=8, loc="best")
+    ax.legend(fontsize=8, title="fit: log lr = slope · log bs + c", title_fontsize=8, loc="upper left",
+              bbox_to_anchor=(1.02, 1.0), frameon=False)
     return fig
 
 
@@ -495,12 +579,16 @@ def fig_min_loss_heatmap(red):
     r = red.ranking
     if r.empty or not np.isfinite(r["min_loss_mean"].astype(float)).any():
         return None
-    r = r.assign(series=[series_label(row, red.axes) for _, row in r.iterrows()])
-    rows = list(dict.fromkeys(r["series"]))
+    r = r.assign(series=[series_label(row, red.axes) for row in r.to_dict("records")])
+    all_rows = list(dict.fromkeys(r["series"]))
+    focus = set(focus_configs(red))
+    rows = [x for x in dict.fromkeys(r.sort_values("rank")["series"][r["config"].isin(focus)])] or all_rows
+    rows = [x for x in all_rows if x in set(rows)]
+    r = r[r["series"].isin(rows)]
     cols = _batch_sizes(r)
     mat = np.full((len(rows), len(cols)), np.nan)
     best = np.zeros_like(mat, dtype=bool)
-    for _, row in r.iterrows():
+    for row in r.to_dict("records"):
         if pd.isna(row["batch_size"]):
             continue
         i, j = rows.index(row["series"]), cols.index(row["batch_size"])
@@ -529,7 +617,8 @@ def fig_min_loss_heatmap(red):
     ax.set_yticklabels([_mpl(r) for r in rows])
     ax.set_xlabel("batch size")
     ax.set_ylabel("optimizer")
-    ax.set_title("Mean minimum smoothed loss (lower is better; ★ rank 1)", fontsize=11)
+    more = f"\n{len(rows)} best rows of {len(all_rows)} shown" if len(rows) < len(all_rows) else ""
+    ax.set_title(f"Mean minimum smoothed loss (lower is better; ★ rank 1){more}", fontsize=11)
     cb = fig.colorbar(im, ax=ax, shrink=0.9)
     cb.set_label("min smoothed loss")
     return fig
