@@ -478,32 +478,34 @@ def _maybe_int(series: pd.Series) -> pd.Series:
     return series
 
 
+def _aggregate_seeds(trials: pd.DataFrame, axis_cols: list[str]) -> pd.DataFrame:
+    """Per configuration (first-appearance order): identity of its first trial, status counts,
+    loss mean / sd over ok seeds and geometric means / sd of the rates — one group-by each."""
+    keys = trials["config"]
+    first = trials.drop_duplicates("config").set_index("config")[["optimizer", "batch_size", *axis_cols]]
+    status = pd.crosstab(keys, trials["status"]).reindex(columns=list(STATUSES), fill_value=0)
+    ok = trials[trials["status"] == "ok"]
+    g_loss = ok["min_loss"].astype(float).groupby(ok["config"], sort=False)
+    out = first.assign(n_ok=status["ok"], n_failed=status["failed"], n_missing=status["missing"],
+                       min_loss_mean=g_loss.mean(), min_loss_std=g_loss.std(ddof=1))
+    for col in ("suggested_lr", "steepest_lr", "valley_lr", "lr_at_min_loss"):
+        x = pd.to_numeric(ok[col], errors="coerce").astype(float)
+        logs = np.log(x.where(np.isfinite(x) & (x > 0)))
+        g = logs.groupby(ok["config"], sort=False)
+        out[f"{col}_gmean"] = np.exp(g.mean())
+        if col == "suggested_lr":
+            out["suggested_lr_gsd"] = np.exp(g.std(ddof=1))
+    for col in ("n_ok", "n_failed", "n_missing"):
+        out[col] = out[col].fillna(0).astype(int)
+    return out.rename_axis("config").reset_index()
+
+
 def _rank(trials: pd.DataFrame, axis_cols: list[str]) -> pd.DataFrame:
     """Aggregate trials over seeds per configuration and assign ranks 1..n."""
     columns = _RANK_ID_COLUMNS + axis_cols + _RANK_STATS
     if trials.empty:
         return pd.DataFrame(columns=columns)
-    out = []
-    for config, g in trials.groupby("config", sort=False, dropna=False):
-        first = g.iloc[0]
-        ok = g[g["status"] == "ok"]
-        row: dict[str, Any] = {"config": config, "optimizer": first["optimizer"], "batch_size": first["batch_size"]}
-        for col in axis_cols:
-            row[col] = first[col]
-        row.update(
-            n_ok=int(len(ok)),
-            n_failed=int((g["status"] == "failed").sum()),
-            n_missing=int((g["status"] == "missing").sum()),
-            min_loss_mean=float(ok["min_loss"].astype(float).mean()) if len(ok) else math.nan,
-            min_loss_std=float(ok["min_loss"].astype(float).std(ddof=1)) if len(ok) >= 2 else math.nan,
-            suggested_lr_gmean=_gmean(ok["suggested_lr"]),
-            suggested_lr_gsd=_gsd(ok["suggested_lr"]),
-            steepest_lr_gmean=_gmean(ok["steepest_lr"]),
-            valley_lr_gmean=_gmean(ok["valley_lr"]),
-            lr_at_min_loss_gmean=_gmean(ok["lr_at_min_loss"]),
-        )
-        out.append(row)
-    ranking = pd.DataFrame(out)
+    ranking = _aggregate_seeds(trials, axis_cols)
     has_ok = ranking["n_ok"] > 0
     # Round the loss so float noise in the mean does not decide a tie.
     key_loss = ranking["min_loss_mean"].map(lambda v: float(f"{v:.12g}") if np.isfinite(v) else math.inf)
