@@ -783,8 +783,46 @@ def missing_section(red) -> Section:
                                  "interrupted):"), ("list", items)])
 
 
+def effects_section(red) -> Section | None:
+    """Per-axis effects (:func:`sweeps.effects.axis_effects`): which axis matters most, and a
+    table per axis of the loss and the recommended rate against its values."""
+    from sweeps.effects import axis_effects
+
+    effects = cached(red, "axis_effects", lambda: axis_effects(red))
+    if not effects:
+        return None
+    ordered = sorted(effects, key=lambda e: -e.effect if np.isfinite(e.effect) else np.inf)
+    summary = ", ".join(f"{e.axis} {_fmt_loss(e.effect)}" for e in ordered)
+    blocks: list[tuple] = [("p", "How much each grid axis moves the ranking criterion: the range (max - min) over "
+                                 "its values of the mean minimum loss, averaged over the other axes (for the seed: "
+                                 f"over the trials of each seed). Largest first: {summary}.")]
+    header_tail = ["mean min loss (over the rest)", "best min loss", "best configuration",
+                   f"suggested lr ({red.rank_by}, gmean over the rest)", "suggested lr at the best"]
+    for e in effects:
+        count = "ok trials" if e.axis == "seed" else "configurations"
+        rows = [[_fmt_value(x.value), str(int(x.n)), _fmt_loss(x.loss_mean), _fmt_loss(x.loss_best),
+                 str(x.best_config), _fmt_lr(x.lr_gmean), _fmt_lr(x.lr_best)] for x in e.table.itertuples()]
+        blocks.append(("p", f"{e.axis} (effect {_fmt_loss(e.effect)})"))
+        blocks.append(("table", [e.axis.replace("_", " "), count, *header_tail], rows, {1, 2, 3, 5, 6}))
+    return Section("Per-axis effects", blocks)
+
+
+def _fmt_value(v: Any) -> str:
+    """An axis value as text: integral floats without ``.0``."""
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def cached(red, key: str, compute: Callable[[], Any]) -> Any:
+    """``compute()`` once per reduction (kept in ``red.cache``)."""
+    if key not in red.cache:
+        red.cache[key] = compute()
+    return red.cache[key]
+
+
 def extra_sections(red) -> list[Section]:
-    return [s for s in (verification_section(red), recipes_section(red)) if s is not None]
+    return [s for s in (effects_section(red), verification_section(red), recipes_section(red)) if s is not None]
 
 
 def _html_section(sec: Section, plot_paths: dict[str, Path]) -> list[str]:
