@@ -74,6 +74,8 @@ PLOT_NAMES = ("loss_vs_lr", "loss_change", "lr_scaling", "min_loss_heatmap")
 GRID_POINTS = 200
 #: how many best-ranked configurations the figures show (plus the best of each optimizer).
 FOCUS_TOP = 8
+#: ranking rows shown before the rest (the rest in a collapsed section).
+RANKING_TOP = 20
 
 _GOYAL = (
     "The linear scaling rule (Goyal et al. 2017, “Accurate, Large Minibatch SGD”) predicts a "
@@ -222,12 +224,14 @@ def cached_bands(red, value: str = "smoothed_loss") -> pd.DataFrame:
 
 def focus_configs(red, top: int = FOCUS_TOP) -> list[str]:
     """The configurations the figures show: the ``top`` best-ranked (with an ok seed) plus the
-    best of each optimizer, in rank order."""
+    best of each optimizer and of each batch size (so every batch-size panel has a line), in
+    rank order."""
     r = red.ranking
     if r.empty:
         return []
     r = r[r["n_ok"] > 0].sort_values("rank")
-    keep = set(r["config"].head(top)) | set(r.drop_duplicates("optimizer")["config"])
+    keep = (set(r["config"].head(top)) | set(r.drop_duplicates("optimizer")["config"])
+            | set(r.drop_duplicates("batch_size")["config"]))
     return [str(c) for c in r["config"] if c in keep]
 
 
@@ -966,6 +970,10 @@ def _ranking_rows(red) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def _rest_summary(shown: int, total: int) -> str:
+    return f"The other {total - shown} configurations (ranks {shown + 1} to {total}; also in ranking.csv)"
+
+
 def _recommendation_text(rec: Recommendation, rank_by: str) -> tuple[str, str]:
     """(optimizer label, sentence) in plain text; the renderer escapes both."""
     if rec.config is None:
@@ -1089,8 +1097,12 @@ def render_html(red, plot_paths: dict[str, Path] | Sequence[Path]) -> str:
     else:
         header, rows = _ranking_rows(red)
         n_ax = len(red.axes)
-        parts.append(_html_table(header, rows, num_cols={0, 3, 5 + n_ax, 6 + n_ax, 7 + n_ax, 8 + n_ax, 9 + n_ax},
-                                 best_first=bool(red.ranking["n_ok"].iloc[0] > 0)))
+        num = {0, 3, 5 + n_ax, 6 + n_ax, 7 + n_ax, 8 + n_ax, 9 + n_ax}
+        top, rest = rows[:RANKING_TOP], rows[RANKING_TOP:]
+        parts.append(_html_table(header, top, num_cols=num, best_first=bool(red.ranking["n_ok"].iloc[0] > 0)))
+        if rest:
+            parts.append(f"<details><summary>{_h(_rest_summary(len(top), len(rows)))}</summary>"
+                         + _html_table(header, rest, num_cols=num) + "</details>")
 
     parts.append("<h2>Recommendations</h2>")
     recs = recommendations(red)
@@ -1207,7 +1219,10 @@ def render_markdown(red, plot_paths: dict[str, Path] | Sequence[Path]) -> str:
         lines += ["No configurations.", ""]
     else:
         header, rows = _ranking_rows(red)
-        lines += [_md_table(header, rows), ""]
+        lines += [_md_table(header, rows[:RANKING_TOP]), ""]
+        if rows[RANKING_TOP:]:
+            lines += [f"<details><summary>{_h(_rest_summary(RANKING_TOP, len(rows)))}</summary>", "",
+                      _md_table(header, rows[RANKING_TOP:]), "", "</details>", ""]
     lines += ["## Recommendations", ""]
     recs = recommendations(red)
     if not recs:

@@ -78,3 +78,92 @@ def test_per_axis_section_in_both_reports(tmp_path):
     t = {e.axis: e for e in axis_effects(red)}["optimizer"].table.set_index("value")
     assert t.loc["adam", "loss_mean"] == pytest.approx(S.MIN_SMOOTHED + np.mean([0.1, 0.2, 0.5]), abs=1e-9)
     assert t.loc["sgd", "best_config"] == "sgd-bs128"
+
+
+# --------------------------------------------------------------------------- 600 configurations
+@pytest.fixture(scope="module")
+def big_dir(tmp_path_factory):
+    """2 optimizers x 3 batch sizes x 100 widths x 2 seeds = 1200 trials, 600 configurations;
+    ``lrrt report`` run in a fresh interpreter (as the CLI), measured."""
+    from tests.benchmarks.bench_report import measure
+
+    d = SC.scale_sweep(tmp_path_factory.mktemp("big"), 100)
+    return d, measure(d)
+
+
+def test_600_configurations_report_is_quick_and_small(big_dir):
+    d, m = big_dir
+    assert m["wall_s"] < 8.0, m
+    assert m["peak_mb"] < 400, m
+    assert m["html_mb"] < 3.0, m
+    html = (d / "report.html").read_text()
+    # the ranking shows the top rows; the rest are one click away, collapsed
+    top, rest = html.split("<h2>Ranking</h2>")[1].split("<h2>Recommendations</h2>")[0].split("<details>")
+    assert top.count("<tr") == report.RANKING_TOP + 1 and "<details open" not in rest
+    assert rest.count("<tr") == 600 - report.RANKING_TOP + 1
+    assert "ranks 21 to 600" in rest
+    md = (d / "report.md").read_text()
+    assert "<details><summary>The other 580 configurations" in md
+
+
+def _extent_checks(fig):
+    """Every legend lies inside the figure and overlaps no axes (from the drawn extents)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    r = canvas.get_renderer()
+    fb = fig.bbox
+    legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    assert legends
+    for leg in legends:
+        lb = leg.get_window_extent(r)
+        assert fb.x0 - 1 <= lb.x0 and lb.x1 <= fb.x1 + 1 and fb.y0 - 1 <= lb.y0 and lb.y1 <= fb.y1 + 1, (lb, fb)
+        for ax in fig.axes:
+            if ax.get_visible():
+                assert not lb.overlaps(ax.get_window_extent(r)), (leg, ax.get_title())
+    return legends
+
+
+def test_600_configurations_figures_are_focused_with_legends_outside_the_axes(big_dir):
+    d, _ = big_dir
+    red = reduce.reduce_dir(d)
+    focus = report.focus_configs(red)
+    assert focus[:report.FOCUS_TOP] == list(red.ranking["config"].head(report.FOCUS_TOP))
+    by = red.ranking.set_index("config")
+    assert {by.loc[c, "optimizer"] for c in focus} == {"sgd", "adam"}
+    assert {by.loc[c, "batch_size"] for c in focus} == set(S.BATCH_SIZES)
+    # the top 8 are adam at batch size 128; sgd's best and the best at 32 and 512 are added
+    assert len(focus) == report.FOCUS_TOP + 3
+    for stem in ("loss_vs_lr", "loss_change", "lr_scaling"):
+        fig = report._FIGURES[stem][0](red)
+        legends = _extent_checks(fig)
+        n_entries = sum(len(leg.get_texts()) for leg in legends)
+        assert n_entries <= len(focus), (stem, n_entries)
+    fig = report.fig_loss_vs_lr(red)
+    assert f"top {len(focus)} of 600 configurations shown" in fig._suptitle.get_text()
+    heat = report.fig_min_loss_heatmap(red)
+    assert len(heat.axes[0].get_yticklabels()) <= len(focus)
+
+
+def test_600_configurations_rank_1_in_the_first_screen(big_dir, tmp_path):
+    """At 1400x900 the rank-1 configuration is named above the fold (probe: its table cell's
+    box), and the screenshot is kept next to the report for a human to look at."""
+    if CHROMIUM is None:
+        missing_tool("chromium", "apt-get install -y chromium")
+    d, _ = big_dir
+    red = reduce.reduce_dir(d)
+    best = str(red.ranking["config"].iloc[0])
+    probe_js = ('<script>window.addEventListener("load",function(){var tds=document.querySelectorAll("td"),b=-1;'
+                f'for(var i=0;i<tds.length;i++){{if(tds[i].textContent=={best!r}){{b=tds[i].getBoundingClientRect().bottom;break;}}}}'
+                'document.title="FOLD "+b+" "+window.innerHeight;});</script>')
+    probe = tmp_path / "probe.html"
+    probe.write_text((d / "report.html").read_text().replace("</body>", probe_js + "</body>"))
+    out = _chromium(["--window-size=1400,900", "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
+                    tmp_path, "fold")
+    m = re.search(r"<title>FOLD ([-\d.]+) (\d+)</title>", out.stdout)
+    assert m, out.stderr[-2000:]
+    assert 0 < float(m.group(1)) <= float(m.group(2)) <= 900
+    shot = d / "report-first-screen.png"
+    _chromium(["--window-size=1400,900", f"--screenshot={shot}", (d / "report.html").as_uri()], tmp_path, "shot")
+    assert shot.is_file()
