@@ -22,15 +22,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# Peak memory: VmHWM of the child (its own address space; ``ru_maxrss`` would also count the
+# parent's size at fork, which Linux carries across exec).
 _CHILD = """
-import json, resource, sys, time
+import json, re, sys, time
 t0 = time.perf_counter()
 from sweeps import reduce
 t1 = time.perf_counter()
 reduce.rebuild(sys.argv[1])
 t2 = time.perf_counter()
 print(json.dumps({"import_s": t1 - t0, "rebuild_s": t2 - t1,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_mb": int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024}))
 """
 
 
