@@ -22,6 +22,12 @@ Figures (``plots/*.png``, written with :func:`lrrt_core.plot.save_figure`, atomi
 ``min_loss_heatmap.png``
     (d) mean minimum smoothed loss over optimizer × batch size, values annotated.
 
+Focus (:func:`focus_configs`): figures (a)–(d) draw the 8 best-ranked configurations plus
+the best of each optimizer and of each batch size, and say how many more there are; the
+ranking table shows its top :data:`RANKING_TOP` rows with the rest in a collapsed section;
+per-axis effects (:mod:`sweeps.effects`) answer which axis matters. Legends sit outside the
+axes (a figure legend below the panels of (a) and (b), to the right of (c)).
+
 All colours come from :data:`lrrt_core.plot.PALETTE` (Okabe–Ito, colour-blind safe) and the
 heat map uses ``viridis``; figures use constrained layout so labels never overlap.
 
@@ -1060,7 +1066,8 @@ def render_html(red, plot_paths: dict[str, Path] | Sequence[Path]) -> str:
     inline CSS, no scripts, no external resources).
 
     Sections: title and sweep name, summary line (and a banner for partial results),
-    ranking table, one recommendation paragraph per optimizer, the plots, the lr-scaling
+    ranking table (top rows, the rest in a collapsed ``<details>``), one recommendation
+    paragraph per optimizer, per-axis effects, verification and recipes, the plots, the lr-scaling
     fits, failed trials with their errors, missing trials.
 
     Args:
