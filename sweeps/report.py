@@ -1051,8 +1051,10 @@ footer{margin-top:2rem;color:#777;font-size:.8rem}
 """
 
 
-def _html_table(header: list[str], rows: list[list[str]], num_cols: set[int] = frozenset(), best_first: bool = False) -> str:
-    out = ['<div class="tablewrap"><table>', "<thead><tr>" + "".join(f"<th>{_h(c)}</th>" for c in header) + "</tr></thead>", "<tbody>"]
+def _html_table(header: list[str], rows: list[list[str]], num_cols: set[int] = frozenset(), best_first: bool = False,
+                table_class: str = "") -> str:
+    cls_attr = f' class="{table_class}"' if table_class else ""
+    out = [f'<div class="tablewrap"><table{cls_attr}>', "<thead><tr>" + "".join(f"<th>{_h(c)}</th>" for c in header) + "</tr></thead>", "<tbody>"]
     for k, row in enumerate(rows):
         cls = ' class="best"' if best_first and k == 0 else ""
         cells = "".join(f'<td class="num">{_h(c)}</td>' if i in num_cols else f"<td>{_h(c)}</td>" for i, c in enumerate(row))
@@ -1061,9 +1063,37 @@ def _html_table(header: list[str], rows: list[list[str]], num_cols: set[int] = f
     return "\n".join(out)
 
 
+#: The report's one script (fixed text, no sweep data, no external resource): a filter box
+#: above the ranking and sortable columns (click a header; again to reverse). Sorting or
+#: filtering gathers the collapsed rows into the first table. Without script the page reads
+#: the same, minus the box.
+TABLE_SCRIPT = """(function(){
+var tables=document.querySelectorAll("table.ranking");if(!tables.length)return;
+var main=tables[0],body=main.tBodies[0],rest=document.querySelector("details.ranking-rest");
+function gather(){if(!rest)return;for(var t=1;t<tables.length;t++){var b=tables[t].tBodies[0];
+while(b.rows.length)body.appendChild(b.rows[0]);}rest.style.display="none";rest=null;}
+function key(td){var v=parseFloat(td.textContent);return isNaN(v)?td.textContent.toLowerCase():v;}
+function cmp(a,b){var n1=typeof a==="number",n2=typeof b==="number";
+if(n1&&n2)return a-b;if(n1)return -1;if(n2)return 1;return a<b?-1:a>b?1:0;}
+var box=document.createElement("input");box.type="search";box.id="ranking-filter";
+box.placeholder="filter configurations (any text in a row)";box.style.cssText="width:24rem;margin:.4rem 0";
+box.addEventListener("input",function(){gather();var q=box.value.toLowerCase();
+for(var i=0;i<body.rows.length;i++){var r=body.rows[i];
+r.style.display=r.textContent.toLowerCase().indexOf(q)<0?"none":"";}});
+main.parentNode.parentNode.insertBefore(box,main.parentNode);
+var ths=main.tHead.rows[0].cells;
+for(var c=0;c<ths.length;c++){(function(c){var th=ths[c],dir=1;th.style.cursor="pointer";th.title="sort";
+th.addEventListener("click",function(){gather();var rows=Array.prototype.slice.call(body.rows);
+rows.sort(function(a,b){return dir*cmp(key(a.cells[c]),key(b.cells[c]));});dir=-dir;
+for(var i=0;i<rows.length;i++)body.appendChild(rows[i]);});})(c);}
+})();"""
+TABLE_SCRIPT_TAG = f"<script>{TABLE_SCRIPT}</script>"
+
+
 def render_html(red, plot_paths: dict[str, Path] | Sequence[Path]) -> str:
     """The report as ONE self-contained HTML page (images inlined as base64 ``data:`` URIs,
-    inline CSS, no scripts, no external resources).
+    inline CSS, no external resources; one fixed inline script, :data:`TABLE_SCRIPT`, sorts
+    and filters the ranking, and the page reads without it).
 
     Sections: title and sweep name, summary line (and a banner for partial results),
     ranking table (top rows, the rest in a collapsed ``<details>``), one recommendation
@@ -1106,10 +1136,12 @@ def render_html(red, plot_paths: dict[str, Path] | Sequence[Path]) -> str:
         n_ax = len(red.axes)
         num = {0, 3, 5 + n_ax, 6 + n_ax, 7 + n_ax, 8 + n_ax, 9 + n_ax}
         top, rest = rows[:RANKING_TOP], rows[RANKING_TOP:]
-        parts.append(_html_table(header, top, num_cols=num, best_first=bool(red.ranking["n_ok"].iloc[0] > 0)))
+        parts.append(_html_table(header, top, num_cols=num, best_first=bool(red.ranking["n_ok"].iloc[0] > 0),
+                                 table_class="ranking"))
         if rest:
-            parts.append(f"<details><summary>{_h(_rest_summary(len(top), len(rows)))}</summary>"
-                         + _html_table(header, rest, num_cols=num) + "</details>")
+            parts.append(f'<details class="ranking-rest"><summary>{_h(_rest_summary(len(top), len(rows)))}</summary>'
+                         + _html_table(header, rest, num_cols=num, table_class="ranking") + "</details>")
+        parts.append(TABLE_SCRIPT_TAG)
 
     parts.append("<h2>Recommendations</h2>")
     recs = recommendations(red)

@@ -167,3 +167,41 @@ def test_600_configurations_rank_1_in_the_first_screen(big_dir, tmp_path):
     shot = d / "report-first-screen.png"
     _chromium(["--window-size=1400,900", f"--screenshot={shot}", (d / "report.html").as_uri()], tmp_path, "shot")
     assert shot.is_file()
+
+
+# --------------------------------------------------------------------------- sorting and filtering
+_SORT_PROBE = """<script>window.addEventListener("load",function(){
+var out=[],t=document.querySelector("table.ranking"),ths=t.tHead.rows[0].cells,w=-1,s=-1;
+for(var i=0;i<ths.length;i++){if(ths[i].textContent=="width")w=i;}
+function firsts(col,n){var r=[],rows=t.tBodies[0].rows;for(var i=0;i<rows.length&&r.length<n;i++){
+if(rows[i].style.display!="none")r.push(rows[i].cells[col].textContent);}return r.join(",");}
+function visible(){var n=0,rows=t.tBodies[0].rows;for(var i=0;i<rows.length;i++)if(rows[i].style.display!="none")n++;return n;}
+out.push("before="+t.tBodies[0].rows.length);
+ths[w].click();out.push("asc="+firsts(w,3)+";rows="+t.tBodies[0].rows.length);
+ths[w].click();out.push("desc="+firsts(w,3));
+var box=document.getElementById("ranking-filter");box.value="sgd-bs512";box.dispatchEvent(new Event("input"));
+out.push("filtered="+visible()+";first="+firsts(1,1));
+out.push("resources="+performance.getEntriesByType("resource").length);
+document.title="SORT "+out.join(" ");});</script>"""
+
+
+def test_ranking_sorts_and_filters_in_headless_chromium(tmp_path):
+    """Click the width header (ascending, then descending), type a filter; read the row order.
+    The collapsed rows join the table when it is sorted; the page fetches nothing."""
+    if CHROMIUM is None:
+        missing_tool("chromium", "apt-get install -y chromium")
+    d = tmp_path / "sweep"
+    d.mkdir()
+    SC.scale_sweep(d, 5)  # 30 configurations: 20 shown, 10 collapsed
+    reduce.write_outputs(d)
+    probe = tmp_path / "probe.html"
+    probe.write_text((d / "report.html").read_text().replace("</body>", _SORT_PROBE + "</body>"))
+    out = _chromium(["--virtual-time-budget=10000", "--dump-dom", probe.as_uri()], tmp_path, "sort")
+    m = re.search(r"<title>SORT ([^<]*)</title>", out.stdout)
+    assert m, out.stderr[-2000:]
+    got = dict(kv.split("=", 1) for kv in m.group(1).split(" "))
+    assert got["before"] == str(report.RANKING_TOP)
+    assert got["asc"] == "16,16,16;rows=30"
+    assert got["desc"] == "80,80,80"
+    assert got["filtered"] == "5;first=sgd-bs512-width80"
+    assert got["resources"] == "0"
