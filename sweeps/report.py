@@ -634,6 +634,54 @@ def fig_min_loss_heatmap(red):
     return fig
 
 
+def fig_axis_effects(red):
+    """(f) Per-axis effects: for each axis, the mean (over the other axes) and best minimum
+    loss (top row) and the suggested rate (bottom row, log) against the axis values; one
+    legend below the panels. ``None`` when no axis has two values."""
+    effects = cached(red, "axis_effects", lambda: _axis_effects(red))
+    if not effects:
+        return None
+    n = len(effects)
+    fig = _figure((2.7 * n + 0.6, 5.6))
+    axs = fig.subplots(2, n, squeeze=False)
+    for k, e in enumerate(effects):
+        t = e.table
+        x = np.arange(len(t))
+        for row, (mean, best, ylabel) in enumerate((("loss_mean", "loss_best", "min smoothed loss"),
+                                                     ("lr_gmean", "lr_best", f"suggested lr ({red.rank_by})"))):
+            ax = axs[row][k]
+            ax.plot(x, t[mean].astype(float), color=_PALETTE()[0], marker="o", markersize=4, label="mean over the rest")
+            ax.plot(x, t[best].astype(float), color=_PALETTE()[1], marker="s", markersize=4, linestyle="--",
+                    label="best configuration")
+            step = max(1, int(math.ceil(len(t) / 6)))
+            ax.set_xticks(x[::step])
+            ax.set_xticklabels([_mpl(_fmt_value(v)) for v in t["value"].iloc[::step]], fontsize=8,
+                               rotation=30 if step > 1 or n > 3 else 0)
+            if row == 1:
+                ax.set_yscale("log")
+                ax.set_xlabel(_mpl(e.axis.replace("_", " ")))
+            else:
+                ax.set_title(_mpl(f"{e.axis.replace('_', ' ')} (effect {_fmt_loss(e.effect)})"), fontsize=10)
+            if k == 0:
+                ax.set_ylabel(ylabel, fontsize=9)
+            ax.grid(True, alpha=0.3)
+    _legend_below(fig, axs[:1])
+    fig.suptitle("Per-axis effects: loss and suggested learning rate against each axis's values", fontsize=11)
+    return fig
+
+
+def _axis_effects(red):
+    from sweeps.effects import axis_effects
+
+    return axis_effects(red)
+
+
+def _PALETTE():
+    from lrrt_core.plot import PALETTE
+
+    return PALETTE
+
+
 # =========================================================================== verification, recipes, budget
 def fig_verification(red):
     """(e) Held-out metric vs candidate rate per configuration (mean over seeds), the
@@ -796,9 +844,7 @@ def missing_section(red) -> Section:
 def effects_section(red) -> Section | None:
     """Per-axis effects (:func:`sweeps.effects.axis_effects`): which axis matters most, and a
     table per axis of the loss and the recommended rate against its values."""
-    from sweeps.effects import axis_effects
-
-    effects = cached(red, "axis_effects", lambda: axis_effects(red))
+    effects = cached(red, "axis_effects", lambda: _axis_effects(red))
     if not effects:
         return None
     ordered = sorted(effects, key=lambda e: -e.effect if np.isfinite(e.effect) else np.inf)
@@ -814,7 +860,7 @@ def effects_section(red) -> Section | None:
                  str(x.best_config), _fmt_lr(x.lr_gmean), _fmt_lr(x.lr_best)] for x in e.table.itertuples()]
         blocks.append(("p", f"{e.axis} (effect {_fmt_loss(e.effect)})"))
         blocks.append(("table", [e.axis.replace("_", " "), count, *header_tail], rows, {1, 2, 3, 5, 6}))
-    return Section("Per-axis effects", blocks)
+    return Section("Per-axis effects", [*blocks[:1], ("figure", "axis_effects"), *blocks[1:]])
 
 
 def _fmt_value(v: Any) -> str:
@@ -883,11 +929,13 @@ _FIGURES: dict[str, tuple[Callable[..., Any], str]] = {
                    + _GOYAL),
     "min_loss_heatmap": (fig_min_loss_heatmap, "Mean minimum smoothed loss over optimizer × batch size "
                          "(grey: no successful seed)."),
+    "axis_effects": (fig_axis_effects, "Per-axis effects: mean minimum loss over the other axes and at the best "
+                     "configuration (top), suggested learning rate (bottom), against each axis's values."),
     "verification": (fig_verification, "Held-out metric after short training at each candidate rate "
                      "(mean over seeds); ★ the verified rate."),
 }
 #: figures drawn inside their own section, not in "Plots".
-_SECTION_FIGURES = ("verification",)
+_SECTION_FIGURES = ("axis_effects", "verification")
 
 
 def make_plots(red, plots_dir: str | os.PathLike) -> dict[str, Path]:

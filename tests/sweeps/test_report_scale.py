@@ -205,3 +205,19 @@ def test_ranking_sorts_and_filters_in_headless_chromium(tmp_path):
     assert got["desc"] == "80,80,80"
     assert got["filtered"] == "5;first=sgd-bs512-width80"
     assert got["resources"] == "0"
+
+
+def test_axis_effects_figure_draws_the_tables_with_its_legend_outside(tmp_path):
+    """One column of panels per axis; the plotted points are the effect tables' numbers."""
+    SC.scale_sweep(tmp_path, 3)
+    red = reduce.reduce_dir(tmp_path)
+    effects = axis_effects(red)
+    fig = report.fig_axis_effects(red)
+    _extent_checks(fig)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(panels) == 2 * len(effects)
+    top = panels[: len(effects)]
+    for ax, e in zip(top, effects):
+        mean_line = ax.get_lines()[0]
+        np.testing.assert_allclose(mean_line.get_ydata(), e.table["loss_mean"].astype(float), rtol=1e-12)
+        assert ax.get_title().startswith(e.axis.replace("_", " "))
