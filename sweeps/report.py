@@ -21,6 +21,9 @@ Figures (``plots/*.png``, written with :func:`lrrt_core.plot.save_figure`, atomi
     is reported for Adam).
 ``min_loss_heatmap.png``
     (d) mean minimum smoothed loss over optimizer × batch size, values annotated.
+``axis_effects.png``
+    (f) per-axis effects (:mod:`sweeps.effects`): mean and best minimum loss and the
+    suggested rate against each axis's values, in the "Per-axis effects" section.
 
 Focus (:func:`focus_configs`): figures (a)–(d) draw the 8 best-ranked configurations plus
 the best of each optimizer and of each batch size, and say how many more there are; the
