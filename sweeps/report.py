@@ -368,19 +368,6 @@ def _figure(figsize: tuple[float, float]):
     return Figure(figsize=figsize, layout="constrained")
 
 
-def _styles(red) -> dict[str, dict[str, Any]]:
-    """Colour by optimizer (PALETTE order), line style / marker by the other axes.
-
-    Built from the trial order of the whole sweep, so an optimizer keeps its colour in
-    every figure even when some figure lacks one of the series.
-    """
-    t = red.trials
-    if t.empty:
-        return {}
-    labels = [series_label(row, red.axes) for _, row in t.iterrows()]
-    return _style_map(labels, [str(o) for o in t["optimizer"]])
-
-
 def _style_map(labels: Sequence[str], optimizers: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Styles for series ``labels`` whose optimizers are ``optimizers`` (same order)."""
     from lrrt_core.plot import PALETTE
@@ -490,7 +477,8 @@ def _bands_figure(red, bands: pd.DataFrame, *, ylabel: str, title: str, kind: st
 
 
 def _focus_styles(red, bands: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """Styles of the series in ``bands`` (the focused ones), colour by optimizer, in rank order."""
+    """Styles of the series in ``bands`` (the focused ones): colour by optimizer, line style and
+    marker by the series' place among its optimizer's series (order of appearance)."""
     order = bands.drop_duplicates("series")
     return _style_map(list(order["series"]), [str(o) for o in order["optimizer"]])
 
