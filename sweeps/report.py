@@ -1239,8 +1239,8 @@ def _as_plot_dict(plot_paths) -> dict[str, Path]:
 # =========================================================================== Markdown
 def render_notebook(red) -> str:
     """A sweep as a notebook shows it (``SweepResult._repr_html_``): an HTML fragment with the
-    summary line, a partial-results note, the ranking table and the loss-vs-rate plot as an
-    embedded PNG. No page, no CSS: the notebook styles it."""
+    summary line, a partial-results note, the ranking table (its top rows; how many more) and
+    the loss-vs-rate plot as an embedded PNG. No page, no CSS: the notebook styles it."""
     import io
 
     header, rows = _ranking_rows(red)
@@ -1249,7 +1249,9 @@ def render_notebook(red) -> str:
     banner = _status_banner(red)
     if banner:
         parts.append(f"<p><i>{_h(banner)}</i></p>")
-    parts.append(_html_table(header, rows, best_first=True))
+    parts.append(_html_table(header, rows[:RANKING_TOP], best_first=True))
+    if rows[RANKING_TOP:]:
+        parts.append(f"<p>{_h(_rest_summary(RANKING_TOP, len(rows)))}: see report.html.</p>")
     fig = fig_loss_vs_lr(red)
     if fig is not None:
         buf = io.BytesIO()

@@ -221,3 +221,10 @@ def test_axis_effects_figure_draws_the_tables_with_its_legend_outside(tmp_path):
         mean_line = ax.get_lines()[0]
         np.testing.assert_allclose(mean_line.get_ydata(), e.table["loss_mean"].astype(float), rtol=1e-12)
         assert ax.get_title().startswith(e.axis.replace("_", " "))
+
+
+def test_notebook_view_shows_the_top_rows(big_dir):
+    d, _ = big_dir
+    frag = report.render_notebook(reduce.reduce_dir(d))
+    assert frag.count("<tr") == report.RANKING_TOP + 1
+    assert "The other 580 configurations (ranks 21 to 600" in frag
