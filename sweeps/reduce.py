@@ -457,7 +457,7 @@ def _curves_table(curve_frames: list[tuple[dict, pd.DataFrame]], axes: list[str]
         for a, col in zip(axes, axis_cols):
             ident_cols[col] = [i["axes"].get(a) for i in idents]
         for k, values in ident_cols.items():
-            curves[k] = np.repeat(np.array(values, dtype=object), lengths)
+            curves[k] = np.repeat(_object_array(values), lengths)
         curves = curves[curve_columns]
     else:
         curves = pd.DataFrame({c: pd.Series(dtype="float64" if c in ("lr", "loss", "smoothed_loss") else "object")
@@ -467,6 +467,14 @@ def _curves_table(curve_frames: list[tuple[dict, pd.DataFrame]], axes: list[str]
     for col in ("batch_size", "seed"):
         curves[col] = _maybe_int(curves[col])
     return curves
+
+
+def _object_array(values: list) -> np.ndarray:
+    """A 1-D object array of ``values`` as they are (a list-valued axis stays one cell)."""
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        out[i] = v
+    return out
 
 
 def _maybe_int(series: pd.Series) -> pd.Series:

@@ -228,3 +228,21 @@ def test_notebook_view_shows_the_top_rows(big_dir):
     frag = report.render_notebook(reduce.reduce_dir(d))
     assert frag.count("<tr") == report.RANKING_TOP + 1
     assert "The other 580 configurations (ranks 21 to 600" in frag
+
+
+def test_list_valued_axis_stays_one_cell_per_trial(tmp_path):
+    """A list-valued axis (hidden layer sizes) in the long curves table and the report."""
+    entries, records = [], []
+    for layers in ([64, 32], [128]):
+        for bs in (32, 64):
+            for seed in (0, 1):
+                e = S.trial_entry("sgd", bs, seed, axes={"layers": layers})
+                entries.append(e)
+                records.append(S.ok_record(e, 0.1 * len(layers) + S.SEED_OFFSET[seed], 1e-3 * bs))
+    S.write_sweep(tmp_path, "lists", entries, records)
+    red = reduce.write_outputs(tmp_path)
+    assert len(red.curves) == 8 * S.N_STEPS
+    assert set(red.curves["layers"]) == {"[64, 32]", "[128]"}
+    t = {e.axis: e for e in axis_effects(red)}["layers"].table.set_index("value")
+    assert t.loc["[128]", "loss_mean"] == pytest.approx(S.MIN_SMOOTHED + 0.1, abs=1e-9)
+    assert "<h2>Per-axis effects</h2>" in (tmp_path / "report.html").read_text()
