@@ -137,14 +137,15 @@ class SweepResult:
         """A report figure as a matplotlib ``Figure`` (pyplot-free; ``None`` when no trial is ok).
 
         ``kind``: ``loss_vs_lr`` (smoothed loss vs learning rate, mean over seeds with band;
-        the default), ``loss_change``, ``lr_scaling``, ``min_loss_heatmap`` or ``verification``
-        (held-out metric vs candidate rate; ``None`` before verification).
+        the default), ``loss_change``, ``lr_scaling``, ``min_loss_heatmap``, ``axis_effects``
+        (per-axis effects) or ``verification`` (held-out metric vs candidate rate; ``None``
+        before verification).
         """
         from sweeps import report
 
         builders = {"loss_vs_lr": report.fig_loss_vs_lr, "loss_change": report.fig_loss_change,
                     "lr_scaling": report.fig_lr_scaling, "min_loss_heatmap": report.fig_min_loss_heatmap,
-                    "verification": report.fig_verification}
+                    "axis_effects": report.fig_axis_effects, "verification": report.fig_verification}
         if kind not in builders:
             raise ValueError(f"kind must be one of {', '.join(builders)}, got {kind!r}")
         return builders[kind](self.reduction)

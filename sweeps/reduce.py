@@ -153,6 +153,8 @@ class Reduction:
     axes: list[str]
     rank_by: str
     verification: Any = None
+    #: derived results the report computes once and draws several times (seed bands).
+    cache: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -334,9 +336,9 @@ def reduce_dir(out_dir: str | os.PathLike, rank_by: str | None = None) -> Reduct
         elif row["status"] == "failed":
             failed.append(_failure(ident, row))
         if curve is not None:
-            curve_frames.append(_curve_frame(curve, ident, axes, axis_cols))
+            curve_frames.append((ident, curve.to_frame()))
     trials = _trials_table(rows, axis_cols)
-    curves = _curves_table(curve_frames, axis_cols)
+    curves = _curves_table(curve_frames, axes, axis_cols)
     ranking, verification = reduce_verification(manifest, out_dir, _rank(trials, axis_cols), axis_cols)
     return Reduction(out_dir=out_dir, manifest=manifest, trials=trials, curves=curves, ranking=ranking,
                      scaling=fit_lr_scaling(ranking), missing=missing, failed=failed, corrupt=corrupt,
@@ -431,18 +433,6 @@ def _failure(ident: dict, row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _curve_frame(curve: Curve, ident: dict, axes: list[str], axis_cols: list[str]) -> pd.DataFrame:
-    """The curve in long form with the trial's identity columns in front."""
-    cf = curve.to_frame()
-    ident_cols = {"trial": ident["trial_id"], "name": ident["name"], "config": ident["config"],
-                  "optimizer": ident["optimizer"], "batch_size": ident["batch_size"], "seed": ident["seed"]}
-    for a, col in zip(axes, axis_cols):
-        ident_cols[col] = ident["axes"].get(a)
-    for i, (k, v) in enumerate(ident_cols.items()):
-        cf.insert(i, k, [v] * len(cf))
-    return cf
-
-
 def _trials_table(rows: list[dict[str, Any]], axis_cols: list[str]) -> pd.DataFrame:
     trial_columns = _TRIAL_ID_COLUMNS + axis_cols + [c for c in TRIAL_COLUMNS if c not in _TRIAL_ID_COLUMNS]
     trials = pd.DataFrame(rows, columns=trial_columns)
@@ -455,10 +445,20 @@ def _trials_table(rows: list[dict[str, Any]], axis_cols: list[str]) -> pd.DataFr
     return trials
 
 
-def _curves_table(curve_frames: list[pd.DataFrame], axis_cols: list[str]) -> pd.DataFrame:
+def _curves_table(curve_frames: list[tuple[dict, pd.DataFrame]], axes: list[str], axis_cols: list[str]) -> pd.DataFrame:
+    """Every ok curve in long form, the trial's identity columns in front (one concat,
+    identity columns repeated per step with numpy: no per-trial column inserts)."""
     curve_columns = _CURVE_ID_COLUMNS + axis_cols + ["step", "lr", "loss", "smoothed_loss"]
     if curve_frames:
-        curves = pd.concat(curve_frames, ignore_index=True)[curve_columns]
+        curves = pd.concat([cf for _, cf in curve_frames], ignore_index=True)
+        lengths = [len(cf) for _, cf in curve_frames]
+        idents = [ident for ident, _ in curve_frames]
+        ident_cols = {"trial": [i["trial_id"] for i in idents], **{k: [i[k] for i in idents] for k in _CURVE_ID_COLUMNS[1:]}}
+        for a, col in zip(axes, axis_cols):
+            ident_cols[col] = [i["axes"].get(a) for i in idents]
+        for k, values in ident_cols.items():
+            curves[k] = np.repeat(_object_array(values), lengths)
+        curves = curves[curve_columns]
     else:
         curves = pd.DataFrame({c: pd.Series(dtype="float64" if c in ("lr", "loss", "smoothed_loss") else "object")
                                for c in curve_columns})
@@ -467,6 +467,14 @@ def _curves_table(curve_frames: list[pd.DataFrame], axis_cols: list[str]) -> pd.
     for col in ("batch_size", "seed"):
         curves[col] = _maybe_int(curves[col])
     return curves
+
+
+def _object_array(values: list) -> np.ndarray:
+    """A 1-D object array of ``values`` as they are (a list-valued axis stays one cell)."""
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        out[i] = v
+    return out
 
 
 def _maybe_int(series: pd.Series) -> pd.Series:
@@ -478,32 +486,34 @@ def _maybe_int(series: pd.Series) -> pd.Series:
     return series
 
 
+def _aggregate_seeds(trials: pd.DataFrame, axis_cols: list[str]) -> pd.DataFrame:
+    """Per configuration (first-appearance order): identity of its first trial, status counts,
+    loss mean / sd over ok seeds and geometric means / sd of the rates — one group-by each."""
+    keys = trials["config"]
+    first = trials.drop_duplicates("config").set_index("config")[["optimizer", "batch_size", *axis_cols]]
+    status = pd.crosstab(keys, trials["status"]).reindex(columns=list(STATUSES), fill_value=0)
+    ok = trials[trials["status"] == "ok"]
+    g_loss = ok["min_loss"].astype(float).groupby(ok["config"], sort=False)
+    out = first.assign(n_ok=status["ok"], n_failed=status["failed"], n_missing=status["missing"],
+                       min_loss_mean=g_loss.mean(), min_loss_std=g_loss.std(ddof=1))
+    for col in ("suggested_lr", "steepest_lr", "valley_lr", "lr_at_min_loss"):
+        x = pd.to_numeric(ok[col], errors="coerce").astype(float)
+        logs = np.log(x.where(np.isfinite(x) & (x > 0)))
+        g = logs.groupby(ok["config"], sort=False)
+        out[f"{col}_gmean"] = np.exp(g.mean())
+        if col == "suggested_lr":
+            out["suggested_lr_gsd"] = np.exp(g.std(ddof=1))
+    for col in ("n_ok", "n_failed", "n_missing"):
+        out[col] = out[col].fillna(0).astype(int)
+    return out.rename_axis("config").reset_index()
+
+
 def _rank(trials: pd.DataFrame, axis_cols: list[str]) -> pd.DataFrame:
     """Aggregate trials over seeds per configuration and assign ranks 1..n."""
     columns = _RANK_ID_COLUMNS + axis_cols + _RANK_STATS
     if trials.empty:
         return pd.DataFrame(columns=columns)
-    out = []
-    for config, g in trials.groupby("config", sort=False, dropna=False):
-        first = g.iloc[0]
-        ok = g[g["status"] == "ok"]
-        row: dict[str, Any] = {"config": config, "optimizer": first["optimizer"], "batch_size": first["batch_size"]}
-        for col in axis_cols:
-            row[col] = first[col]
-        row.update(
-            n_ok=int(len(ok)),
-            n_failed=int((g["status"] == "failed").sum()),
-            n_missing=int((g["status"] == "missing").sum()),
-            min_loss_mean=float(ok["min_loss"].astype(float).mean()) if len(ok) else math.nan,
-            min_loss_std=float(ok["min_loss"].astype(float).std(ddof=1)) if len(ok) >= 2 else math.nan,
-            suggested_lr_gmean=_gmean(ok["suggested_lr"]),
-            suggested_lr_gsd=_gsd(ok["suggested_lr"]),
-            steepest_lr_gmean=_gmean(ok["steepest_lr"]),
-            valley_lr_gmean=_gmean(ok["valley_lr"]),
-            lr_at_min_loss_gmean=_gmean(ok["lr_at_min_loss"]),
-        )
-        out.append(row)
-    ranking = pd.DataFrame(out)
+    ranking = _aggregate_seeds(trials, axis_cols)
     has_ok = ranking["n_ok"] > 0
     # Round the loss so float noise in the mean does not decide a tie.
     key_loss = ranking["min_loss_mean"].map(lambda v: float(f"{v:.12g}") if np.isfinite(v) else math.inf)

@@ -21,6 +21,15 @@ Figures (``plots/*.png``, written with :func:`lrrt_core.plot.save_figure`, atomi
     is reported for Adam).
 ``min_loss_heatmap.png``
     (d) mean minimum smoothed loss over optimizer × batch size, values annotated.
+``axis_effects.png``
+    (f) per-axis effects (:mod:`sweeps.effects`): mean and best minimum loss and the
+    suggested rate against each axis's values, in the "Per-axis effects" section.
+
+Focus (:func:`focus_configs`): figures (a)–(d) draw the 8 best-ranked configurations plus
+the best of each optimizer and of each batch size, and say how many more there are; the
+ranking table shows its top :data:`RANKING_TOP` rows with the rest in a collapsed section;
+per-axis effects (:mod:`sweeps.effects`) answer which axis matters. Legends sit outside the
+axes (a figure legend below the panels of (a) and (b), to the right of (c)).
 
 All colours come from :data:`lrrt_core.plot.PALETTE` (Okabe–Ito, colour-blind safe) and the
 heat map uses ``viridis``; figures use constrained layout so labels never overlap.
@@ -72,6 +81,10 @@ __all__ = [
 #: plot file stems, in report order, with the figure captions.
 PLOT_NAMES = ("loss_vs_lr", "loss_change", "lr_scaling", "min_loss_heatmap")
 GRID_POINTS = 200
+#: how many best-ranked configurations the figures show (plus the best of each optimizer).
+FOCUS_TOP = 8
+#: ranking rows shown before the rest (the rest in a collapsed section).
+RANKING_TOP = 20
 
 _GOYAL = (
     "The linear scaling rule (Goyal et al. 2017, “Accurate, Large Minibatch SGD”) predicts a "
@@ -107,12 +120,46 @@ def _interp_on_grid(x: np.ndarray, y: np.ndarray, grid: np.ndarray) -> np.ndarra
 
 
 def _loss_change_column(curves: pd.DataFrame, sma: int) -> pd.Series:
-    """keras-lr-finder loss change of the raw loss, per trial (NaN for the first ``sma`` steps)."""
-    out = pd.Series(np.nan, index=curves.index)
-    for _, g in curves.groupby("trial", sort=False):
-        g = g.sort_values("step")
-        out.loc[g.index] = loss_change(g["loss"].to_numpy(dtype=np.float64), sma)
-    return out
+    """keras-lr-finder loss change of the raw loss, per trial (NaN for the first ``sma`` steps).
+
+    ``(loss[i] - loss[i - sma]) / sma`` within each trial in step order: one grouped shift,
+    no per-trial loop (checked against :func:`lrrt_core.suggest.loss_change` in the tests).
+    """
+    loss_change(np.zeros(0), sma)  # validates sma
+    ordered = curves.sort_values(["trial", "step"], kind="mergesort")
+    loss = ordered["loss"].astype(np.float64)
+    change = (loss - loss.groupby(ordered["trial"], sort=False).shift(sma)) / sma
+    return change.reindex(curves.index)
+
+
+def _trial_blocks(curves: pd.DataFrame, value: str):
+    """Curves sorted by config, trial, step as numpy arrays, with the trial boundaries."""
+    c = curves.sort_values(["config", "trial", "step"], kind="mergesort")
+    trial = c["trial"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, trial[1:] != trial[:-1]])
+    with np.errstate(all="ignore"):
+        x = np.log10(c["lr"].to_numpy(dtype=np.float64))
+    return c, x, c[value].to_numpy(dtype=np.float64), starts, np.r_[starts[1:], len(c)]
+
+
+def _band_of(x: np.ndarray, y: np.ndarray, bounds: list[tuple[int, int]], n_grid: int):
+    """Mean, min, max and count over the trials ``bounds`` of one configuration on a log-lr grid."""
+    import warnings
+
+    x_all = np.concatenate([x[i:j] for i, j in bounds])
+    x_all = x_all[np.isfinite(x_all)]
+    if x_all.size == 0:
+        return None
+    grid = np.linspace(x_all.min(), x_all.max(), n_grid)
+    stack = np.vstack([_interp_on_grid(x[i:j], y[i:j], grid) for i, j in bounds])
+    n = np.sum(np.isfinite(stack), axis=0)
+    keep = n > 0
+    if not keep.any():
+        return None
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return (10 ** grid[keep], np.nanmean(stack[:, keep], axis=0), np.nanmin(stack[:, keep], axis=0),
+                np.nanmax(stack[:, keep], axis=0), n[keep], n[keep] == stack.shape[0])
 
 
 def seed_bands(red, value: str = "smoothed_loss", n_grid: int = GRID_POINTS, sma: int = DEFAULT_SMA) -> pd.DataFrame:
@@ -134,7 +181,8 @@ def seed_bands(red, value: str = "smoothed_loss", n_grid: int = GRID_POINTS, sma
         long DataFrame: ``config, optimizer, batch_size``, axis columns, ``series``
         (see :func:`series_label`), ``lr, mean, lo, hi, n`` (seeds at that point),
         ``full`` (every seed covers the point). Plot the mean only where ``full``: where
-        one seed stopped early the mean of the rest would jump.
+        one seed stopped early the mean of the rest would jump. Configurations come in
+        order of first appearance in ``red.curves``.
     """
     cols = ["config", "optimizer", "batch_size", *red.axes, "series", "lr", "mean", "lo", "hi", "n", "full"]
     curves = red.curves
@@ -142,44 +190,64 @@ def seed_bands(red, value: str = "smoothed_loss", n_grid: int = GRID_POINTS, sma
         return pd.DataFrame(columns=cols)
     if value == "loss_change":
         curves = curves.assign(loss_change=_loss_change_column(curves, sma))
-    frames = []
-    for config, g in curves.groupby("config", sort=False):
-        x_all = np.log10(g["lr"].to_numpy(dtype=np.float64))
-        x_all = x_all[np.isfinite(x_all)]
-        if x_all.size == 0:
-            continue
-        grid = np.linspace(x_all.min(), x_all.max(), n_grid)
-        stack = np.vstack(
-            [
-                _interp_on_grid(np.log10(t["lr"].to_numpy(dtype=np.float64)), t[value].to_numpy(dtype=np.float64), grid)
-                for _, t in g.groupby("trial", sort=False)
-            ]
-        )
-        n = np.sum(np.isfinite(stack), axis=0)
-        keep = n > 0
-        if not keep.any():
-            continue
-        with np.errstate(all="ignore"):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                mean = np.nanmean(stack[:, keep], axis=0)
-                lo = np.nanmin(stack[:, keep], axis=0)
-                hi = np.nanmax(stack[:, keep], axis=0)
-        first = g.iloc[0]
-        f = pd.DataFrame({"lr": 10 ** grid[keep], "mean": mean, "lo": lo, "hi": hi, "n": n[keep],
-                          "full": n[keep] == stack.shape[0]})
-        ident = {"config": config, "optimizer": first["optimizer"], "batch_size": first["batch_size"]}
-        for a in red.axes:
-            ident[a] = first[a]
-        ident["series"] = series_label(first, red.axes)
-        for i, (k, v) in enumerate(ident.items()):
-            f.insert(i, k, [v] * len(f))
-        frames.append(f)
-    if not frames:
+    c, x, y, starts, ends = _trial_blocks(curves, value)
+    configs = c["config"].to_numpy()[starts]
+    by_config: dict[Any, list[tuple[int, int]]] = {}
+    for cfg, i, j in zip(configs, starts, ends):
+        by_config.setdefault(cfg, []).append((i, j))
+    firsts = curves.drop_duplicates("config").set_index("config")
+    pieces, idents = [], []
+    for cfg in firsts.index:
+        band = _band_of(x, y, by_config[cfg], n_grid)
+        if band is not None:
+            pieces.append(band)
+            idents.append(cfg)
+    if not pieces:
         return pd.DataFrame(columns=cols)
-    return pd.concat(frames, ignore_index=True)[cols]
+    return _bands_frame(red, firsts.loc[idents], pieces)[cols]
+
+
+def _bands_frame(red, firsts: pd.DataFrame, pieces: list[tuple]) -> pd.DataFrame:
+    """Stack the per-configuration bands, identity columns repeated with numpy."""
+    lengths = [len(p[0]) for p in pieces]
+    out = pd.DataFrame({k: np.concatenate([p[i] for p in pieces])
+                        for i, k in enumerate(("lr", "mean", "lo", "hi", "n", "full"))})
+    out.insert(0, "config", np.repeat(firsts.index.to_numpy(dtype=object), lengths))
+    ident = {"optimizer": firsts["optimizer"], "batch_size": firsts["batch_size"], **{a: firsts[a] for a in red.axes}}
+    for k, col in ident.items():
+        out[k] = np.repeat(col.to_numpy(dtype=object), lengths)
+        if k in red.curves:
+            out[k] = out[k].astype(red.curves[k].dtype)
+    labels = [series_label(r, red.axes) for r in firsts.reset_index().to_dict("records")]
+    out["series"] = np.repeat(np.array(labels, dtype=object), lengths)
+    return out
+
+
+def cached_bands(red, value: str = "smoothed_loss") -> pd.DataFrame:
+    """:func:`seed_bands` computed once per reduction and reused by every figure and renderer."""
+    key = ("seed_bands", value)
+    if key not in red.cache:
+        red.cache[key] = seed_bands(red, value=value)
+    return red.cache[key]
+
+
+def focus_configs(red, top: int = FOCUS_TOP) -> list[str]:
+    """The configurations the figures show: the ``top`` best-ranked (with an ok seed) plus the
+    best of each optimizer and of each batch size (so every batch-size panel has a line), in
+    rank order."""
+    r = red.ranking
+    if r.empty:
+        return []
+    r = r[r["n_ok"] > 0].sort_values("rank")
+    keep = (set(r["config"].head(top)) | set(r.drop_duplicates("optimizer")["config"])
+            | set(r.drop_duplicates("batch_size")["config"]))
+    return [str(c) for c in r["config"] if c in keep]
+
+
+def focus_note(red, shown: int, what: str = "configurations") -> str:
+    """``"top 9 of 600 configurations shown"`` ("" when all are shown)."""
+    total = int((red.ranking["n_ok"] > 0).sum()) if not red.ranking.empty else 0
+    return f"top {shown} of {total} {what} shown" if shown < total else ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -258,7 +326,7 @@ def recommendations(red, bands: pd.DataFrame | None = None) -> list[Recommendati
     if ranking.empty:
         return []
     if bands is None:
-        bands = seed_bands(red)
+        bands = cached_bands(red)
     slopes = {}
     if red.scaling is not None and not red.scaling.empty:
         for _, s in red.scaling.iterrows():
@@ -298,19 +366,6 @@ def _figure(figsize: tuple[float, float]):
     from matplotlib.figure import Figure  # pyplot-free: no GUI backend, thread-safe
 
     return Figure(figsize=figsize, layout="constrained")
-
-
-def _styles(red) -> dict[str, dict[str, Any]]:
-    """Colour by optimizer (PALETTE order), line style / marker by the other axes.
-
-    Built from the trial order of the whole sweep, so an optimizer keeps its colour in
-    every figure even when some figure lacks one of the series.
-    """
-    t = red.trials
-    if t.empty:
-        return {}
-    labels = [series_label(row, red.axes) for _, row in t.iterrows()]
-    return _style_map(labels, [str(o) for o in t["optimizer"]])
 
 
 def _style_map(labels: Sequence[str], optimizers: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -360,13 +415,19 @@ def _fmt_loss(v: float) -> str:
 
 def _bands_figure(red, bands: pd.DataFrame, *, ylabel: str, title: str, kind: str):
     """Shared layout of figures (a) and (b): one panel per batch size, a line per series."""
+    focus = focus_configs(red)
+    if focus:
+        bands = bands[bands["config"].isin(focus)]
     sizes = _batch_sizes(bands)
     if not sizes:
         return None
     nrows, ncols = _panel_grid(len(sizes))
-    fig = _figure((4.6 * ncols + 0.4, 3.6 * nrows + 0.6))
+    fig = _figure((4.6 * ncols + 0.4, 3.6 * nrows + 0.6 + 0.22 * math.ceil(bands["series"].nunique() / 3)))
     axs = fig.subplots(nrows, ncols, squeeze=False, sharey=False)
-    styles = _styles(red)
+    styles = _focus_styles(red, bands)
+    note = focus_note(red, len(focus))
+    if note:
+        title += f"\n{note} (ranking table: all)"
     ranking = red.ranking.set_index("config")
     for k, bs in enumerate(sizes):
         ax = axs[k // ncols][k % ncols]
@@ -382,8 +443,6 @@ def _bands_figure(red, bands: pd.DataFrame, *, ylabel: str, title: str, kind: st
             lr, mean = g["lr"].to_numpy(), g["mean"].to_numpy()
             label = g["series"].iloc[0]
             sugg = float(ranking.loc[config, "suggested_lr_gmean"]) if config in ranking.index else math.nan
-            if np.isfinite(sugg) and lr[0] <= sugg <= lr[-1]:
-                label = f"{label} (lr* {_fmt_lr(sugg)})"
             ax.plot(lr, mean, color=st["color"], linestyle=st["linestyle"], linewidth=1.8, label=_mpl(label))
             if np.isfinite(sugg) and lr[0] <= sugg <= lr[-1]:
                 y = float(np.interp(np.log10(sugg), np.log10(lr), mean))
@@ -410,11 +469,30 @@ def _bands_figure(red, bands: pd.DataFrame, *, ylabel: str, title: str, kind: st
         ax.set_xlabel("learning rate (log scale)")
         ax.set_ylabel(ylabel)
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=8, loc="best", framealpha=0.85)
     for k in range(len(sizes), nrows * ncols):
         axs[k // ncols][k % ncols].set_visible(False)
+    _legend_below(fig, axs)
     fig.suptitle(title, fontsize=12)
     return fig
+
+
+def _focus_styles(red, bands: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Styles of the series in ``bands`` (the focused ones): colour by optimizer, line style and
+    marker by the series' place among its optimizer's series (order of appearance)."""
+    order = bands.drop_duplicates("series")
+    return _style_map(list(order["series"]), [str(o) for o in order["optimizer"]])
+
+
+def _legend_below(fig, axs) -> None:
+    """One legend for the whole figure, below the panels (outside every axes), one entry per
+    series; constrained layout makes room for it."""
+    handles: dict[str, Any] = {}
+    for ax in np.ravel(axs):
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    if handles:
+        fig.legend(list(handles.values()), list(handles.keys()), loc="outside lower center",
+                   ncols=min(3, len(handles)), fontsize=8, frameon=False)
 
 
 def fig_loss_vs_lr(red, bands: pd.DataFrame | None = None):
@@ -422,7 +500,7 @@ def fig_loss_vs_lr(red, bands: pd.DataFrame | None = None):
 
     Returns a :class:`matplotlib.figure.Figure`, or ``None`` when no trial is ok.
     """
-    bands = seed_bands(red) if bands is None else bands
+    bands = cached_bands(red) if bands is None else bands
     if bands.empty:
         return None
     return _bands_figure(
@@ -433,7 +511,7 @@ def fig_loss_vs_lr(red, bands: pd.DataFrame | None = None):
 
 def fig_loss_change(red, sma: int = DEFAULT_SMA):
     """(b) The seed article's loss-change plot: (loss[i] - loss[i-sma]) / sma vs learning rate."""
-    bands = seed_bands(red, value="loss_change", sma=sma)
+    bands = cached_bands(red, "loss_change") if sma == DEFAULT_SMA else seed_bands(red, "loss_change", sma=sma)
     if bands.empty:
         return None
     return _bands_figure(
@@ -451,13 +529,18 @@ def fig_lr_scaling(red):
     r = r[pd.to_numeric(r["batch_size"], errors="coerce").notna()]
     if r.empty:
         return None
-    labels = [series_label(row, red.axes) for _, row in r.iterrows()]
+    labels = [series_label(row, red.axes) for row in r.to_dict("records")]
     r = r.assign(series=labels)
-    styles = _styles(red)
+    shown = list(dict.fromkeys(r.set_index("config").loc[[c for c in focus_configs(red) if c in set(r["config"])],
+                                                          "series"]))
+    note = focus_note(red, len(shown), "series") if len(shown) < len(set(labels)) else ""
+    r = r[r["series"].isin(shown)] if shown else r
+    pairs = list(dict.fromkeys(zip(r["series"], r["optimizer"].astype(str))))
+    styles = _style_map([p[0] for p in pairs], [p[1] for p in pairs])
     fits = {}
     for _, s in (red.scaling if red.scaling is not None else pd.DataFrame()).iterrows():
         fits[series_label(s, red.axes)] = s
-    fig = _figure((6.6, 4.6))
+    fig = _figure((9.0, 4.8))
     ax = fig.add_subplot()
     for label, g in r.groupby("series", sort=False):
         st = styles[label]
@@ -484,9 +567,11 @@ def fig_lr_scaling(red):
     ax.minorticks_off() if len(sizes) > 1 else None
     ax.set_xlabel("batch size (log scale)")
     ax.set_ylabel(f"suggested learning rate ({red.rank_by})")
-    ax.set_title("Suggested learning rate vs batch size\n(geometric mean over seeds, bars ×/÷ geometric sd)", fontsize=11)
+    ax.set_title("Suggested learning rate vs batch size\n(geometric mean over seeds, bars ×/÷ geometric sd)"
+                 + (f"\n{len(shown)} best series of {len(set(labels))} shown" if note else ""), fontsize=11)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=9, title="fit: log lr = slope · log bs + c", title_fontsize=8, loc="best")
+    ax.legend(fontsize=8, title="fit: log lr = slope · log bs + c", title_fontsize=8, loc="upper left",
+              bbox_to_anchor=(1.02, 1.0), frameon=False)
     return fig
 
 
@@ -495,12 +580,16 @@ def fig_min_loss_heatmap(red):
     r = red.ranking
     if r.empty or not np.isfinite(r["min_loss_mean"].astype(float)).any():
         return None
-    r = r.assign(series=[series_label(row, red.axes) for _, row in r.iterrows()])
-    rows = list(dict.fromkeys(r["series"]))
+    r = r.assign(series=[series_label(row, red.axes) for row in r.to_dict("records")])
+    all_rows = list(dict.fromkeys(r["series"]))
+    focus = set(focus_configs(red))
+    rows = [x for x in dict.fromkeys(r.sort_values("rank")["series"][r["config"].isin(focus)])] or all_rows
+    rows = [x for x in all_rows if x in set(rows)]
+    r = r[r["series"].isin(rows)]
     cols = _batch_sizes(r)
     mat = np.full((len(rows), len(cols)), np.nan)
     best = np.zeros_like(mat, dtype=bool)
-    for _, row in r.iterrows():
+    for row in r.to_dict("records"):
         if pd.isna(row["batch_size"]):
             continue
         i, j = rows.index(row["series"]), cols.index(row["batch_size"])
@@ -529,10 +618,59 @@ def fig_min_loss_heatmap(red):
     ax.set_yticklabels([_mpl(r) for r in rows])
     ax.set_xlabel("batch size")
     ax.set_ylabel("optimizer")
-    ax.set_title("Mean minimum smoothed loss (lower is better; ★ rank 1)", fontsize=11)
+    more = f"\n{len(rows)} best rows of {len(all_rows)} shown" if len(rows) < len(all_rows) else ""
+    ax.set_title(f"Mean minimum smoothed loss (lower is better; ★ rank 1){more}", fontsize=11)
     cb = fig.colorbar(im, ax=ax, shrink=0.9)
     cb.set_label("min smoothed loss")
     return fig
+
+
+def fig_axis_effects(red):
+    """(f) Per-axis effects: for each axis, the mean (over the other axes) and best minimum
+    loss (top row) and the suggested rate (bottom row, log) against the axis values; one
+    legend below the panels. ``None`` when no axis has two values."""
+    effects = cached(red, "axis_effects", lambda: _axis_effects(red))
+    if not effects:
+        return None
+    n = len(effects)
+    fig = _figure((2.7 * n + 0.6, 5.6))
+    axs = fig.subplots(2, n, squeeze=False)
+    for k, e in enumerate(effects):
+        t = e.table
+        x = np.arange(len(t))
+        for row, (mean, best, ylabel) in enumerate((("loss_mean", "loss_best", "min smoothed loss"),
+                                                     ("lr_gmean", "lr_best", f"suggested lr ({red.rank_by})"))):
+            ax = axs[row][k]
+            ax.plot(x, t[mean].astype(float), color=_PALETTE()[0], marker="o", markersize=4, label="mean over the rest")
+            ax.plot(x, t[best].astype(float), color=_PALETTE()[1], marker="s", markersize=4, linestyle="--",
+                    label="best configuration")
+            step = max(1, int(math.ceil(len(t) / 6)))
+            ax.set_xticks(x[::step])
+            ax.set_xticklabels([_mpl(_fmt_value(v)) for v in t["value"].iloc[::step]], fontsize=8,
+                               rotation=30 if step > 1 or n > 3 else 0)
+            if row == 1:
+                ax.set_yscale("log")
+                ax.set_xlabel(_mpl(e.axis.replace("_", " ")))
+            else:
+                ax.set_title(_mpl(f"{e.axis.replace('_', ' ')} (effect {_fmt_loss(e.effect)})"), fontsize=10)
+            if k == 0:
+                ax.set_ylabel(ylabel, fontsize=9)
+            ax.grid(True, alpha=0.3)
+    _legend_below(fig, axs[:1])
+    fig.suptitle("Per-axis effects: loss and suggested learning rate against each axis's values", fontsize=11)
+    return fig
+
+
+def _axis_effects(red):
+    from sweeps.effects import axis_effects
+
+    return axis_effects(red)
+
+
+def _PALETTE():
+    from lrrt_core.plot import PALETTE
+
+    return PALETTE
 
 
 # =========================================================================== verification, recipes, budget
@@ -694,8 +832,44 @@ def missing_section(red) -> Section:
                                  "interrupted):"), ("list", items)])
 
 
+def effects_section(red) -> Section | None:
+    """Per-axis effects (:func:`sweeps.effects.axis_effects`): which axis matters most, and a
+    table per axis of the loss and the recommended rate against its values."""
+    effects = cached(red, "axis_effects", lambda: _axis_effects(red))
+    if not effects:
+        return None
+    ordered = sorted(effects, key=lambda e: -e.effect if np.isfinite(e.effect) else np.inf)
+    summary = ", ".join(f"{e.axis} {_fmt_loss(e.effect)}" for e in ordered)
+    blocks: list[tuple] = [("p", "How much each grid axis moves the ranking criterion: the range (max - min) over "
+                                 "its values of the mean minimum loss, averaged over the other axes (for the seed: "
+                                 f"over the trials of each seed). Largest first: {summary}.")]
+    header_tail = ["mean min loss (over the rest)", "best min loss", "best configuration",
+                   f"suggested lr ({red.rank_by}, gmean over the rest)", "suggested lr at the best"]
+    for e in effects:
+        count = "ok trials" if e.axis == "seed" else "configurations"
+        rows = [[_fmt_value(x.value), str(int(x.n)), _fmt_loss(x.loss_mean), _fmt_loss(x.loss_best),
+                 str(x.best_config), _fmt_lr(x.lr_gmean), _fmt_lr(x.lr_best)] for x in e.table.itertuples()]
+        blocks.append(("p", f"{e.axis} (effect {_fmt_loss(e.effect)})"))
+        blocks.append(("table", [e.axis.replace("_", " "), count, *header_tail], rows, {1, 2, 3, 5, 6}))
+    return Section("Per-axis effects", [*blocks[:1], ("figure", "axis_effects"), *blocks[1:]])
+
+
+def _fmt_value(v: Any) -> str:
+    """An axis value as text: integral floats without ``.0``."""
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def cached(red, key: str, compute: Callable[[], Any]) -> Any:
+    """``compute()`` once per reduction (kept in ``red.cache``)."""
+    if key not in red.cache:
+        red.cache[key] = compute()
+    return red.cache[key]
+
+
 def extra_sections(red) -> list[Section]:
-    return [s for s in (verification_section(red), recipes_section(red)) if s is not None]
+    return [s for s in (effects_section(red), verification_section(red), recipes_section(red)) if s is not None]
 
 
 def _html_section(sec: Section, plot_paths: dict[str, Path]) -> list[str]:
@@ -746,11 +920,13 @@ _FIGURES: dict[str, tuple[Callable[..., Any], str]] = {
                    + _GOYAL),
     "min_loss_heatmap": (fig_min_loss_heatmap, "Mean minimum smoothed loss over optimizer × batch size "
                          "(grey: no successful seed)."),
+    "axis_effects": (fig_axis_effects, "Per-axis effects: mean minimum loss over the other axes and at the best "
+                     "configuration (top), suggested learning rate (bottom), against each axis's values."),
     "verification": (fig_verification, "Held-out metric after short training at each candidate rate "
                      "(mean over seeds); ★ the verified rate."),
 }
 #: figures drawn inside their own section, not in "Plots".
-_SECTION_FIGURES = ("verification",)
+_SECTION_FIGURES = ("axis_effects", "verification")
 
 
 def make_plots(red, plots_dir: str | os.PathLike) -> dict[str, Path]:
@@ -839,6 +1015,10 @@ def _ranking_rows(red) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def _rest_summary(shown: int, total: int) -> str:
+    return f"The other {total - shown} configurations (ranks {shown + 1} to {total}; also in ranking.csv)"
+
+
 def _recommendation_text(rec: Recommendation, rank_by: str) -> tuple[str, str]:
     """(optimizer label, sentence) in plain text; the renderer escapes both."""
     if rec.config is None:
@@ -910,8 +1090,10 @@ footer{margin-top:2rem;color:#777;font-size:.8rem}
 """
 
 
-def _html_table(header: list[str], rows: list[list[str]], num_cols: set[int] = frozenset(), best_first: bool = False) -> str:
-    out = ['<div class="tablewrap"><table>', "<thead><tr>" + "".join(f"<th>{_h(c)}</th>" for c in header) + "</tr></thead>", "<tbody>"]
+def _html_table(header: list[str], rows: list[list[str]], num_cols: set[int] = frozenset(), best_first: bool = False,
+                table_class: str = "") -> str:
+    cls_attr = f' class="{table_class}"' if table_class else ""
+    out = [f'<div class="tablewrap"><table{cls_attr}>', "<thead><tr>" + "".join(f"<th>{_h(c)}</th>" for c in header) + "</tr></thead>", "<tbody>"]
     for k, row in enumerate(rows):
         cls = ' class="best"' if best_first and k == 0 else ""
         cells = "".join(f'<td class="num">{_h(c)}</td>' if i in num_cols else f"<td>{_h(c)}</td>" for i, c in enumerate(row))
@@ -920,12 +1102,41 @@ def _html_table(header: list[str], rows: list[list[str]], num_cols: set[int] = f
     return "\n".join(out)
 
 
+#: The report's one script (fixed text, no sweep data, no external resource): a filter box
+#: above the ranking and sortable columns (click a header; again to reverse). Sorting or
+#: filtering gathers the collapsed rows into the first table. Without script the page reads
+#: the same, minus the box.
+TABLE_SCRIPT = """(function(){
+var tables=document.querySelectorAll("table.ranking");if(!tables.length)return;
+var main=tables[0],body=main.tBodies[0],rest=document.querySelector("details.ranking-rest");
+function gather(){if(!rest)return;for(var t=1;t<tables.length;t++){var b=tables[t].tBodies[0];
+while(b.rows.length)body.appendChild(b.rows[0]);}rest.style.display="none";rest=null;}
+function key(td){var v=parseFloat(td.textContent);return isNaN(v)?td.textContent.toLowerCase():v;}
+function cmp(a,b){var n1=typeof a==="number",n2=typeof b==="number";
+if(n1&&n2)return a-b;if(n1)return -1;if(n2)return 1;return a<b?-1:a>b?1:0;}
+var box=document.createElement("input");box.type="search";box.id="ranking-filter";
+box.placeholder="filter configurations (any text in a row)";box.style.cssText="width:24rem;margin:.4rem 0";
+box.addEventListener("input",function(){gather();var q=box.value.toLowerCase();
+for(var i=0;i<body.rows.length;i++){var r=body.rows[i];
+r.style.display=r.textContent.toLowerCase().indexOf(q)<0?"none":"";}});
+main.parentNode.parentNode.insertBefore(box,main.parentNode);
+var ths=main.tHead.rows[0].cells;
+for(var c=0;c<ths.length;c++){(function(c){var th=ths[c],dir=1;th.style.cursor="pointer";th.title="sort";
+th.addEventListener("click",function(){gather();var rows=Array.prototype.slice.call(body.rows);
+rows.sort(function(a,b){return dir*cmp(key(a.cells[c]),key(b.cells[c]));});dir=-dir;
+for(var i=0;i<rows.length;i++)body.appendChild(rows[i]);});})(c);}
+})();"""
+TABLE_SCRIPT_TAG = f"<script>{TABLE_SCRIPT}</script>"
+
+
 def render_html(red, plot_paths: dict[str, Path] | Sequence[Path]) -> str:
     """The report as ONE self-contained HTML page (images inlined as base64 ``data:`` URIs,
-    inline CSS, no scripts, no external resources).
+    inline CSS, no external resources; one fixed inline script, :data:`TABLE_SCRIPT`, sorts
+    and filters the ranking, and the page reads without it).
 
     Sections: title and sweep name, summary line (and a banner for partial results),
-    ranking table, one recommendation paragraph per optimizer, the plots, the lr-scaling
+    ranking table (top rows, the rest in a collapsed ``<details>``), one recommendation
+    paragraph per optimizer, per-axis effects, verification and recipes, the plots, the lr-scaling
     fits, failed trials with their errors, missing trials.
 
     Args:
@@ -962,8 +1173,14 @@ def render_html(red, plot_paths: dict[str, Path] | Sequence[Path]) -> str:
     else:
         header, rows = _ranking_rows(red)
         n_ax = len(red.axes)
-        parts.append(_html_table(header, rows, num_cols={0, 3, 5 + n_ax, 6 + n_ax, 7 + n_ax, 8 + n_ax, 9 + n_ax},
-                                 best_first=bool(red.ranking["n_ok"].iloc[0] > 0)))
+        num = {0, 3, 5 + n_ax, 6 + n_ax, 7 + n_ax, 8 + n_ax, 9 + n_ax}
+        top, rest = rows[:RANKING_TOP], rows[RANKING_TOP:]
+        parts.append(_html_table(header, top, num_cols=num, best_first=bool(red.ranking["n_ok"].iloc[0] > 0),
+                                 table_class="ranking"))
+        if rest:
+            parts.append(f'<details class="ranking-rest"><summary>{_h(_rest_summary(len(top), len(rows)))}</summary>'
+                         + _html_table(header, rest, num_cols=num, table_class="ranking") + "</details>")
+        parts.append(TABLE_SCRIPT_TAG)
 
     parts.append("<h2>Recommendations</h2>")
     recs = recommendations(red)
@@ -1022,8 +1239,8 @@ def _as_plot_dict(plot_paths) -> dict[str, Path]:
 # =========================================================================== Markdown
 def render_notebook(red) -> str:
     """A sweep as a notebook shows it (``SweepResult._repr_html_``): an HTML fragment with the
-    summary line, a partial-results note, the ranking table and the loss-vs-rate plot as an
-    embedded PNG. No page, no CSS: the notebook styles it."""
+    summary line, a partial-results note, the ranking table (its top rows; how many more) and
+    the loss-vs-rate plot as an embedded PNG. No page, no CSS: the notebook styles it."""
     import io
 
     header, rows = _ranking_rows(red)
@@ -1032,7 +1249,9 @@ def render_notebook(red) -> str:
     banner = _status_banner(red)
     if banner:
         parts.append(f"<p><i>{_h(banner)}</i></p>")
-    parts.append(_html_table(header, rows, best_first=True))
+    parts.append(_html_table(header, rows[:RANKING_TOP], best_first=True))
+    if rows[RANKING_TOP:]:
+        parts.append(f"<p>{_h(_rest_summary(RANKING_TOP, len(rows)))}: see report.html.</p>")
     fig = fig_loss_vs_lr(red)
     if fig is not None:
         buf = io.BytesIO()
@@ -1080,7 +1299,10 @@ def render_markdown(red, plot_paths: dict[str, Path] | Sequence[Path]) -> str:
         lines += ["No configurations.", ""]
     else:
         header, rows = _ranking_rows(red)
-        lines += [_md_table(header, rows), ""]
+        lines += [_md_table(header, rows[:RANKING_TOP]), ""]
+        if rows[RANKING_TOP:]:
+            lines += [f"<details><summary>{_h(_rest_summary(RANKING_TOP, len(rows)))}</summary>", "",
+                      _md_table(header, rows[RANKING_TOP:]), "", "</details>", ""]
     lines += ["## Recommendations", ""]
     recs = recommendations(red)
     if not recs:

@@ -206,7 +206,8 @@ def test_write_outputs_and_rebuild_of_a_running_sweep(tmp_path):
     for f in ("trials.csv", "ranking.csv", "curves.parquet", "report.html", "report.md"):
         assert (tmp_path / f).is_file(), f
     assert sorted(os.listdir(tmp_path / "plots")) == sorted(f"{n}.png" for n in ("loss_vs_lr", "loss_change",
-                                                                               "lr_scaling", "min_loss_heatmap"))
+                                                                               "lr_scaling", "min_loss_heatmap",
+                                                                               "axis_effects"))
     leftovers = [os.path.join(d, f) for d, _, fs in os.walk(tmp_path) for f in fs if f.endswith(".tmp")]
     assert leftovers == []
     trials = pd.read_csv(tmp_path / "trials.csv", keep_default_na=False)

@@ -19,6 +19,8 @@ from tests.sweeps import synthetic as S
 
 XSS = "<script>alert(1)</script>"
 PLOTS = ("loss_vs_lr", "loss_change", "lr_scaling", "min_loss_heatmap")
+#: every figure of an unverified report, in page order (per-axis effects come before "Plots").
+FIGURES = ("axis_effects", *PLOTS)
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +41,14 @@ def test_html_is_self_contained(partial_dir):
     d, _ = partial_dir
     text = (d / "report.html").read_text()
     srcs = _imgs(text)
-    assert len(srcs) == len(PLOTS)
+    assert len(srcs) == len(FIGURES)
     for src in srcs:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<link" not in text and "http://" not in text and "https://" not in text
-    assert "<script" not in text.lower()  # no scripts at all, and the sweep's markup is escaped
+    # one script, the report's own fixed one (sorting / filtering); nothing else, and the sweep's markup is escaped
+    assert text.count(report.TABLE_SCRIPT_TAG) == 1
+    assert "<script" not in text.replace(report.TABLE_SCRIPT_TAG, "").lower()
 
 
 def test_html_content_partial_results(partial_dir):
@@ -76,7 +80,7 @@ def test_markdown_report(partial_dir):
     d, _ = partial_dir
     md = (d / "report.md").read_text()
     refs = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert refs == [f"plots/{p}.png" for p in PLOTS]
+    assert refs == [f"plots/{p}.png" for p in FIGURES]
     for r in refs:
         assert (d / r).is_file()
     assert "**12 trials: 10 ok, 1 failed, 1 missing**" in md
@@ -97,7 +101,7 @@ def test_figures_exist_and_are_nontrivial(partial_dir):
     d, _ = partial_dir
     import matplotlib.image as mpimg
 
-    for p in PLOTS:
+    for p in FIGURES:
         img = mpimg.imread(d / "plots" / f"{p}.png")
         assert img.shape[0] > 200 and img.shape[1] > 400
         assert img[..., :3].std() > 0.05  # not a blank canvas
@@ -144,7 +148,7 @@ def test_labels_with_dollar_signs_do_not_break_plots(tmp_path):
     recs = [S.ok_record(e, 0.1, 1e-3 * bs) for e, bs in zip(entries, (32, 64))]
     S.write_sweep(tmp_path, "$", entries, recs)
     reduce.write_outputs(tmp_path)
-    assert len(list((tmp_path / "plots").glob("*.png"))) == 4
+    assert len(list((tmp_path / "plots").glob("*.png"))) == 5  # the four plots and the per-axis effects
 
 
 def test_analysis_modules_do_not_import_ray_or_tensorflow():
@@ -184,7 +188,7 @@ def test_html_opens_in_headless_chromium_with_every_image_loaded(partial_dir, tm
     out = _chromium(["--virtual-time-budget=10000", "--dump-dom", probe.as_uri()], tmp_path, "dom")
     title = re.search(r"<title>([^<]*)</title>", out.stdout)
     assert title, out.stderr[-2000:]
-    assert title.group(1) == f"IMGCHECK {len(PLOTS)}/{len(PLOTS)}"
+    assert title.group(1) == f"IMGCHECK {len(FIGURES)}/{len(FIGURES)}"
 
     # The real report (no probe) renders; the screenshot is kept for a human to look at.
     shot = d / "report-screenshot.png"

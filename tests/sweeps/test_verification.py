@@ -211,7 +211,7 @@ def test_validate_warns_on_fixed_steps_over_batch_sizes_and_shows_verify():
 
 
 def test_verified_report_opens_in_headless_chromium_with_every_image(tmp_path):
-    """A verified sweep's report.html in a real browser: the five figures (the verification
+    """A verified sweep's report.html in a real browser: the six figures (per-axis effects and the verification
     plot included) decode, and the Verification and Training recipes sections are there."""
     import re
 
@@ -234,5 +234,5 @@ def test_verified_report_opens_in_headless_chromium_with_every_image(tmp_path):
     probe.write_text(html.replace("</body>", _CHECK + "</body>"))
     out = _chromium(["--virtual-time-budget=10000", "--dump-dom", probe.as_uri()], tmp_path, "dom")
     title = re.search(r"<title>([^<]*)</title>", out.stdout)
-    assert title and title.group(1) == "IMGCHECK 5/5", (title, out.stderr[-2000:])
+    assert title and title.group(1) == "IMGCHECK 6/6", (title, out.stderr[-2000:])
     assert "Both rankings put" in out.stdout or "The rankings disagree" in out.stdout
