@@ -91,9 +91,16 @@ def big_dir(tmp_path_factory):
     return d, measure(d)
 
 
-def test_600_configurations_report_is_quick_and_small(big_dir):
-    d, m = big_dir
+@pytest.mark.slow
+def test_600_configurations_report_is_quick(big_dir):
+    """Issue 11's bound, 8 s here (measured 6.0 s on a quiet machine). Wall-clock time depends on
+    what else the machine does, so it runs with the benchmarks (-m slow), not in the default suite."""
+    _, m = big_dir
     assert m["wall_s"] < 8.0, m
+
+
+def test_600_configurations_report_is_small(big_dir):
+    d, m = big_dir
     assert m["peak_mb"] < 400, m
     assert m["html_mb"] < 3.0, m
     html = (d / "report.html").read_text()
