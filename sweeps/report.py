@@ -683,7 +683,7 @@ def fig_verification(red):
     cands = v.candidates[np.isfinite(v.candidates["metric"])]
     if cands.empty:
         return None
-    order = [c for c in red.ranking.sort_values("rank")["config"] if c in set(cands["config"])]
+    order = [c for c in focus_configs(red) if c in set(cands["config"])]  # a big grid: the focus only
     styles = _style_map(order, [str(red.ranking.set_index("config").loc[c, "optimizer"]) for c in order])
     fig = _figure((7.5, 4.2))
     ax = fig.add_subplot()
@@ -698,7 +698,9 @@ def fig_verification(red):
     ax.set_xscale("log")
     ax.set_xlabel("learning rate (constant, trained at)")
     ax.set_ylabel(f"held-out {_mpl(v.metric)} ({'higher' if v.higher_is_better else 'lower'} is better)")
-    ax.set_title("Verification: short trainings around each recommendation (★ verified rate)")
+    note = focus_note(red, len(order), "verified configurations") if cands["config"].nunique() > len(order) else ""
+    ax.set_title("Verification: short trainings around each recommendation (★ verified rate)"
+                 + (f"\n{note}" if note else ""))
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     ax.grid(True, which="both", alpha=0.3)
     return fig
