@@ -35,11 +35,10 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from sweeps.run import UsageError
-from sweeps.spec import InvalidInput, SweepSpec, builder_ref, read_spec_file, spec_from_dict
+from sweeps.spec import DEFAULT_STEPS, InvalidInput, SweepSpec, builder_ref, read_spec_file, spec_from_dict
 
 __all__ = ["sweep", "verify", "load", "find", "SweepResult", "InvalidInput"]
 
-DEFAULT_FIND_STEPS = 200  # as a sweep file's range_test.steps default
 
 
 # --------------------------------------------------------------------------- the result
@@ -345,7 +344,7 @@ def find(
     curve = run_workload(
         workload, optimizer=optimizer, optimizer_kwargs=optimizer_kwargs, batch_size=batch_size, seed=seed,
         axes=axes, workload_args=workload_args, start_lr=start_lr, end_lr=end_lr, epochs=epochs,
-        steps=steps if steps is not None or epochs is not None else DEFAULT_FIND_STEPS,
+        steps=steps if steps is not None or epochs is not None else DEFAULT_STEPS,
         ladder=ladder, loss=loss, diverge_threshold=diverge_threshold, smoothing=smoothing,
     )
     if out is not None:

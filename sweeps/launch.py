@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 from lrrt_core.workloads import workload_dirs
 from sweeps import store
-from sweeps.spec import InvalidInput
+from sweeps.spec import DEFAULT_STEPS, InvalidInput
 from sweeps.trainable import final_payload, run_trial, run_verify, trial_config
 
 logger = logging.getLogger(__name__)
@@ -340,7 +340,7 @@ def _check_curve(curve: dict) -> str | None:
 
 def range_tests(spec, trials: Sequence = ()) -> TrialKind:
     """The range tests of ``spec`` (``trials``: to average their step counts for the ETA)."""
-    steps = [spec.range_test.steps_for(t.batch_size) or 200 for t in trials] or [spec.range_test.steps or 200]
+    steps = [spec.range_test.steps_for(t.batch_size) or DEFAULT_STEPS for t in trials] or [DEFAULT_STEPS]
     return TrialKind("range test", store.TRIALS_DIR, "curve", run_trial, lambda t: trial_config(t, spec),
                      _check_curve, max(1, sum(steps) // len(steps)))
 

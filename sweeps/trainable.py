@@ -24,7 +24,6 @@ logger = logging.getLogger(__name__)
 REPORT_KEYS = ("step", "lr", "loss", "final", "payload", "node", "node_ip", "gpu_ids", "wall_s")
 
 _TF_CONFIGURED: dict[str, Any] = {}
-DEFAULT_STEPS = 200  # progress cadence only, for a test whose length is given in epochs
 
 
 def configure_tensorflow(cpus: float, has_gpu: bool) -> None:
@@ -125,6 +124,8 @@ def run_verify(config: dict[str, Any], builder=None) -> None:
 def trial_config(trial, spec) -> dict[str, Any]:
     """The JSON-able config one trial needs on a worker (small: no data, no model)."""
     rt = spec.range_test.finder_kwargs(trial.batch_size)
+    from sweeps.spec import DEFAULT_STEPS  # progress cadence only, for a test whose length is in epochs
+
     steps = rt["steps"] or DEFAULT_STEPS
     return {
         **common_config(trial, spec),

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lrrt_core.verify import candidate_rates
 from sweeps.spec import SweepSpec, VerifySpec
 
 VERIFY_DIR = "verify"
@@ -96,10 +97,10 @@ def plan(spec: SweepSpec, trials, ranking: pd.DataFrame, verify: VerifySpec | No
         if not (math.isfinite(lr) and lr > 0):
             continue
         for t in by_config.get(config, []):
-            for factor in verify.candidates:
+            for factor, rate in zip(verify.candidates, candidate_rates(lr, verify.candidates)):
                 vt = VerifyTrial("", f"{t.name}-x{factor:.3g}", config, t.optimizer, t.optimizer_name,
                                  dict(t.optimizer_kwargs), t.batch_size, t.seed, dict(t.axes),
-                                 float(factor), float(lr * factor))
+                                 float(factor), rate)
                 out.append(dataclasses.replace(vt, trial_id=_verify_id(fingerprint, vt.params(), verify)))
     return out
 
