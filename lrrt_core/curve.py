@@ -19,21 +19,73 @@ NONFINITE_LOSSES = ("nan", "inf", "-inf")
 DEFAULT_BETA = 0.98
 
 
-def ema(values: np.ndarray, beta: float = DEFAULT_BETA) -> np.ndarray:
-    """Bias-corrected exponential moving average (fastai / Lightning's LR finder smoothing).
+class RunningEMA:
+    """The bias-corrected exponential moving average, one value at a time.
 
-    ``avg_i = beta * avg_{i-1} + (1 - beta) * x_i``, reported as ``avg_i / (1 - beta**(i+1))``.
-    ``beta = 0`` returns the values unchanged.
+    ``avg_i = beta * avg_{i-1} + (1 - beta) * x_i``, reported as ``avg_i / (1 - beta**(i+1))``
+    (fastai / Lightning's LR-finder smoothing); ``beta = 0`` reports the values unchanged.
+    The one implementation behind :func:`ema` (the analysis) and :class:`StopRule` (the
+    range test's loop), so both smooth identically, to the last bit.
     """
+
+    def __init__(self, beta: float = DEFAULT_BETA) -> None:
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"smoothing beta must be in [0, 1), got {beta!r}")
+        self.beta, self._avg, self._n = float(beta), 0.0, 0
+
+    def update(self, x: float) -> float:
+        """Add ``x``; return the smoothed value up to and including it."""
+        self._avg = self.beta * self._avg + (1.0 - self.beta) * x
+        self._n += 1
+        return self._avg / (1.0 - self.beta ** self._n)
+
+
+def ema(values: np.ndarray, beta: float = DEFAULT_BETA) -> np.ndarray:
+    """Bias-corrected exponential moving average of ``values`` (:class:`RunningEMA`)."""
     values = np.asarray(values, dtype=np.float64)
-    if not 0.0 <= beta < 1.0:
-        raise ValueError(f"smoothing beta must be in [0, 1), got {beta!r}")
+    running = RunningEMA(beta)
     out = np.empty_like(values)
-    avg = 0.0
     for i, x in enumerate(values):
-        avg = beta * avg + (1.0 - beta) * x
-        out[i] = avg / (1.0 - beta ** (i + 1))
+        out[i] = running.update(x)
     return out
+
+
+class StopRule:
+    """When a range test stops: at a NaN/inf loss, or once the smoothed loss exceeds
+    ``threshold`` x the best smoothed loss so far (fastai / Lightning's "4x best" rule).
+
+    Feed the losses in order with :meth:`update`; it returns ``None`` to go on,
+    ``"nonfinite"`` (that step is cut) or ``"diverged"`` (that step is kept). ``threshold``
+    ``None`` never stops on divergence; the rule is not applied while the best is <= 0 (it
+    assumes a positive loss). The range test's loop and :func:`stop_step` both use it.
+    """
+
+    def __init__(self, beta: float = DEFAULT_BETA, threshold: float | None = 4.0) -> None:
+        self.ema = RunningEMA(beta)
+        self.threshold = threshold
+        self.best = math.inf
+
+    def update(self, loss: float) -> str | None:
+        if not math.isfinite(loss):
+            return "nonfinite"
+        smoothed = self.ema.update(loss)
+        if self.threshold is not None and 0.0 < self.best < math.inf and smoothed > self.threshold * self.best:
+            return "diverged"
+        if smoothed < self.best:
+            self.best = smoothed
+        return None
+
+
+def stop_step(losses: np.ndarray, beta: float = DEFAULT_BETA, threshold: float | None = 4.0) -> tuple[int, str]:
+    """Where :class:`StopRule` stops on ``losses``: ``(steps kept, stop reason)``."""
+    rule = StopRule(beta, threshold)
+    for i, loss in enumerate(np.asarray(losses, dtype=np.float64)):
+        verdict = rule.update(float(loss))
+        if verdict == "nonfinite":
+            return i, verdict
+        if verdict == "diverged":
+            return i + 1, verdict
+    return len(losses), "completed"
 
 
 def sma(values: np.ndarray, window: int) -> np.ndarray:

@@ -46,198 +46,15 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from lrrt_core.curve import Curve
+from lrrt_core.curve import Curve, StopRule
+from lrrt_core.execution import make_executor
+from lrrt_core.sources import is_array_like, make_source, num_samples, take
 from lrrt_core.schedule import LADDERS, check_bounds
 from lrrt_core.schedule import ladder as make_ladder
 
 log = logging.getLogger(__name__)
 
 DEFAULT_STEPS = 100  # fastai lr_find num_it / Lightning num_training
-
-
-# --------------------------------------------------------------------------- data sources
-
-
-def _unpack(batch: Any) -> tuple[Any, Any, Any]:
-    """``(x, y)`` / ``(x, y, sample_weight)`` / ``x`` -> ``(x, y, sw)`` (Keras's convention)."""
-    if isinstance(batch, (tuple, list)):
-        if len(batch) == 2:
-            return batch[0], batch[1], None
-        if len(batch) == 3:
-            return batch[0], batch[1], batch[2]
-        if len(batch) == 1:
-            return batch[0], None, None
-    return batch, None, None
-
-
-def _num_samples(x: Any) -> int:
-    if isinstance(x, dict):
-        x = next(iter(x.values()), np.empty(0))
-    elif isinstance(x, (list, tuple)):
-        x = x[0] if x else np.empty(0)
-    return int(np.shape(x)[0]) if np.ndim(x) else 0
-
-
-def _take(x: Any, idx: Any) -> Any:
-    if x is None:
-        return None
-    if isinstance(x, dict):
-        return {k: np.asarray(v)[idx] for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return type(x)(np.asarray(v)[idx] for v in x)
-    return np.asarray(x)[idx]
-
-
-class _ArraySource:
-    """NumPy arrays cut into ``batch_size`` batches; reshuffled (seeded) every epoch.
-
-    The last incomplete batch of an epoch is dropped (one batch of all samples when there
-    are fewer than ``batch_size``): a tiny last batch gives a noisy loss point and, on the
-    TensorFlow backend, a retrace of the train step for the new shape.
-    """
-
-    def __init__(self, x: Any, y: Any, batch_size: int, shuffle: bool, seed: int) -> None:
-        n = _num_samples(x)
-        if n == 0:
-            raise ValueError("x is empty (0 samples); pass at least one batch of training data")
-        if y is not None and _num_samples(y) != n:
-            raise ValueError(f"x has {n} samples but y has {_num_samples(y)}; they must match")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-        self.x, self.y = x, y
-        self.bs = min(int(batch_size), n)
-        self.n = n
-        self.batches_per_epoch = n // self.bs
-        self.shuffle = shuffle
-        self.rng = np.random.default_rng(seed)
-        self._order: Any = None
-        self._pos = 0
-        self._epoch()
-
-    def _epoch(self) -> None:
-        # Only the order is drawn; each batch is gathered when asked for, so the data set is
-        # never copied whole (a shuffled MNIST copy per trial would double a worker's memory).
-        self._order = self.rng.permutation(self.n) if self.shuffle else None
-        self._pos = 0
-
-    def _batch(self, i: int) -> tuple[Any, Any, Any]:
-        bs = self.bs
-        idx = slice(i * bs, (i + 1) * bs) if self._order is None else self._order[i * bs:(i + 1) * bs]
-        return _take(self.x, idx), _take(self.y, idx), None
-
-    def peek(self) -> tuple[Any, Any, Any]:
-        return self._batch(self._pos if self._pos < self.batches_per_epoch else 0)
-
-    def __call__(self) -> tuple[Any, Any, Any]:
-        if self._pos >= self.batches_per_epoch:
-            self._epoch()
-        b = self._batch(self._pos)
-        self._pos += 1
-        return b
-
-
-class _IterSource:
-    """Batches from a tf.data.Dataset, a Sequence/PyDataset, a re-iterable, a factory or a generator.
-
-    * indexable with ``len`` (``keras.utils.PyDataset``, a list of batches): batch ``i % len``;
-    * re-iterable (``tf.data.Dataset``, a list): a new iterator each time the data runs out;
-    * a zero-argument callable: called for a fresh iterable each time the data runs out;
-    * a one-shot iterator/generator: cannot be cycled; running out before ``steps`` raises a
-      ``ValueError`` (pass fewer steps, a factory ``lambda: gen()``, or a ``tf.data.Dataset``).
-    """
-
-    def __init__(self, data: Any) -> None:
-        self.data = data
-        self.factory = data if callable(data) and not hasattr(data, "__iter__") else None
-        self.indexable = (
-            self.factory is None
-            and hasattr(data, "__getitem__")
-            and hasattr(data, "__len__")
-            and not hasattr(data, "element_spec")  # tf.data.Dataset: iterate it
-            and not isinstance(data, (dict, str, bytes))
-        )
-        self.batches_per_epoch: int | None = None
-        if self.indexable:
-            self.batches_per_epoch = len(data)
-        elif self.factory is None:
-            try:
-                self.batches_per_epoch = int(len(data))  # tf.data with known cardinality
-            except (TypeError, ValueError):
-                self.batches_per_epoch = None
-        if self.batches_per_epoch == 0:
-            raise ValueError("the data has no batches; pass a non-empty dataset or generator")
-        self._it = None if self.indexable else self._fresh()
-        self.one_shot = self.factory is None and not self.indexable and self._it is data
-        self.count = 0
-        self._i = 0
-        self._first = self._next_raw(first=True)
-
-    def _fresh(self):
-        source = self.factory() if self.factory is not None else self.data
-        try:
-            return iter(source)
-        except TypeError:
-            raise ValueError(
-                f"cannot read batches from a {type(source).__name__}; pass NumPy arrays (x, y), a batched "
-                "tf.data.Dataset, a keras.utils.PyDataset, a list of (x, y) batches or a generator"
-            ) from None
-
-    def _next_raw(self, first: bool = False):
-        if self.indexable:
-            b = self.data[self._i % self.batches_per_epoch]
-            self._i += 1
-            return _unpack(b)
-        try:
-            return _unpack(next(self._it))
-        except StopIteration:
-            if first:
-                raise ValueError("the data yielded no batches; pass a non-empty dataset or generator") from None
-            if self.one_shot:
-                raise ValueError(
-                    f"the generator ran out after {self.count} batches and a one-shot generator cannot be "
-                    "cycled; pass fewer steps, a tf.data.Dataset, a list of batches, or a zero-argument "
-                    "function that returns a fresh generator"
-                ) from None
-            self._it = self._fresh()
-            try:
-                return _unpack(next(self._it))
-            except StopIteration:
-                raise ValueError("the data yielded no batches when iterated again; it cannot be cycled") from None
-
-    def peek(self) -> tuple[Any, Any, Any]:
-        return self._first
-
-    def __call__(self) -> tuple[Any, Any, Any]:
-        if self._first is not None:
-            b, self._first = self._first, None
-        else:
-            b = self._next_raw()
-        self.count += 1
-        return b
-
-
-def _is_array_like(x: Any) -> bool:
-    if isinstance(x, np.ndarray):
-        return True
-    if isinstance(x, dict):
-        return bool(x) and all(isinstance(v, np.ndarray) for v in x.values())
-    if isinstance(x, (list, tuple)):
-        return bool(x) and all(isinstance(v, np.ndarray) for v in x)
-    return False
-
-
-def _make_source(x: Any, y: Any, batch_size: int, shuffle: bool, seed: int):
-    if x is None:
-        raise ValueError("x is None; pass training data (arrays, a tf.data.Dataset or a generator)")
-    if y is not None and not _is_array_like(x) and (hasattr(x, "element_spec") or hasattr(x, "__next__")
-                                                     or callable(x)):
-        raise ValueError("y must be None when x is a dataset, generator or function that yields (x, y) batches")
-    if _is_array_like(x) or y is not None:
-        if not _is_array_like(x):
-            x = np.asarray(x)
-        src = _ArraySource(x, None if y is None else y, batch_size, shuffle, seed)
-        return src, src.bs
-    return _IterSource(x), None
 
 
 # --------------------------------------------------------------------------- state
@@ -332,16 +149,16 @@ def _val_chunks(val_data: Any, batch_size: int) -> list[tuple[Any, Any, int]]:
     if not isinstance(val_data, (tuple, list)) or len(val_data) != 2:
         raise ValueError("loss='val' needs val_data=(x_val, y_val), a fixed held-out set")
     xv, yv = val_data
-    n = _num_samples(xv)
+    n = num_samples(xv)
     if n == 0:
         raise ValueError("val_data is empty; pass a non-empty held-out set (x_val, y_val)")
-    if _num_samples(yv) != n:
-        raise ValueError(f"val_data has {n} inputs but {_num_samples(yv)} targets; they must match")
+    if num_samples(yv) != n:
+        raise ValueError(f"val_data has {n} inputs but {num_samples(yv)} targets; they must match")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"val_batch_size must be an integer >= 1, got {batch_size!r}")
     bs = int(batch_size)
     return [
-        (_take(xv, slice(i, i + bs)), _take(yv, slice(i, i + bs)), min(bs, n - i)) for i in range(0, n, bs)
+        (take(xv, slice(i, i + bs)), take(yv, slice(i, i + bs)), min(bs, n - i)) for i in range(0, n, bs)
     ]
 
 
@@ -372,9 +189,9 @@ def planned_steps(x: Any, y: Any = None, *, steps: int | None = None, epochs: in
     """
     if epochs is None:
         return _resolve_steps(steps, None, None)
-    if not (_is_array_like(x) or y is not None):
+    if not (is_array_like(x) or y is not None):
         return None
-    n = _num_samples(x)
+    n = num_samples(x)
     if n == 0 or isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         return None  # range_test itself reports the bad input
     return _resolve_steps(None, epochs, n // min(int(batch_size), n))
@@ -400,6 +217,7 @@ def range_test(
     shuffle: bool = True,
     on_step: Callable[[int, float, float], Any] | None = None,
     report_every: int = 10,
+    steps_per_call: int | None = None,
 ) -> Curve:
     """Run a learning-rate range test on a compiled Keras model.
 
@@ -445,6 +263,11 @@ def range_test(
         on_step: ``on_step(step, lr, loss)`` called every ``report_every`` steps and on the
             last step run (progress reporting, e.g. ``ray.tune.report``).
         report_every: steps between ``on_step`` calls.
+        steps_per_call: training steps per compiled call (:mod:`lrrt_core.execution`):
+            ``None`` is :data:`~lrrt_core.execution.DEFAULT_STEPS_PER_CALL` on the TensorFlow
+            and JAX backends; ``1`` runs one ``train_on_batch`` per step (always so on torch).
+            The curve is the same either way: the stop rule runs on the host over each
+            chunk's losses and cuts at the same step; the chunk's extra steps are dropped.
 
     Returns:
         :class:`lrrt_core.curve.Curve` with the raw ``lrs`` and ``losses`` of the steps run,
@@ -464,10 +287,10 @@ def range_test(
     """
     _check_model(model)
     thr = _check_settings(start_lr, end_lr, steps, epochs, ladder, loss, diverge_threshold, smoothing,
-                          report_every, seed)
+                          report_every, seed, steps_per_call)
     val = _val_chunks(val_data, val_batch_size) if loss == "val" else None
 
-    source, used_batch_size = _make_source(x, y, batch_size, shuffle, seed)
+    source, used_batch_size = make_source(x, y, batch_size, shuffle, seed)
     steps = _resolve_steps(steps, epochs, source.batches_per_epoch)
     check_bounds(start_lr, end_lr, steps)
     lrs = make_ladder(ladder, float(start_lr), float(end_lr), steps)
@@ -477,7 +300,8 @@ def range_test(
     saved = _snapshot(list(model.variables) + list(model.optimizer.variables))
     log.info("range test: %d steps, lr %.3g -> %.3g (%s), loss=%s", steps, start_lr, end_lr, ladder, loss)
     try:
-        run = _loop(model, source, lrs.tolist(), lr_var, val, float(smoothing), thr, on_step, report_every)
+        executor = make_executor(model, source, lrs.tolist(), lr_var, val, steps_per_call)
+        run = _loop(executor, lrs.tolist(), StopRule(float(smoothing), thr), on_step, report_every)
     finally:
         _restore(saved)
     n = len(run.losses)
@@ -505,7 +329,7 @@ def range_test(
 
 
 def _check_settings(start_lr, end_lr, steps, epochs, ladder, loss, diverge_threshold, smoothing, report_every,
-                    seed) -> float | None:
+                    seed, steps_per_call=None) -> float | None:
     """Refuse bad range-test settings (the message says what to change); return the
     divergence threshold in effect (``None`` for none or infinite)."""
     for name, value in (("start_lr", start_lr), ("end_lr", end_lr)):
@@ -529,6 +353,9 @@ def _check_settings(start_lr, end_lr, steps, epochs, ladder, loss, diverge_thres
         raise ValueError(f"report_every must be an integer >= 1, got {report_every!r}")
     if steps is not None and epochs is not None:
         raise ValueError("give either steps or epochs, not both")
+    if steps_per_call is not None and (isinstance(steps_per_call, bool) or not isinstance(steps_per_call, (int, np.integer))
+                                       or steps_per_call < 1):
+        raise ValueError(f"steps_per_call must be an integer >= 1 (or None for the default), got {steps_per_call!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be an integer, got {seed!r}")
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer))):
@@ -547,185 +374,36 @@ class _Run:
     wall_s: float
 
 
-def _loop(model, source, lr_list: list[float], lr_var, val, beta: float, thr: float | None,
-          on_step, report_every: int) -> _Run:
-    """The per-step loop: set the rate (unless the optimizer's schedule does), train on one
-    batch, record its loss (or the held-out loss), apply the stop rule. Nothing else runs
-    between steps."""
-    train = model.train_on_batch
-    test = model.test_on_batch
+def _loop(executor, lr_list: list[float], rule: StopRule, on_step, report_every: int) -> _Run:
+    """Run the ladder ``executor.k`` steps at a time (:mod:`lrrt_core.execution`) and apply
+    the stop rule to each step's loss in order, on the host: the curve is cut at exactly the
+    step where a one-step-at-a-time loop would have stopped, and the rest of that chunk is
+    dropped. ``on_step`` sees every ``report_every``-th kept step and the last one."""
     losses: list[float] = []
     stop_reason, diverged_lr, nonfinite_loss = "completed", None, None
-    avg, beta_pow, best = 0.0, 1.0, math.inf
-    n_val = sum(nv for _, _, nv in val) if val is not None else 0
+    n, k = len(lr_list), executor.k
     t0 = time.perf_counter()
-    for i, lr in enumerate(lr_list):
-        if lr_var is not None:  # else the optimizer's LadderSchedule gives it this rate
-            lr_var.assign(lr)
-        xb, yb, sw = source()
-        logs = train(xb, yb, sample_weight=sw, return_dict=True)
-        if val is None:
-            value = float(logs["loss"])
-        else:
-            total = 0.0
-            for xv, yv, nv in val:
-                total += nv * float(test(xv, yv, return_dict=True)["loss"])
-            value = total / n_val
-        if not math.isfinite(value):
-            stop_reason, diverged_lr, nonfinite_loss = "nonfinite", lr, str(value)
-            break
-        losses.append(value)
-        avg = beta * avg + (1.0 - beta) * value
-        beta_pow *= beta
-        smoothed = avg / (1.0 - beta_pow)
-        if on_step is not None and (i + 1) % report_every == 0:
-            on_step(i, lr, value)
-        if thr is not None and 0.0 < best < math.inf and smoothed > thr * best:
-            stop_reason, diverged_lr = "diverged", lr
-            break
-        if smoothed < best:
-            best = smoothed
+    start = 0
+    while start < n and stop_reason == "completed":
+        for i, value in enumerate(executor.run(start, min(k, n - start)), start):
+            verdict = rule.update(value)
+            if verdict == "nonfinite":
+                stop_reason, diverged_lr, nonfinite_loss = verdict, lr_list[i], str(value)
+                break
+            losses.append(value)
+            if on_step is not None and (i + 1) % report_every == 0:
+                on_step(i, lr_list[i], value)
+            if verdict == "diverged":
+                stop_reason, diverged_lr = verdict, lr_list[i]
+                break
+        start += k
     wall = time.perf_counter() - t0
-    n = len(losses)
-    if on_step is not None and n and n % report_every != 0:  # the last step run, if not reported yet
-        on_step(n - 1, lr_list[n - 1], losses[-1])
+    kept = len(losses)
+    if on_step is not None and kept and kept % report_every != 0:  # the last step run, if not reported yet
+        on_step(kept - 1, lr_list[kept - 1], losses[-1])
     return _Run(losses, stop_reason, diverged_lr, nonfinite_loss, wall)
 
 
-# --------------------------------------------------------------------------- keras-lr-finder facade
+from lrrt_core.lr_finder import LRFinder  # noqa: E402  (the facade, re-exported where it always was)
 
-
-class LRFinder:
-    """keras-lr-finder's ``LRFinder``, on the exact-loss, non-destructive core.
-
-    Same methods and parameter names as surmenok/keras_lr_finder, so the seed article's
-    code runs with ``from lrrt_core import LRFinder``. Differences, all deliberate:
-
-    * ``losses`` are the exact per-batch losses (keras-lr-finder records Keras's running
-      mean, tensorflow#58098);
-    * the stop rule uses the bias-corrected EMA (``smoothing=0.98``); pass ``smoothing=0``
-      for keras-lr-finder's raw "4x best loss" rule -- the value is recorded on the curve and
-      is also the default smoothing of the suggestions and plots made from it (pass
-      ``beta=`` to those to smooth differently);
-    * the optimizer's state is restored too, not only the weights;
-    * ``plot_loss`` and ``plot_loss_change`` draw as keras-lr-finder does: on pyplot's
-      current figure, then ``plt.show()`` (so a notebook cell shows the image and a script's
-      ``plt.savefig`` afterwards saves it), returning ``None``; given ``ax=``, they draw on
-      that ``Axes`` instead, leave pyplot alone and return it.
-
-    Example:
-        >>> finder = LRFinder(model)                                              # doctest: +SKIP
-        >>> finder.find(x_train, y_train, start_lr=1e-4, end_lr=10, batch_size=250, epochs=5)
-        >>> finder.plot_loss(n_skip_beginning=20, n_skip_end=5)                   # doctest: +SKIP
-        >>> finder.get_best_lr(sma=20)                                            # doctest: +SKIP
-    """
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-        self.lrs: list[float] = []
-        self.losses: list[float] = []
-        self.curve: Curve | None = None
-
-    def _store(self, curve: Curve) -> Curve:
-        self.curve = curve
-        self.lrs = curve.lrs.tolist()
-        self.losses = curve.losses.tolist()
-        return curve
-
-    def find(self, x_train, y_train, start_lr, end_lr, batch_size=64, epochs=1, **kw) -> Curve:
-        """Range test over ``epochs`` epochs of array data; see :func:`range_test` for ``**kw``.
-
-        keras-lr-finder forwards extra keywords to ``model.fit``; of those, ``verbose`` is
-        accepted here and ignored (the range test prints nothing), others raise ``TypeError``.
-        """
-        kw.pop("verbose", None)
-        if "steps" in kw:
-            epochs = None
-        return self._store(
-            range_test(self.model, x_train, y_train, start_lr=start_lr, end_lr=end_lr,
-                       batch_size=batch_size, epochs=epochs, **kw)
-        )
-
-    def find_generator(self, generator, start_lr, end_lr, epochs=1, steps_per_epoch=None, **kw) -> Curve:
-        """Range test on batched data (tf.data.Dataset, PyDataset, generator of ``(x, y)``).
-
-        ``steps_per_epoch`` is needed when the data has no length (a generator), as in
-        keras-lr-finder.
-        """
-        if "steps" not in kw:
-            if steps_per_epoch is None:
-                try:
-                    steps_per_epoch = len(generator)
-                except (TypeError, ValueError):
-                    raise ValueError(
-                        "`steps_per_epoch=None` is only valid for a generator with a length "
-                        "(a keras.utils.PyDataset or a tf.data.Dataset of known cardinality); pass steps_per_epoch"
-                    ) from None
-            kw["steps"] = int(epochs) * int(steps_per_epoch)
-        return self._store(range_test(self.model, generator, start_lr=start_lr, end_lr=end_lr, **kw))
-
-    def _need_curve(self) -> Curve:
-        if self.curve is None:
-            raise ValueError("no range test has run yet; call find() or find_generator() first")
-        return self.curve
-
-    def plot_loss(self, n_skip_beginning=10, n_skip_end=5, x_scale="log", ax=None):
-        """Loss against learning rate (raw and EMA), skipping points at both ends.
-
-        Without ``ax``: drawn on pyplot's current axes, then ``plt.show()``, like
-        keras-lr-finder; returns ``None``. With ``ax``: drawn there and returned.
-        """
-        from lrrt_core import plot
-
-        return _on_pyplot(ax, lambda target: plot.plot_curve(
-            self._need_curve(), target, skip_start=n_skip_beginning, skip_end=n_skip_end, xscale=x_scale))
-
-    def plot_loss_change(self, sma=1, n_skip_beginning=10, n_skip_end=5, y_lim=(-0.01, 0.01), ax=None):
-        """The loss change ``(loss[i] - loss[i-sma]) / sma`` against learning rate.
-
-        Shown with pyplot like :meth:`plot_loss` (returns ``None``), or drawn on ``ax`` and returned.
-        """
-        from lrrt_core import plot
-
-        return _on_pyplot(ax, lambda target: plot.plot_loss_change(
-            self._need_curve(), target, sma=sma, skip_start=n_skip_beginning, skip_end=n_skip_end, y_lim=y_lim))
-
-    def get_derivatives(self, sma):
-        """keras-lr-finder's list of loss changes over ``sma`` steps (the first ``sma`` are 0)."""
-        from lrrt_core import suggest
-
-        change = suggest.loss_change(np.asarray(self.losses, dtype=np.float64), sma)
-        return np.nan_to_num(change, nan=0.0).tolist()
-
-    def get_best_lr(self, sma, n_skip_beginning=10, n_skip_end=5):
-        """Learning rate of the most negative ``sma``-step loss change (keras-lr-finder's rule).
-
-        Returns ``None`` when the curve gives no suggestion (e.g. the loss never falls);
-        the reason is logged.
-        """
-        from lrrt_core import suggest
-
-        s = suggest.sma_rule(self._need_curve(), sma=sma, skip_start=n_skip_beginning, skip_end=n_skip_end)
-        if s.lr is None:
-            log.warning("get_best_lr: no suggestion (%s)", s.reason)
-        return s.lr
-
-
-def _on_pyplot(ax, draw):
-    """Draw on ``ax`` and return it; without one, draw on pyplot's current axes and show them.
-
-    keras-lr-finder's plots call ``plt.plot`` ... ``plt.show()`` and return nothing: in a
-    notebook (``%matplotlib inline``) the cell shows the image, in a script the figure stays
-    current for ``plt.savefig``. pyplot enters only here, in the compatibility facade; the
-    core's :mod:`lrrt_core.plot` stays pyplot-free.
-    """
-    if ax is not None:
-        return draw(ax)
-    import matplotlib.pyplot as plt
-
-    draw(plt.gca())
-    plt.show()
-    return None
-
-
-__all__ = ["range_test", "LRFinder", "DEFAULT_STEPS"]
+__all__ = ["range_test", "LRFinder", "DEFAULT_STEPS", "planned_steps"]

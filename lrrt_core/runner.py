@@ -47,6 +47,7 @@ def run_workload(
     smoothing: float = 0.98,
     on_step: Callable[[int, float, float], Any] | None = None,
     report_every: int = 10,
+    steps_per_call: int | None = None,
 ) -> Curve:
     """Build, compile and range-test one workload; return its curve.
 
@@ -60,7 +61,7 @@ def run_workload(
         axes: extra grid axes (``{"width": 32}``), passed to the builder as keywords.
         workload_args: fixed builder keywords from the sweep file (``axes`` win on clashes).
         start_lr, end_lr, steps, epochs, ladder, loss, diverge_threshold, smoothing,
-            on_step, report_every: as :func:`lrrt_core.finder.range_test`.
+            on_step, report_every, steps_per_call: as :func:`lrrt_core.finder.range_test`.
 
     Returns:
         The :class:`~lrrt_core.curve.Curve`; ``params`` also records ``optimizer``,
@@ -90,7 +91,7 @@ def run_workload(
             ladder=ladder, loss=loss,
             val_data=(wl.x_val, wl.y_val) if loss == "val" else None,
             diverge_threshold=diverge_threshold, smoothing=smoothing, seed=seed,
-            on_step=on_step, report_every=report_every,
+            on_step=on_step, report_every=report_every, steps_per_call=steps_per_call,
         )
     finally:
         del model, wl

@@ -64,17 +64,21 @@ def _run(builder, **kw):
 
 def test_val_loss_is_the_held_out_loss_after_each_step():
     probe = Probe(shift_val_labels=True)
-    curve = _run(probe, loss="val")
+    curve = _run(probe, loss="val", steps_per_call=1)  # the probe watches train_on_batch: one step per call
     held_out, train_set = np.array(probe.after_step).T
     assert curve.steps_run == len(held_out) == 12
     np.testing.assert_allclose(curve.losses, held_out, rtol=1e-5)
     # The two data sets give clearly different losses, so evaluating the wrong one cannot pass.
     assert np.min(np.abs(held_out - train_set)) > 0.05
+    # Several steps per compiled call (the default): the same held-out loss after each step.
+    fused = _run(Probe(shift_val_labels=True), loss="val", steps_per_call=5)
+    np.testing.assert_array_equal(fused.lrs, curve.lrs)
+    np.testing.assert_allclose(fused.losses, curve.losses, rtol=1e-6)
 
 
 def test_train_loss_is_not_the_held_out_loss():
     probe = Probe(shift_val_labels=True)
-    curve = _run(probe, loss="train")
+    curve = _run(probe, loss="train", steps_per_call=1)
     held_out, _ = np.array(probe.after_step).T
     assert curve.params["loss"] == "train"
     assert np.min(np.abs(curve.losses - held_out)) > 0.05
