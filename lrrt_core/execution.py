@@ -28,7 +28,10 @@ models and distributed models run per step.
 
 from __future__ import annotations
 
+import collections
+import json
 import logging
+import weakref
 from typing import Any, Sequence
 
 import numpy as np
@@ -56,6 +59,87 @@ def _val_losses(chunk_losses: Sequence[float], val) -> float:
     for loss, (_, _, nv) in zip(chunk_losses, val):
         total += nv * float(loss)
     return total / sum(nv for _, _, nv in val)
+
+
+class Program:
+    """What a fused executor compiles, kept for the next range test of the same step.
+
+    ``model`` is the model whose step runs: the range test's own model, or, for a model
+    lrrt built itself (``share_compiled=True``), the first model of the same architecture
+    (:func:`architecture_key`). ``fns`` holds the compiled chunk functions by data kind.
+    Compiling a chunk (tracing ``train_step``; XLA on JAX) costs a second or more, as much
+    as a short range test on a GPU; a sweep's trials of one architecture differ only in
+    weights, data and rates, which the functions take as arguments.
+    """
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.fns: dict[Any, Any] = {}
+
+
+_BY_MODEL: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+_BY_ARCHITECTURE: "collections.OrderedDict[str, Program]" = collections.OrderedDict()
+#: programs kept for models lrrt built (one worker rarely sees more architectures at once).
+ARCHITECTURES_KEPT = 4
+
+
+def _strip(config: Any) -> Any:
+    """A config without what does not change the compiled step: seeds (their state is a
+    variable), names, and a float learning rate (fed as data)."""
+    if isinstance(config, dict):
+        return {k: _strip(v) for k, v in config.items() if k not in ("seed", "name")}
+    if isinstance(config, list):
+        return [_strip(v) for v in config]
+    return config
+
+
+def architecture_key(model) -> str | None:
+    """A key equal for two compiled models whose train steps are the same program given
+    the same variables, or ``None`` when that cannot be told from the configs (a subclassed
+    model, or a layer from outside Keras whose ``get_config`` may not say all it does)."""
+    import keras
+
+    if not isinstance(model, (keras.Sequential, keras.Model)) or type(model).__name__ not in ("Sequential", "Functional"):
+        return None
+    layers = list(model._flatten_layers(include_self=False))
+    if any(not type(layer).__module__.startswith("keras.") for layer in layers):
+        return None
+    try:
+        compiled = dict(model.get_compile_config() or {})
+        optimizer = dict(compiled.get("optimizer") or {})
+        if isinstance(optimizer.get("config"), dict) and isinstance(optimizer["config"].get("learning_rate"), (int, float)):
+            optimizer["config"] = {**optimizer["config"], "learning_rate": None}
+        compiled["optimizer"] = optimizer
+        described = {
+            "backend": keras.backend.backend(),
+            "model": _strip(model.get_config()),
+            "compile": _strip(compiled),
+            "jit": str(getattr(model, "jit_compile", None)),
+            "variables": [(tuple(v.shape), str(v.dtype)) for v in list(model.variables) + list(model.optimizer.variables)],
+        }
+        return json.dumps(described, sort_keys=True, default=repr)
+    except Exception:  # noqa: BLE001 - an undescribable model simply is not shared
+        return None
+
+
+def program_for(model, share: bool) -> Program:
+    """The :class:`Program` this model's range test runs: shared by architecture when
+    ``share`` and the architecture can be told, else kept with the model itself."""
+    key = architecture_key(model) if share else None
+    if key is not None:
+        program = _BY_ARCHITECTURE.get(key)
+        if program is None:
+            program = _BY_ARCHITECTURE[key] = Program(model)
+            while len(_BY_ARCHITECTURE) > ARCHITECTURES_KEPT:
+                _BY_ARCHITECTURE.popitem(last=False)
+        _BY_ARCHITECTURE.move_to_end(key)
+        return program
+    per_model = _BY_MODEL.setdefault(model, {})
+    key2 = (id(model.optimizer), id(getattr(model, "_compile_loss", None)))
+    if key2 not in per_model:
+        per_model.clear()  # recompiled: the old functions trained another optimizer
+        per_model[key2] = Program(model)
+    return per_model[key2]
 
 
 class PerStep:
@@ -121,76 +205,104 @@ def _pad_lrs(lrs: np.ndarray, start: int, count: int, k: int) -> np.ndarray:
 
 
 class _Chunks:
-    """What both fused executors share: the feed, the padded rates, the per-step fallback."""
+    """What both fused executors share: the feed, the padded rates, the per-step fallback,
+    the compiled functions kept in the :class:`Program`."""
 
-    def __init__(self, model, source, lrs, lr_var, val, k: int) -> None:
-        self.model, self.lr_var, self.val, self.k = model, lr_var, val, k
+    def __init__(self, model, source, lrs, lr_var, val, k: int, program: Program) -> None:
+        self.model, self.lr_var, self.val, self.k, self.program = model, lr_var, val, k, program
         self.lrs = np.asarray(lrs, dtype=np.float64)
-        self.per_step = PerStep(model, source, lrs, lr_var, val)
         self.feed = _Feed(source, k, self._to_device)
+        self.val_data = None if val is None else [self._to_device((xv, yv)) for xv, yv, _ in val]
+        self.per_step = PerStep(model, source, lrs, lr_var, val)
 
     def run(self, start: int, count: int) -> list[float]:
         lrs = _pad_lrs(self.lrs, start, count, self.k)
         if self.feed.staged is not None:
-            out = self._run(("idx", self.feed.indices(count)), lrs)
+            out = self._run("idx", (self.feed.staged, self.feed.indices(count)), lrs)
         else:
             stacked, batches = self.feed.batches(count)
             if stacked is None:
-                self._before_per_step()
                 return self.per_step.run_batches(start, batches)
-            out = self._run(("batch", stacked), lrs)
+            out = self._run("batch", stacked, lrs)
         out = np.asarray(out)[:count]
         if self.val is None:
             return [float(v) for v in out]
         return [_val_losses(row, self.val) for row in out]
 
-    def _before_per_step(self) -> None:
-        """Make the model's variables current before a chunk runs per step."""
+    def _function(self, kind: str):
+        key = (kind, self._lr_key(), self.val is None)
+        if key not in self.program.fns:
+            self.program.fns[key] = self._compile(kind)
+        return self.program.fns[key]
 
     def _to_device(self, tree):  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def _run(self, data, lrs):  # pragma: no cover - overridden
+    def _lr_key(self):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _compile(self, kind: str):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _run(self, kind: str, data, lrs):  # pragma: no cover - overridden
         raise NotImplementedError
 
 
-class TFChunks(_Chunks):
-    """``k`` steps per ``tf.function`` call (TensorFlow backend)."""
+def _batch_at(kind: str, data, i, gather):
+    """Step ``i``'s ``(x, y, sample_weight)`` inside the compiled chunk: rows ``idx[i]``
+    gathered from the staged arrays, or entry ``i`` of the stacked batches."""
+    import keras
 
-    def __init__(self, model, source, lrs, lr_var, val, k: int) -> None:
+    if kind == "idx":
+        arrays, idx = data
+        x, y = keras.tree.map_structure(lambda a: None if a is None else gather(a, idx[i]), arrays)
+        return x, y, None
+    return keras.tree.map_structure(lambda a: None if a is None else a[i], data)
+
+
+class TFChunks(_Chunks):
+    """``k`` steps per ``tf.function`` call (TensorFlow backend).
+
+    The steps run on the program's model; when that is another model of the same
+    architecture, this one's weights and optimizer state are copied into it first (this
+    model itself is left untouched, as after any range test)."""
+
+    def __init__(self, model, source, lrs, lr_var, val, k: int, program: Program) -> None:
         import tensorflow as tf
 
         self._tf = tf
-        super().__init__(model, source, lrs, lr_var, val, k)
-        self._val = [(tf.constant(xv), tf.constant(yv)) for xv, yv, _ in val] if val is not None else None
-        self._fns = {}
+        super().__init__(model, source, lrs, lr_var, val, k, program)
+        runner = program.model
+        self.runner_lr = None
+        if lr_var is not None:
+            index = next(i for i, v in enumerate(model.optimizer.variables) if v is lr_var)
+            self.runner_lr = runner.optimizer.variables[index]
+        if runner is not model:
+            for dst, src in zip(list(runner.variables) + list(runner.optimizer.variables),
+                                list(model.variables) + list(model.optimizer.variables)):
+                dst.assign(src.value)
+            # a chunk that cannot be stacked runs per step on the model that holds the state
+            self.per_step = PerStep(runner, source, lrs, self.runner_lr, val)
 
     def _to_device(self, tree):
         import keras
 
         return keras.tree.map_structure(lambda a: None if a is None else self._tf.constant(a), tree)
 
-    def _function(self, kind: str):
-        if kind in self._fns:
-            return self._fns[kind]
-        tf, model, lr_var, val = self._tf, self.model, self.lr_var, self._val
-        import keras
+    def _lr_key(self):
+        return self.runner_lr is None
 
-        def batch_at(data, i):
-            if kind == "idx":
-                arrays, idx = data
-                x, y = keras.tree.map_structure(lambda a: None if a is None else tf.gather(a, idx[i]), arrays)
-                return x, y, None
-            return keras.tree.map_structure(lambda a: None if a is None else a[i], data)
+    def _compile(self, kind: str):
+        tf, model, lr_var = self._tf, self.program.model, self.runner_lr
 
-        def chunk(data, lrs):
+        def chunk(data, lrs, val):
             k = tf.shape(lrs)[0]
             out = tf.TensorArray(tf.float32, size=k)
             for i in tf.range(k):
                 if lr_var is not None:
                     lr_var.assign(tf.cast(lrs[i], lr_var.dtype))
                 model.reset_metrics()
-                logs = model.train_step(batch_at(data, i))
+                logs = model.train_step(_batch_at(kind, data, i, tf.gather))
                 if val is None:
                     loss = tf.cast(logs["loss"], tf.float32)
                 else:
@@ -202,38 +314,37 @@ class TFChunks(_Chunks):
                 out = out.write(i, loss)
             return out.stack()
 
-        fn = tf.function(chunk, jit_compile=bool(getattr(model, "jit_compile", False)))
-        self._fns[kind] = fn
-        return fn
+        return tf.function(chunk, jit_compile=bool(getattr(model, "jit_compile", False)))
 
-    def _run(self, data, lrs):
-        kind, payload = data
-        args = (self.feed.staged, payload) if kind == "idx" else payload
-        return self._function(kind)(args, lrs).numpy()
+    def _run(self, kind: str, data, lrs):
+        return self._function(kind)(data, lrs, self.val_data).numpy()
 
 
 class JaxChunks(_Chunks):
-    """``k`` steps of the stateless JAX train step per host read (JAX backend)."""
+    """``k`` steps of the stateless JAX train step per host read (JAX backend).
 
-    def __init__(self, model, source, lrs, lr_var, val, k: int) -> None:
+    The state (weights, optimizer and metric variables) is this model's, passed in and
+    written back after each chunk; the program's model only lends its ``train_step``."""
+
+    def __init__(self, model, source, lrs, lr_var, val, k: int, program: Program) -> None:
         import jax
 
         self._jax = jax
-        super().__init__(model, source, lrs, lr_var, val, k)
-        opt = model.optimizer
+        super().__init__(model, source, lrs, lr_var, val, k, program)
         self._lr_index = None
         if lr_var is not None:
-            self._lr_index = next(i for i, v in enumerate(opt.variables) if v is lr_var)
+            self._lr_index = next(i for i, v in enumerate(model.optimizer.variables) if v is lr_var)
         model.reset_metrics()
         self._metrics0 = [v.value for v in model.metrics_variables]
-        self._val = [(jax.numpy.asarray(xv), jax.numpy.asarray(yv)) for xv, yv, _ in val] if val is not None else None
         self.scan = jax.default_backend() != "cpu"
-        self._fns = {}
 
     def _to_device(self, tree):
         import keras
 
         return keras.tree.map_structure(lambda a: None if a is None else self._jax.numpy.asarray(a), tree)
+
+    def _lr_key(self):
+        return (self._lr_index, self.scan)
 
     def _state(self):
         m = self.model
@@ -248,21 +359,17 @@ class JaxChunks(_Chunks):
 
     def _step(self, kind: str):
         """One step as a pure function: ``(state, metrics0, val, data, i, lr) -> (state, loss)``."""
-        jnp, model, lr_index = self._jax.numpy, self.model, self._lr_index
-        import keras
+        jnp, model, lr_index = self._jax.numpy, self.program.model, self._lr_index
+
+        def take(a, rows):
+            return jnp.take(a, rows, axis=0)
 
         def step(state, metrics0, val, data, i, lr):
             tv, ntv, ov = state
             if lr_index is not None:
                 ov = list(ov)
                 ov[lr_index] = lr.astype(ov[lr_index].dtype)
-            if kind == "idx":
-                arrays, idx = data
-                x, y = keras.tree.map_structure(lambda a: None if a is None else jnp.take(a, idx[i], axis=0), arrays)
-                batch = (x, y, None)
-            else:
-                batch = keras.tree.map_structure(lambda a: None if a is None else a[i], data)
-            logs, (tv, ntv, ov, _) = model.train_step((tv, ntv, ov, metrics0), batch)
+            logs, (tv, ntv, ov, _) = model.train_step((tv, ntv, ov, metrics0), _batch_at(kind, data, i, take))
             if val is None:
                 loss = logs["loss"].astype("float32")
             else:
@@ -272,9 +379,7 @@ class JaxChunks(_Chunks):
 
         return step
 
-    def _function(self, kind: str):
-        if kind in self._fns:
-            return self._fns[kind]
+    def _compile(self, kind: str):
         jax, step = self._jax, self._step(kind)
         if self.scan:
             def chunk(state, metrics0, val, data, lrs):
@@ -282,28 +387,22 @@ class JaxChunks(_Chunks):
                     i, lr = inp
                     return step(state, metrics0, val, data, i, lr)
                 return jax.lax.scan(body, state, (jax.numpy.arange(lrs.shape[0]), lrs))
-            fn = jax.jit(chunk)
-        else:
-            one = jax.jit(step)
+            return jax.jit(chunk)
+        one = jax.jit(step)
 
-            def fn(state, metrics0, val, data, lrs):
-                losses = []
-                for i in range(len(lrs)):
-                    state, loss = one(state, metrics0, val, data, np.int32(i), lrs[i])
-                    losses.append(loss)
-                return state, losses
-        self._fns[kind] = fn
-        return fn
+        def dispatch(state, metrics0, val, data, lrs):
+            losses = []
+            for i in range(len(lrs)):
+                state, loss = one(state, metrics0, val, data, np.int32(i), lrs[i])
+                losses.append(loss)
+            return state, losses
 
-    def _run(self, data, lrs):
-        kind, payload = data
-        args = (self.feed.staged, payload) if kind == "idx" else payload
-        state, losses = self._function(kind)(self._state(), self._metrics0, self._val, args, lrs)
+        return dispatch
+
+    def _run(self, kind: str, data, lrs):
+        state, losses = self._function(kind)(self._state(), self._metrics0, self.val_data, data, lrs)
         self._sync(state)
         return np.asarray(self._jax.device_get(losses))
-
-    def _before_per_step(self) -> None:
-        pass  # the variables are synced after every chunk
 
 
 def fused_support(model) -> str | None:
@@ -331,10 +430,12 @@ def fused_support(model) -> str | None:
     return None
 
 
-def make_executor(model, source, lrs, lr_var, val, steps_per_call: int | None):
+def make_executor(model, source, lrs, lr_var, val, steps_per_call: int | None, share_compiled: bool = False):
     """The executor for this model and backend: fused with ``k`` steps per call where the
     backend allows it (``steps_per_call`` ``None``: :data:`DEFAULT_STEPS_PER_CALL`; ``1``:
-    per step), else :class:`PerStep`."""
+    per step), else :class:`PerStep`. ``share_compiled``: the model is lrrt's own (built for
+    this test and dropped after it), so its compiled step may serve, and be served by,
+    other models of its architecture (:func:`program_for`)."""
     import keras
 
     k = DEFAULT_STEPS_PER_CALL if steps_per_call is None else int(steps_per_call)
@@ -349,8 +450,8 @@ def make_executor(model, source, lrs, lr_var, val, steps_per_call: int | None):
     first = source.peek()
     model._symbolic_build(data_batch=first)  # build compile metrics/loss outside the compiled loop
     cls = TFChunks if keras.backend.backend() == "tensorflow" else JaxChunks
-    return cls(model, source, lrs, lr_var, val, k)
+    return cls(model, source, lrs, lr_var, val, k, program_for(model, share_compiled))
 
 
 __all__ = ["DEFAULT_STEPS_PER_CALL", "STAGE_BYTES", "PerStep", "TFChunks", "JaxChunks", "make_executor",
-           "fused_support"]
+           "fused_support", "Program", "program_for", "architecture_key"]

@@ -218,6 +218,7 @@ def range_test(
     on_step: Callable[[int, float, float], Any] | None = None,
     report_every: int = 10,
     steps_per_call: int | None = None,
+    share_compiled: bool = False,
 ) -> Curve:
     """Run a learning-rate range test on a compiled Keras model.
 
@@ -268,6 +269,10 @@ def range_test(
             and JAX backends; ``1`` runs one ``train_on_batch`` per step (always so on torch).
             The curve is the same either way: the stop rule runs on the host over each
             chunk's losses and cuts at the same step; the chunk's extra steps are dropped.
+        share_compiled: the model is yours to drop after the test (``run_workload`` builds
+            one per test): its compiled steps may then be kept for, and reused by, later
+            models of the same architecture, which start without recompiling. Leave it
+            ``False`` for a model you keep using.
 
     Returns:
         :class:`lrrt_core.curve.Curve` with the raw ``lrs`` and ``losses`` of the steps run,
@@ -300,7 +305,7 @@ def range_test(
     saved = _snapshot(list(model.variables) + list(model.optimizer.variables))
     log.info("range test: %d steps, lr %.3g -> %.3g (%s), loss=%s", steps, start_lr, end_lr, ladder, loss)
     try:
-        executor = make_executor(model, source, lrs.tolist(), lr_var, val, steps_per_call)
+        executor = make_executor(model, source, lrs.tolist(), lr_var, val, steps_per_call, share_compiled)
         run = _loop(executor, lrs.tolist(), StopRule(float(smoothing), thr), on_step, report_every)
     finally:
         _restore(saved)

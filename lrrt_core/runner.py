@@ -92,6 +92,7 @@ def run_workload(
             val_data=(wl.x_val, wl.y_val) if loss == "val" else None,
             diverge_threshold=diverge_threshold, smoothing=smoothing, seed=seed,
             on_step=on_step, report_every=report_every, steps_per_call=steps_per_call,
+            share_compiled=True,  # this model is dropped below: later trials of its architecture reuse its step
         )
     finally:
         del model, wl
