@@ -9,21 +9,28 @@ seed article's) runs with one import changed.
 
 How the loop works (and why):
 
-* One ``model.train_on_batch(x, y, return_dict=True)`` per step. In Keras 3 it resets the
-  model's metrics before the step on every backend, so ``logs["loss"]`` is the loss of this
-  batch (with the weights before the update, training-mode forward pass, regularization
-  losses included exactly as Keras reports ``loss``) -- not the running mean since the
-  epoch began that ``model.fit`` hands to ``on_train_batch_end`` (tensorflow#58098), which
-  shifts suggestions about a decade to the right. ``train_on_batch`` is public,
-  backend-neutral API (TensorFlow, JAX, PyTorch) and runs Keras's compiled train step.
-* The learning rate of step ``i`` is assigned to the optimizer's learning-rate variable
-  before the step (``optimizer.learning_rate.assign(lr)``): no retracing. An optimizer
-  compiled with :class:`lrrt_core.ladder_schedule.LadderSchedule` computes the same rate
-  from its ``iterations`` inside the compiled step instead, which saves that eager op
-  (``run_workload``, hence ``lrrt find`` and every sweep trial, compiles this way).
-* Per step the loop does only: (assign the rate,) fetch the batch, train, one float, the
-  EMA update and the stop check. ``train_on_batch`` already converts its logs to Python floats,
-  so reading the loss adds no host synchronisation of its own.
+* Steps run ``k`` at a time in one compiled call (:mod:`lrrt_core.execution`; 16 by
+  default on TensorFlow and JAX): each step sets its rate in the graph (or the optimizer's
+  :class:`~lrrt_core.ladder_schedule.LadderSchedule` computes it from ``iterations``),
+  resets the metrics and runs the model's own ``train_step`` -- what ``train_on_batch``
+  runs -- so each recorded loss is **the exact loss of that batch** (weights before the
+  update, training-mode forward pass, regularization losses included as Keras reports
+  ``loss``), not the running mean ``model.fit`` hands to ``on_train_batch_end``
+  (tensorflow#58098), which shifts suggestions about a decade to the right. One host read
+  per chunk: on a GPU, one call per step leaves the device idle most of the time.
+* The stop rule (:class:`lrrt_core.curve.StopRule`: NaN/inf, or the bias-corrected EMA
+  over ``diverge_threshold`` x its best) runs on the host over each chunk's losses in
+  order, and cuts the curve at exactly the step where a one-step-at-a-time loop would have
+  stopped; the chunk's later steps are dropped (at most ``k - 1`` wasted steps).
+* ``steps_per_call=1`` -- and the torch backend, eager or distributed models -- run one
+  ``model.train_on_batch`` per step, which gives the same curve.
+* Array data (up to :data:`lrrt_core.execution.STAGE_BYTES`) is copied to the device once;
+  each step gathers its batch's rows there, in the order the seeded shuffle drew them.
+* The model and its optimizer are snapshotted before and restored after, exactly.
+
+Modules: :mod:`lrrt_core.sources` (where batches come from), :mod:`lrrt_core.execution`
+(how steps run), :mod:`lrrt_core.lr_finder` (keras-lr-finder's interface); this module
+holds the checks, the snapshot and the loop.
 
 References:
     Smith, L. N. (2015/2017). Cyclical Learning Rates for Training Neural Networks

@@ -48,6 +48,7 @@ def run_workload(
     on_step: Callable[[int, float, float], Any] | None = None,
     report_every: int = 10,
     steps_per_call: int | None = None,
+    share_compiled: bool = True,
 ) -> Curve:
     """Build, compile and range-test one workload; return its curve.
 
@@ -62,6 +63,10 @@ def run_workload(
         workload_args: fixed builder keywords from the sweep file (``axes`` win on clashes).
         start_lr, end_lr, steps, epochs, ladder, loss, diverge_threshold, smoothing,
             on_step, report_every, steps_per_call: as :func:`lrrt_core.finder.range_test`.
+        share_compiled: the model built here is dropped after the test, so by default its
+            compiled step is kept for the next test of the same architecture in this process
+            (a sweep worker's next trial), which then starts without recompiling
+            (:func:`lrrt_core.execution.program_for`); ``False`` compiles afresh.
 
     Returns:
         The :class:`~lrrt_core.curve.Curve`; ``params`` also records ``optimizer``,
@@ -92,7 +97,7 @@ def run_workload(
             val_data=(wl.x_val, wl.y_val) if loss == "val" else None,
             diverge_threshold=diverge_threshold, smoothing=smoothing, seed=seed,
             on_step=on_step, report_every=report_every, steps_per_call=steps_per_call,
-            share_compiled=True,  # this model is dropped below: later trials of its architecture reuse its step
+            share_compiled=share_compiled,
         )
     finally:
         del model, wl

@@ -5,10 +5,13 @@ divergence stop, time:
 
 * ``finder``  -- :func:`lrrt_core.finder.range_test` (ladder, exact loss, EMA, snapshot
   and restore of weights and optimizer state included) on a model compiled with a float
-  learning rate, which the finder assigns before each step (the Python API's usual case);
+  learning rate (the Python API's usual case), as it runs by default: 16 steps per compiled
+  call (:mod:`lrrt_core.execution`), the rate of each step fed in the graph;
 * ``finder_sched`` -- the same with the optimizer compiled with the matching
-  :class:`lrrt_core.ladder_schedule.LadderSchedule`, so each rate is looked up inside the
-  compiled step (how ``run_workload``, i.e. ``lrrt find`` and every sweep trial, runs);
+  :class:`lrrt_core.ladder_schedule.LadderSchedule` (how ``run_workload``, i.e. ``lrrt
+  find`` and every sweep trial, runs);
+* ``finder_k1`` -- ``steps_per_call=1``: one ``train_on_batch`` per step (the finder
+  before fused execution; the path the torch backend takes);
 * ``fit_cb``  -- the seed article's approach (keras-lr-finder) ported to Keras 3:
   ``model.fit`` with a callback that sets the learning rate before each batch and records
   ``logs["loss"]`` after it (which is the running mean -- wrong, but that is the approach);
@@ -30,6 +33,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -81,6 +85,13 @@ def make_runners(bs: int, steps: int):
     def finder_sched():
         c = range_test(wl_s.model, wl_s.x, wl_s.y, start_lr=START_LR, end_lr=END_LR, steps=steps,
                        batch_size=bs, diverge_threshold=None)
+        assert c.steps_run == steps, c.stop_reason
+
+    wl_k = _model()
+
+    def finder_k1():
+        c = range_test(wl_k.model, wl_k.x, wl_k.y, start_lr=START_LR, end_lr=END_LR, steps=steps,
+                       batch_size=bs, diverge_threshold=None, steps_per_call=1)
         assert c.steps_run == steps, c.stop_reason
 
     wl_b = _model()
@@ -139,7 +150,8 @@ def make_runners(bs: int, steps: int):
             xb, yb = batches_d[i % nb]
             tf_step(xb, yb)
 
-    return {"finder": finder, "finder_sched": finder_sched, "fit_cb": fit_cb, "bare_tob": bare_tob, "bare_tf": bare_tf}
+    return {"finder": finder, "finder_sched": finder_sched, "finder_k1": finder_k1, "fit_cb": fit_cb,
+            "bare_tob": bare_tob, "bare_tf": bare_tf}
 
 
 def bench(batch_sizes=(32, 256), steps: int = 300, repeats: int = 5) -> list[dict]:
@@ -159,7 +171,7 @@ def bench(batch_sizes=(32, 256), steps: int = 300, repeats: int = 5) -> list[dic
         # Paired: each repeat runs every method back to back, so the ratio within a repeat
         # cancels slow drifts of the machine's speed; the median of those ratios is the figure.
         paired = {f"paired {a}/{b}": statistics.median(x / y for x, y in zip(times[a], times[b]))
-                  for a in ("finder", "finder_sched") for b in ("bare_tob", "bare_tf", "fit_cb")}
+                  for a in ("finder", "finder_sched", "finder_k1") for b in ("bare_tob", "bare_tf", "fit_cb")}
         rows.append(
             {
                 "batch_size": bs,
@@ -196,7 +208,8 @@ def table(rows: list[dict]) -> str:
     lines.append("| batch | finder | / bare_tob | / bare_tf | / fit |")
     lines.append("|---:|---|---:|---:|---:|")
     for r in rows:
-        for f, label in (("finder", "float rate, assigned per step"), ("finder_sched", "LadderSchedule (run_workload)")):
+        for f, label in (("finder", "fused, float rate fed per step"), ("finder_sched", "fused, LadderSchedule (run_workload)"),
+                         ("finder_k1", "one step per call (steps_per_call=1)")):
             lines.append(f"| {r['batch_size']} | {label} | {r[f'paired {f}/bare_tob']:.3f} | "
                          f"{r[f'paired {f}/bare_tf']:.3f} | {r[f'paired {f}/fit_cb']:.3f} |")
     lines.append("")
@@ -212,6 +225,62 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def trial_costs(trials: int = 4, steps: int = 120, batch_size: int = 64) -> dict:
+    """Wall time of consecutive ``run_workload`` calls (a sweep worker's trials: a fresh model
+    per seed), each compiling its own step (``share_compiled=False``) or reusing the first
+    one's (the default). TensorFlow is imported before either series."""
+    from lrrt_core import execution
+    from lrrt_core.runner import run_workload
+
+    kw = dict(optimizer="adam", batch_size=batch_size, start_lr=START_LR, end_lr=END_LR, steps=steps,
+              diverge_threshold=None)
+    run_workload("digits_cnn", seed=99, steps_per_call=1, **kw)  # imports, data set cache
+    gc.freeze()  # as a sweep worker does (sweeps.trainable): clear_session's collection stays cheap
+    out = {}
+    for share in (False, True):
+        execution._BY_ARCHITECTURE.clear()
+        times = []
+        for seed in range(trials):
+            t0 = time.perf_counter()
+            run_workload("digits_cnn", seed=seed, share_compiled=share, **kw)
+            times.append(time.perf_counter() - t0)
+        out["shared" if share else "fresh"] = times
+    return out
+
+
+def chunk_sizes(ks=(1, 4, 8, 16, 32, 64), batch_size: int = 32, steps: int = 200, repeats: int = 5) -> list[dict]:
+    """A range test that diverges (digits ConvNet, Adam, 1e-6 -> 10, the stop rule on) at
+    ``k`` steps per compiled call: wall time relative to ``k = 1`` (paired, median over
+    interleaved repeats), the steps kept, and the steps computed and dropped (those after
+    the stop in its chunk)."""
+    import math as _math
+
+    from lrrt_core.finder import range_test
+
+    wls = {k: _model() for k in ks}
+
+    def run(k):
+        wl = wls[k]
+        return range_test(wl.model, wl.x, wl.y, start_lr=1e-6, end_lr=10.0, steps=steps, batch_size=batch_size,
+                          steps_per_call=k)
+
+    curves = {k: run(k) for k in ks}  # warm-up (tracing)
+    times = {k: [] for k in ks}
+    for _ in range(repeats):
+        for k in ks:
+            t0 = time.perf_counter()
+            run(k)
+            times[k].append(time.perf_counter() - t0)
+    rows = []
+    for k in ks:
+        kept = curves[k].steps_run
+        computed = min(_math.ceil(kept / k) * k, _math.ceil(steps / k) * k) if curves[k].stop_reason != "completed" else _math.ceil(steps / k) * k
+        rows.append({"k": k, "steps_kept": kept, "steps_dropped": computed - kept,
+                     "median_s": statistics.median(times[k]),
+                     "vs_k1": statistics.median(a / b for a, b in zip(times[k], times[ks[0]]))})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=300)
@@ -221,6 +290,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = p.parse_args(argv)
     rows = bench(tuple(args.batch_sizes), args.steps, args.repeats)
     print(table(rows))
+    print("\nsteps per compiled call, a test that diverges (200 planned steps, batch 32):\n")
+    print("| k | steps kept | steps dropped | median s | time / k=1 (paired) |\n|---:|---:|---:|---:|---:|")
+    for r in chunk_sizes(repeats=max(3, args.repeats // 2)):
+        print(f"| {r['k']} | {r['steps_kept']} | {r['steps_dropped']} | {r['median_s']:.3f} | {r['vs_k1']:.3f} |")
+    costs = trial_costs()
+    print("\ncost per trial (run_workload, digits_cnn, 120 steps, batch 64), first and later trials:\n")
+    print("| compiled step | first s | later s (median) |\n|---|---:|---:|")
+    for name, ts in costs.items():
+        print(f"| {name} | {ts[0]:.2f} | {statistics.median(ts[1:]):.2f} |")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=2)
