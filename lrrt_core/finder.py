@@ -47,7 +47,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import numbers
 import time
 from typing import Any, Callable, Iterable
 
@@ -56,12 +55,12 @@ import numpy as np
 from lrrt_core.curve import Curve, StopRule
 from lrrt_core.execution import make_executor
 from lrrt_core.sources import is_array_like, make_source, num_samples, take
-from lrrt_core.schedule import LADDERS, check_bounds
+from lrrt_core.schedule import check_bounds
+from lrrt_core.settings import DEFAULT_STEPS, RangeTest, settings_from
 from lrrt_core.schedule import ladder as make_ladder
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STEPS = 100  # fastai lr_find num_it / Lightning num_training
 
 
 # --------------------------------------------------------------------------- state
@@ -169,23 +168,6 @@ def _val_chunks(val_data: Any, batch_size: int) -> list[tuple[Any, Any, int]]:
     ]
 
 
-def _resolve_steps(steps: int | None, epochs: int | None, batches_per_epoch: int | None) -> int:
-    """``steps``, or ``epochs`` whole epochs of the data, or :data:`DEFAULT_STEPS`."""
-    if epochs is None:
-        return DEFAULT_STEPS if steps is None else int(steps)
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
-    if batches_per_epoch is None:
-        raise ValueError("epochs needs data of known length; pass steps=N for a generator or an infinite dataset")
-    n = int(epochs) * batches_per_epoch
-    if n < 2:
-        raise ValueError(
-            f"epochs={epochs} gives only {n} step(s) ({batches_per_epoch} batch(es) per epoch); "
-            "use more epochs, a smaller batch_size, or pass steps"
-        )
-    return n
-
-
 def planned_steps(x: Any, y: Any = None, *, steps: int | None = None, epochs: int | None = None,
                   batch_size: int = 64) -> int | None:
     """The number of steps :func:`range_test` will plan for these arguments, without reading data.
@@ -194,38 +176,32 @@ def planned_steps(x: Any, y: Any = None, *, steps: int | None = None, epochs: in
     generator with ``epochs`` (its length is found by reading it). Used to build a
     :class:`~lrrt_core.ladder_schedule.LadderSchedule` before compiling.
     """
+    rt = RangeTest(steps=steps, epochs=epochs)
     if epochs is None:
-        return _resolve_steps(steps, None, None)
+        return rt.steps_for(None)
     if not (is_array_like(x) or y is not None):
         return None
     n = num_samples(x)
     if n == 0 or isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         return None  # range_test itself reports the bad input
-    return _resolve_steps(None, epochs, n // min(int(batch_size), n))
+    return rt.steps_for(n // min(int(batch_size), n))
 
 
 def range_test(
     model: Any,
     x: Any,
     y: Any = None,
+    settings: RangeTest | None = None,
     *,
-    start_lr: float = 1e-7,
-    end_lr: float = 10.0,
-    steps: int | None = None,
-    epochs: int | None = None,
     batch_size: int = 64,
-    ladder: str = "exp",
-    loss: str = "train",
     val_data: tuple[Any, Any] | None = None,
     val_batch_size: int = 1024,
-    diverge_threshold: float | None = 4.0,
-    smoothing: float = 0.98,
     seed: int = 0,
     shuffle: bool = True,
     on_step: Callable[[int, float, float], Any] | None = None,
     report_every: int = 10,
-    steps_per_call: int | None = None,
     share_compiled: bool = False,
+    **overrides: Any,
 ) -> Curve:
     """Run a learning-rate range test on a compiled Keras model.
 
@@ -248,34 +224,24 @@ def range_test(
             ``(x, y)`` batches. Data shorter than ``steps`` is cycled; a one-shot generator
             cannot be cycled and raises ``ValueError`` when it runs out.
         y: training targets for array ``x``.
-        start_lr: first learning rate (> 0).
-        end_lr: last learning rate (> start_lr).
-        steps: number of steps (ladder points, >= 2). Default: ``epochs`` epochs if given,
-            else 100 (fastai's default).
-        epochs: alternative to ``steps``: ``epochs * batches_per_epoch`` steps (needs data
-            whose length is known, or arrays).
+        settings: the test's :class:`~lrrt_core.settings.RangeTest` (bounds, steps or
+            epochs, ladder, loss, divergence rule, smoothing, steps per call); defaults
+            ``RangeTest()``: 1e-7 -> 10 over 100 steps (fastai's), exponential, the 4x rule.
         batch_size: batch size for array data (ignored for batched data). The last
             incomplete batch of each epoch is dropped.
-        ladder: ``"exp"`` (geometric, Smith's and fastai's choice) or ``"linear"``.
-        loss: ``"train"`` (the loss of each training batch) or ``"val"`` (the loss on the
-            fixed held-out ``val_data`` after each step, as Smith 2018 describes).
-        val_data: ``(x_val, y_val)`` arrays for ``loss="val"``.
+        val_data: ``(x_val, y_val)`` arrays for ``loss="val"`` (Smith 2018's held-out loss).
         val_batch_size: chunk size for evaluating ``val_data``.
-        diverge_threshold: stop when the smoothed loss exceeds this multiple of the best
-            smoothed loss (4 as in fastai/Lightning); ``None`` or ``inf`` never stops on it.
-            The rule assumes a positive loss (it is not applied while the best is <= 0).
-        smoothing: beta of the bias-corrected EMA used by the stop rule (recorded on the
-            curve; 0 compares raw losses, keras-lr-finder's rule).
         seed: seeds the shuffling of array data.
         shuffle: shuffle array data each epoch.
         on_step: ``on_step(step, lr, loss)`` called every ``report_every`` steps and on the
             last step run (progress reporting, e.g. ``ray.tune.report``).
         report_every: steps between ``on_step`` calls.
-        steps_per_call: training steps per compiled call (:mod:`lrrt_core.execution`):
-            ``None`` is :data:`~lrrt_core.execution.DEFAULT_STEPS_PER_CALL` on the TensorFlow
-            and JAX backends; ``1`` runs one ``train_on_batch`` per step (always so on torch).
-            The curve is the same either way: the stop rule runs on the host over each
-            chunk's losses and cuts at the same step; the chunk's extra steps are dropped.
+        **overrides: any :class:`~lrrt_core.settings.RangeTest` field by name
+            (``start_lr=1e-5, steps=200, diverge_threshold=None``), applied over
+            ``settings``: the keyword call style. ``steps_per_call`` (``None``:
+            :data:`~lrrt_core.execution.DEFAULT_STEPS_PER_CALL` on TensorFlow and JAX; 1:
+            one ``train_on_batch`` per step, always so on torch) does not change the curve:
+            the stop rule runs on the host over each chunk's losses and cuts at the same step.
         share_compiled: the model is yours to drop after the test (``run_workload`` builds
             one per test): its compiled steps may then be kept for, and reused by, later
             models of the same architecture, which start without recompiling. Leave it
@@ -298,22 +264,22 @@ def range_test(
         >>> curve.to_frame().head()                                            # doctest: +SKIP
     """
     _check_model(model)
-    thr = _check_settings(start_lr, end_lr, steps, epochs, ladder, loss, diverge_threshold, smoothing,
-                          report_every, seed, steps_per_call)
-    val = _val_chunks(val_data, val_batch_size) if loss == "val" else None
+    rt = settings_from(settings, overrides)
+    _check_run(seed, report_every)
+    val = _val_chunks(val_data, val_batch_size) if rt.loss == "val" else None
 
     source, used_batch_size = make_source(x, y, batch_size, shuffle, seed)
-    steps = _resolve_steps(steps, epochs, source.batches_per_epoch)
-    check_bounds(start_lr, end_lr, steps)
-    lrs = make_ladder(ladder, float(start_lr), float(end_lr), steps)
-    lr_var = _lr_control(model.optimizer, ladder, start_lr, end_lr, steps)
+    steps = rt.steps_for(source.batches_per_epoch)
+    check_bounds(rt.start_lr, rt.end_lr, steps)
+    lrs = make_ladder(rt.ladder, float(rt.start_lr), float(rt.end_lr), steps)
+    lr_var = _lr_control(model.optimizer, rt.ladder, rt.start_lr, rt.end_lr, steps)
 
     _ensure_built(model, source.peek())
     saved = _snapshot(list(model.variables) + list(model.optimizer.variables))
-    log.info("range test: %d steps, lr %.3g -> %.3g (%s), loss=%s", steps, start_lr, end_lr, ladder, loss)
+    log.info("range test: %d steps, lr %.3g -> %.3g (%s), loss=%s", steps, rt.start_lr, rt.end_lr, rt.ladder, rt.loss)
     try:
-        executor = make_executor(model, source, lrs.tolist(), lr_var, val, steps_per_call, share_compiled)
-        run = _loop(executor, lrs.tolist(), StopRule(float(smoothing), thr), on_step, report_every)
+        executor = make_executor(model, source, lrs.tolist(), lr_var, val, rt.steps_per_call, share_compiled)
+        run = _loop(executor, lrs.tolist(), StopRule(float(rt.smoothing), rt.threshold), on_step, report_every)
     finally:
         _restore(saved)
     n = len(run.losses)
@@ -327,52 +293,25 @@ def range_test(
         wall_s=run.wall_s,
         nonfinite_loss=run.nonfinite_loss,
         params={
-            "start_lr": float(start_lr),
-            "end_lr": float(end_lr),
+            "start_lr": float(rt.start_lr),
+            "end_lr": float(rt.end_lr),
             "steps": steps,
-            "ladder": ladder,
-            "loss": loss,
-            "diverge_threshold": None if thr is None else float(thr),
-            "smoothing": float(smoothing),
+            "ladder": rt.ladder,
+            "loss": rt.loss,
+            "diverge_threshold": rt.threshold,
+            "smoothing": float(rt.smoothing),
             "seed": int(seed),
             "batch_size": used_batch_size,
         },
     )
 
 
-def _check_settings(start_lr, end_lr, steps, epochs, ladder, loss, diverge_threshold, smoothing, report_every,
-                    seed, steps_per_call=None) -> float | None:
-    """Refuse bad range-test settings (the message says what to change); return the
-    divergence threshold in effect (``None`` for none or infinite)."""
-    for name, value in (("start_lr", start_lr), ("end_lr", end_lr)):
-        if hasattr(value, "get_config") or callable(value):
-            raise ValueError(
-                f"{name} must be a float, got a {type(value).__name__} (a learning-rate schedule); "
-                "the range test makes its own ladder from start_lr to end_lr"
-            )
-    if ladder not in LADDERS:
-        raise ValueError(f"ladder must be one of {', '.join(LADDERS)}, got {ladder!r}")
-    if loss not in ("train", "val"):
-        raise ValueError(f"loss must be 'train' or 'val', got {loss!r}")
-    if diverge_threshold is not None:
-        if isinstance(diverge_threshold, bool) or not isinstance(diverge_threshold, numbers.Real) or not diverge_threshold > 1:
-            raise ValueError(f"diverge_threshold must be a number > 1 (or None to disable), got {diverge_threshold!r}")
-        if math.isinf(diverge_threshold):
-            diverge_threshold = None
-    if isinstance(smoothing, bool) or not isinstance(smoothing, numbers.Real) or not 0.0 <= smoothing < 1.0:
-        raise ValueError(f"smoothing (EMA beta) must be in [0, 1), got {smoothing!r}")
+def _check_run(seed, report_every) -> None:
+    """Refuse a bad seed or progress cadence (the settings check themselves: :class:`RangeTest`)."""
     if isinstance(report_every, bool) or not isinstance(report_every, int) or report_every < 1:
         raise ValueError(f"report_every must be an integer >= 1, got {report_every!r}")
-    if steps is not None and epochs is not None:
-        raise ValueError("give either steps or epochs, not both")
-    if steps_per_call is not None and (isinstance(steps_per_call, bool) or not isinstance(steps_per_call, (int, np.integer))
-                                       or steps_per_call < 1):
-        raise ValueError(f"steps_per_call must be an integer >= 1 (or None for the default), got {steps_per_call!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be an integer, got {seed!r}")
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer))):
-        raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
-    return diverge_threshold
 
 
 @dataclasses.dataclass

@@ -23,6 +23,7 @@ from lrrt_core.atomic import atomic_write_frame
 from lrrt_core.curve import Curve
 from lrrt_core.suggest import DEFAULT_METHOD
 from lrrt_core.optimizers import check_optimizer, make_optimizer
+from lrrt_core.settings import RangeTest, settings_from
 from lrrt_core.workloads import get_workload
 
 log = logging.getLogger(__name__)
@@ -37,18 +38,11 @@ def run_workload(
     seed: int = 0,
     axes: Mapping[str, Any] | None = None,
     workload_args: Mapping[str, Any] | None = None,
-    start_lr: float,
-    end_lr: float,
-    steps: int | None = None,
-    epochs: int | None = None,
-    ladder: str = "exp",
-    loss: str = "train",
-    diverge_threshold: float | None = 4.0,
-    smoothing: float = 0.98,
+    settings: RangeTest | None = None,
     on_step: Callable[[int, float, float], Any] | None = None,
     report_every: int = 10,
-    steps_per_call: int | None = None,
     share_compiled: bool = True,
+    **overrides: Any,
 ) -> Curve:
     """Build, compile and range-test one workload; return its curve.
 
@@ -61,8 +55,9 @@ def run_workload(
         seed: seeds the workload (weights, data split) and the shuffling.
         axes: extra grid axes (``{"width": 32}``), passed to the builder as keywords.
         workload_args: fixed builder keywords from the sweep file (``axes`` win on clashes).
-        start_lr, end_lr, steps, epochs, ladder, loss, diverge_threshold, smoothing,
-            on_step, report_every, steps_per_call: as :func:`lrrt_core.finder.range_test`.
+        settings: the test's :class:`~lrrt_core.settings.RangeTest`; ``**overrides`` set
+            any of its fields by name (``start_lr=1e-6, steps=200``).
+        on_step, report_every: as :func:`lrrt_core.finder.range_test`.
         share_compiled: the model built here is dropped after the test, so by default its
             compiled step is kept for the next test of the same architecture in this process
             (a sweep worker's next trial), which then starts without recompiling
@@ -77,6 +72,7 @@ def run_workload(
     """
     optimizer_kwargs = dict(optimizer_kwargs or {})
     check_optimizer(optimizer, optimizer_kwargs)  # fail before building anything
+    rt = settings_from(settings, overrides)
     builder = get_workload(workload)
     kwargs = {**dict(workload_args or {}), **dict(axes or {})}
 
@@ -87,17 +83,13 @@ def run_workload(
     wl = builder(seed=int(seed), **kwargs)
     model = wl.model
     try:
-        opt = make_optimizer(optimizer, start_lr, **optimizer_kwargs)
+        opt = make_optimizer(optimizer, rt.start_lr, **optimizer_kwargs)
         model.compile(optimizer=opt, loss=wl.loss, metrics=list(wl.metrics) or None)
-        _compute_ladder_in_graph(model, opt, wl, ladder, start_lr, end_lr, steps, epochs, batch_size)
+        _compute_ladder_in_graph(model, opt, wl, rt, batch_size)
         curve = range_test(
-            model, wl.x, wl.y,
-            start_lr=start_lr, end_lr=end_lr, steps=steps, epochs=epochs, batch_size=batch_size,
-            ladder=ladder, loss=loss,
-            val_data=(wl.x_val, wl.y_val) if loss == "val" else None,
-            diverge_threshold=diverge_threshold, smoothing=smoothing, seed=seed,
-            on_step=on_step, report_every=report_every, steps_per_call=steps_per_call,
-            share_compiled=share_compiled,
+            model, wl.x, wl.y, rt, batch_size=batch_size, seed=seed,
+            val_data=(wl.x_val, wl.y_val) if rt.loss == "val" else None,
+            on_step=on_step, report_every=report_every, share_compiled=share_compiled,
         )
     finally:
         del model, wl
@@ -113,7 +105,7 @@ def run_workload(
     return curve
 
 
-def _compute_ladder_in_graph(model, opt, wl, kind, start_lr, end_lr, steps, epochs, batch_size) -> None:
+def _compute_ladder_in_graph(model, opt, wl, rt: RangeTest, batch_size: int) -> None:
     """Give the fresh optimizer the range test's ladder as its schedule (see
     :mod:`lrrt_core.ladder_schedule`): each step's rate is then looked up inside the compiled
     step instead of assigned from Python between steps. Left as it is (a float rate, assigned
@@ -125,9 +117,9 @@ def _compute_ladder_in_graph(model, opt, wl, kind, start_lr, end_lr, steps, epoc
     if model.optimizer is not opt:
         return
     try:
-        n = planned_steps(wl.x, wl.y, steps=steps, epochs=epochs, batch_size=batch_size)
+        n = planned_steps(wl.x, wl.y, steps=rt.steps, epochs=rt.epochs, batch_size=batch_size)
         if n is not None:
-            opt.learning_rate = ladder_schedule(kind, start_lr, end_lr, n)
+            opt.learning_rate = ladder_schedule(rt.ladder, rt.start_lr, rt.end_lr, n)
     except (TypeError, ValueError):
         return
 
