@@ -1,10 +1,12 @@
 """A local autoscaling Ray cluster built from ``cluster.yaml``'s own worker node types.
 
-Ray's fake multi-node provider (``provider: {type: fake_multinode}``, enabled by
-``RAY_FAKE_CLUSTER=1`` on the head) lets the real autoscaler (the head's ``monitor.py``)
-add and remove worker nodes on this machine: each "node" is a real raylet with its own
-agents and workers, declaring the CPUs and (logical) GPUs of its node type, started and
-stopped by the autoscaler exactly when it would ask a cloud for an instance.
+Ray's fake multi-node provider (enabled by ``RAY_FAKE_CLUSTER=1`` on the head; here its
+subclass ``tests.cluster.fake_provider.OwnDiskFakeProvider``, which only gives each node
+its own temp dir, as each cloud instance has its own disk) lets the real autoscaler (the
+head's ``monitor.py``) add and remove worker nodes on this machine: each "node" is a real
+raylet with its own agents and workers, declaring the CPUs and (logical) GPUs of its node
+type, started and stopped by the autoscaler exactly when it would ask a cloud for an
+instance.
 
 ``ray.cluster_utils.AutoscalingCluster`` does the same but runs ``ray stop --force`` on
 start and shutdown (stopping every Ray on the machine, other users' too) and uses Ray's
@@ -13,7 +15,8 @@ default ports and temp dir. :class:`AutoscalingLoopback` starts the head like
 process group, its own free ports, its own temp dir and token. Autoscaled nodes are
 started by the head's monitor process, so they are descendants of the head's
 ``ray start`` and their processes name this cluster's temp dir: teardown finds them the
-same way (descendants seen while they ran, then anything naming the temp dir).
+same way (descendants seen while they ran, then anything naming the temp dir, under
+which each node's own temp dir lies).
 
 :func:`scaled_node_types` reads the worker node types of the shipped ``cluster.yaml``
 and scales them to a 2-core machine: each keeps its GPU count (logical GPUs cost
@@ -113,7 +116,10 @@ class AutoscalingLoopback(LoopbackCluster):
         config = {
             "cluster_name": "lrrt-fake",
             "provider": {
-                "type": "fake_multinode",
+                # Ray's fake provider, each node with a temp dir of its own (see fake_provider).
+                "type": "external",
+                "module": "tests.cluster.fake_provider.OwnDiskFakeProvider",
+                "node_temp_root": str(self.temp_dir),
                 "use_node_id_as_ip": True,
                 "disable_node_updaters": True,
                 "disable_launch_config_check": True,

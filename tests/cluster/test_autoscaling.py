@@ -108,3 +108,108 @@ def test_gpu_sweep_waits_for_the_autoscaler_and_runs_on_added_nodes(autoscaling_
     t0 = time.monotonic()
     cluster.wait_workers("not workers", 90, "the idle GPU workers to be removed")
     print(f"autoscaled sweep: {wall:.1f} s; scale-down {time.monotonic() - t0:.1f} s; added types {sorted(added)}")
+
+
+# --------------------------------------------------------------------------- 2. README's job commands
+
+
+def _readme_job_commands() -> dict:
+    """README's cluster-jobs block, parsed: the dashboard address and auth mode its
+    ``export`` sets, the submit command (argv), the stop command, the id a resubmission
+    takes, and the report command."""
+    from tests.sweeps.conftest import readme_example
+
+    block = readme_example("cluster-jobs")
+    lines = block.replace("\\\n", " ").splitlines()
+    export = re.search(r"export (.+)$", next(ln for ln in lines if "export " in ln)).group(1)
+    env = dict(item.split("=", 1) for item in export.split())
+    submit = shlex.split(next(ln for ln in lines if ln.startswith("ray job submit")))
+    stop = shlex.split(next(ln for ln in lines if ln.startswith("ray job stop")).split("#")[0])
+    resume_id = re.search(r"new --submission-id \((\S+)\)", block).group(1)
+    report = shlex.split(next(ln for ln in lines if "lrrt report" in ln).split("&&")[1])
+    return dict(env=env, submit=submit, stop=stop, resume_id=resume_id, report=report)
+
+
+def _substitute(argv: list[str], mapping: dict[str, str]) -> list[str]:
+    return [mapping.get(a, a) for a in argv]
+
+
+@pytest.mark.slow
+def test_readme_job_commands_submit_stop_resume_report(autoscaling_cluster, tmp_path, write_spec):
+    """README's commands run as written against a head with the job server: the submitted
+    sweep writes its outputs; ``ray job stop`` stops it gracefully (partial report, job
+    STOPPED); the same submit with a new id resumes without re-running the finished trial;
+    ``lrrt report`` on a copy of the output folder (as after ``ray rsync-down``) gives the
+    same tables."""
+    cluster = autoscaling_cluster
+    readme = _readme_job_commands()
+    submit_id = readme["submit"][readme["submit"].index("--submission-id") + 1]
+    assert readme["stop"] == ["ray", "job", "stop", submit_id]
+    gate = tmp_path / "gate-open"
+    spec = write_spec(tiny_spec(
+        "jobs", grid={"optimizer": ["sgd"], "batch_size": [32], "seed": [0], "axes": {"gate": ["open", "held"]}},
+        workload_args={"gate_file": str(gate), "gate_s": 240},
+    ))
+    out, copy = tmp_path / "lrrt-runs" / "my_sweep", tmp_path / "runs" / "my_sweep"
+    places = {"my_sweep.yaml": str(spec), "/home/ubuntu/lrrt-runs/my_sweep": str(out), "runs/my_sweep": str(copy)}
+    env = cluster.env()
+    dashboard = readme["env"]["RAY_ADDRESS"]
+    assert dashboard == "http://127.0.0.1:8265", readme["env"]
+    env.update(readme["env"], RAY_ADDRESS=cluster.dashboard_url)  # the tunnel's port is ours
+
+    def ray_cli(argv, timeout=240):
+        return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+    # 1. Submit (the CLI follows the job's log until the job ends); the open trial finishes,
+    #    the held one waits at its gate.
+    submit_log = tmp_path / "submit-1.log"
+    with open(submit_log, "w") as fh:
+        submitting = subprocess.Popen(_substitute(readme["submit"], places), cwd=REPO, env=env, stdout=fh,
+                                      stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not any(r.get("status") == "ok" for r in _records(out).values() if (out / "trials").is_dir()):
+            assert submitting.poll() is None, submit_log.read_text()[-4000:]
+            assert time.monotonic() < deadline, "no finished trial of the submitted job\n" + submit_log.read_text()[-4000:]
+            time.sleep(0.5)
+        finished = {k: (out / "trials" / f"{k}.json").read_text() for k, r in _records(out).items() if r["status"] == "ok"}
+        # 2. Stop it as README says.
+        stopped = ray_cli(_substitute(readme["stop"], places))
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert f"Job '{submit_id}' was stopped" in stopped.stdout + stopped.stderr, stopped.stdout + stopped.stderr
+        submitting.wait(timeout=60)
+    finally:
+        if submitting.poll() is None:
+            os.killpg(submitting.pid, signal.SIGKILL)
+            submitting.wait()
+    log = submit_log.read_text()
+    assert submitting.returncode == 0, log[-4000:]  # `ray job submit` exits 1 only for a FAILED job
+    assert "1 trials did not finish; run the same command again to resume" in log, log[-4000:]
+    assert "Traceback" not in log, log[-4000:]
+    partial = pd.read_csv(out / "trials.csv").set_index("gate")
+    assert partial["status"].to_dict() == {"open": "ok", "held": "missing"}, partial
+    assert (out / "report.md").is_file() and (out / "report.html").is_file()
+
+    # 3. Resubmit: the same command with README's new submission id.
+    gate.write_text("go")
+    resume = _substitute(readme["submit"], {**places, submit_id: readme["resume_id"]})
+    resumed = ray_cli(resume, timeout=300)
+    text = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, text[-4000:]
+    assert f"Job '{readme['resume_id']}' succeeded" in text, text[-4000:]
+    assert "lrrt: resumed: 1 finished trials kept, 1 run now" in text, text[-4000:]
+    trials = _complete(out, 2)
+    for trial_id, record in finished.items():  # not re-run: the record is byte for byte the same
+        assert (out / "trials" / f"{trial_id}.json").read_text() == record
+    assert all(_is_worker_id(n) for n in trials["node"]), trials[["name", "node"]]
+
+    # 4. `ray rsync-down` (a copy here), then `lrrt report` on the copy: the same tables.
+    shutil.copytree(out, copy)
+    for name in ("trials.csv", "ranking.csv", "curves.parquet", "report.md"):
+        (copy / name).unlink()
+    reported = subprocess.run(_substitute(readme["report"], places), cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=240)
+    assert reported.returncode == 0, reported.stderr[-3000:]
+    pd.testing.assert_frame_equal(pd.read_csv(copy / "trials.csv"), pd.read_csv(out / "trials.csv"))
+    pd.testing.assert_frame_equal(pd.read_csv(copy / "ranking.csv"), pd.read_csv(out / "ranking.csv"))
+    pd.testing.assert_frame_equal(pd.read_parquet(copy / "curves.parquet"), pd.read_parquet(out / "curves.parquet"))
