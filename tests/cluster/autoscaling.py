@@ -210,20 +210,32 @@ class AutoscalingLoopback(LoopbackCluster):
         assert got["ok"], f"waited {timeout:g} s for {what}; alive workers: {got['workers']}\n{node_log_tail(self)}"
         return got["workers"]
 
-    def raylet_of(self, node_id: str) -> int | None:
-        """The pid of the raylet of the node ``node_id`` (a process of this cluster)."""
+    def raylets(self) -> dict[int, str]:
+        """pid -> node id of every live raylet of this cluster."""
         self.remember()
-        for pid in sorted(set().union(*(n.seen for n in self.nodes))):
-            cmd = _cmdline(pid)
-            if _alive(pid) and "/raylet " in cmd + " " and f"--node_id={node_id}" in cmd:
-                return pid
+        found = {}
+        for pid in set().union(*(n.seen for n in self.nodes)):
+            if not _alive(pid):
+                continue
+            args = _cmdline(pid).split()
+            if args and args[0].endswith("/raylet"):
+                ids = [a.split("=", 1)[1] for a in args if a.startswith("--node_id=")]
+                if ids:
+                    found[pid] = ids[0]
+        return found
+
+    def node_of(self, pid: int) -> str | None:
+        """The id of the node whose raylet ``pid`` runs under (None: none, or gone)."""
+        for raylet, node_id in self.raylets().items():
+            if pid in _descendants(raylet):
+                return node_id
         return None
 
     def kill_node(self, node_id: str) -> list[int]:
         """SIGKILL an autoscaled node: its raylet and every process under it (agents, workers)."""
         import signal
 
-        raylet = self.raylet_of(node_id)
+        raylet = next((pid for pid, nid in self.raylets().items() if nid == node_id), None)
         assert raylet is not None, f"no raylet of node {node_id} among this cluster's processes"
         victims = {raylet} | _descendants(raylet)
         # Processes of that node not under its raylet (log monitor): they name its session dir
@@ -240,7 +252,7 @@ def node_log_tail(cluster: AutoscalingLoopback, n: int = 40) -> str:
     and the end of the head's log: for failure messages."""
     keys = ("Adding", "Removing", "Terminat", "WARNING", "ERROR", "Exception", "Failed")
     texts = []
-    for p in sorted(cluster.temp_dir.glob("session_*/logs/monitor.log")):
+    for p in sorted(cluster.temp_dir.glob("session_2*/logs/monitor.log")):
         lines = [ln for ln in p.read_text(errors="replace").splitlines() if any(k in ln for k in keys)]
         texts.append("--- autoscaler (monitor.log):\n" + "\n".join(lines[-n:]))
     head = cluster.log_dir / "head.log"
@@ -252,7 +264,7 @@ def node_log_tail(cluster: AutoscalingLoopback, n: int = 40) -> str:
 def autoscaler_events(cluster: AutoscalingLoopback) -> list[str]:
     """The autoscaler's "Adding N node(s) of type T" and termination lines, in order."""
     lines = []
-    for p in sorted(cluster.temp_dir.glob("session_*/logs/monitor.log")):
+    for p in sorted(cluster.temp_dir.glob("session_2*/logs/monitor.log")):
         lines += [ln for ln in p.read_text(errors="replace").splitlines()
                   if "Adding" in ln or "Terminating" in ln or "Removing" in ln]
     return lines

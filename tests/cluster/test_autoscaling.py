@@ -213,3 +213,75 @@ def test_readme_job_commands_submit_stop_resume_report(autoscaling_cluster, tmp_
     pd.testing.assert_frame_equal(pd.read_csv(copy / "trials.csv"), pd.read_csv(out / "trials.csv"))
     pd.testing.assert_frame_equal(pd.read_csv(copy / "ranking.csv"), pd.read_csv(out / "ranking.csv"))
     pd.testing.assert_frame_equal(pd.read_parquet(copy / "curves.parquet"), pd.read_parquet(out / "curves.parquet"))
+
+
+# --------------------------------------------------------------------------- 3. node lost
+
+
+def _started(hold: Path) -> list[int]:
+    return sorted(int(p.name.split("-", 1)[1]) for p in hold.glob("started-*"))
+
+
+@pytest.mark.slow
+def test_worker_lost_mid_sweep_is_replaced_by_the_autoscaler(autoscaling_cluster, tmp_path, write_spec):
+    """Both trials are held at their start, each on its own autoscaled GPU worker; one worker
+    is SIGKILLed. The autoscaler terminates that node and starts another; the lost trial's retry starts there (the other worker is still busy), and
+    once released the sweep completes with the retried trial marked."""
+    cluster = autoscaling_cluster
+    hold = tmp_path / "hold"
+    spec = write_spec(tiny_spec(
+        "nodeloss", grid={"optimizer": ["sgd", "adam"], "batch_size": [32], "seed": [0]},
+        workload="tests.cluster.holdable:build", workload_args={"hold_dir": str(hold), "hold_s": 240}, retries=2,
+    ))
+    out = tmp_path / "out"
+    err_log = tmp_path / "sweep.stderr"
+    start = time.monotonic()
+    with open(err_log, "w") as err:
+        sweep = subprocess.Popen(lrrt_cmd("sweep", spec, "--address", cluster.address, "--out", out,
+                                          "--gpus-per-trial", "1", "--wait-for-nodes"),
+                                 cwd=REPO, env=cluster.env(), stdout=subprocess.PIPE, stderr=err, text=True,
+                                 start_new_session=True)
+
+    def wait(done, timeout, what):
+        deadline = time.monotonic() + timeout
+        while not done():
+            assert sweep.poll() is None, f"sweep ended before {what}:\n{err_log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"waited {timeout} s for {what}\n{node_log_tail(cluster)}"
+            time.sleep(0.3)
+
+    try:
+        wait(lambda: len(_started(hold)) >= 2, 240, "both trials to start on autoscaled workers")
+        first, second = _started(hold)[:2]
+        victim, other = cluster.node_of(first), cluster.node_of(second)
+        assert victim and other and victim != other and _is_worker_id(victim) and _is_worker_id(other), (victim, other)
+        known = set(cluster.wait_workers("True", 5, "the alive workers"))
+        killed = cluster.kill_node(victim)
+        assert first in killed and not _alive(first)
+        # The retry of the lost trial starts on a node the autoscaler added after the kill.
+        wait(lambda: any(cluster.node_of(p) not in known | {None} for p in _started(hold)), 180,
+             "the lost trial's retry to start on a new node")
+        replacement = next(cluster.node_of(p) for p in _started(hold) if cluster.node_of(p) not in known | {None})
+        (hold / "release").write_text("go")
+        stdout, _ = sweep.communicate(timeout=240)
+    finally:
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+            sweep.wait()
+    wall = time.monotonic() - start
+    stderr = err_log.read_text()
+    assert sweep.returncode == 0, stderr[-4000:]
+    trials = _complete(out, 2).set_index("trial_id")
+    records = _records(out)
+    retried = {k: r for k, r in records.items() if r["retried"]}
+    assert len(retried) == 1, {k: (r["attempts"], r["node"]) for k, r in records.items()}
+    (rid, r), = retried.items()
+    assert r["status"] == "ok" and r["attempts"] >= 2 and trials.loc[rid, "attempts"] >= 2
+    assert r["node"] == replacement and r["node"] not in known, (r["node"], replacement, known)
+    (oid, o), = ((k, v) for k, v in records.items() if k != rid)
+    assert o["attempts"] == 1 and o["node"] == other
+    assert "retried" in stderr  # the progress line counts retries
+    events = autoscaler_events(cluster)
+    # The autoscaler itself terminated the lost node (Ray 2.60's autoscaler logs the reason
+    # as "idle": a dead raylet reports no load) before it added the replacement.
+    assert any("Terminating" in ln and victim in ln for ln in events), "\n".join(events)
+    print(f"node-loss sweep on the autoscaling cluster: {wall:.1f} s; replacement {replacement[-5:]}")
