@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -48,9 +49,9 @@ FAKE_HEAD_NODE_ID = "f" * 51 + "00000"  # ray.autoscaler._private.fake_multi_nod
 
 def scaled_node_types(path: Path = CLUSTER_YAML, max_workers: int = 2,
                       idle_timeout_minutes: float = 0.1) -> tuple[dict, dict]:
-    """(head resources, worker node types) of ``cluster.yaml``, scaled to this machine; plus
-    the cluster-wide settings: returns ``(head_resources, config)`` where ``config`` has
-    ``available_node_types`` (workers only), ``max_workers`` and ``idle_timeout_minutes``."""
+    """``cluster.yaml`` scaled to this machine: ``(head_resources, config)``, where ``config``
+    has the worker ``available_node_types``, the cluster's ``max_workers`` (capped),
+    ``idle_timeout_minutes`` (short) and ``upscaling_speed``."""
     cfg = yaml.safe_load(path.read_text())
     head_type = cfg["head_node_type"]
     workers = {}
@@ -233,13 +234,9 @@ class AutoscalingLoopback(LoopbackCluster):
 
     def kill_node(self, node_id: str) -> list[int]:
         """SIGKILL an autoscaled node: its raylet and every process under it (agents, workers)."""
-        import signal
-
         raylet = next((pid for pid, nid in self.raylets().items() if nid == node_id), None)
         assert raylet is not None, f"no raylet of node {node_id} among this cluster's processes"
-        victims = {raylet} | _descendants(raylet)
-        # Processes of that node not under its raylet (log monitor): they name its session dir
-        # and node id only through the raylet, so the raylet's own subtree is the node.
+        victims = {raylet} | _descendants(raylet)  # the raylet, its agents and its workers
         for pid in victims:
             _signal(pid, signal.SIGKILL)
         left = _wait_gone(victims, 15)
