@@ -277,11 +277,12 @@ def connect(address: str | None, *, local_gpus: int | None, verbose: bool, prelo
     return True
 
 
-def check_fits(cpus_per_trial: float, gpus_per_trial: float, *, wait_for_nodes: bool) -> None:
+def check_fits(cpus_per_trial: float, gpus_per_trial: float, *, wait_for_nodes: bool, joined: bool = False) -> None:
     """Refuse a per-trial request that no node of the cluster can ever satisfy.
 
     Ray would otherwise keep the trials pending forever. ``wait_for_nodes`` skips the check
-    for an autoscaling cluster whose GPU nodes are not up yet.
+    for an autoscaling cluster whose GPU nodes are not up yet. ``joined``: an existing
+    cluster (``--address``), which the message calls a cluster even with one node alive.
     """
     import ray
 
@@ -292,7 +293,7 @@ def check_fits(cpus_per_trial: float, gpus_per_trial: float, *, wait_for_nodes: 
         return
     best_gpu = max((r.get("GPU", 0.0) for r in nodes), default=0.0)
     best_cpu = max((r.get("CPU", 0.0) for r in nodes), default=0.0)
-    where = "this machine" if len(nodes) == 1 else "any node of the cluster"
+    where = "this machine" if len(nodes) == 1 and not joined else "any node of the cluster"
     if gpus_per_trial > best_gpu:
         raise LaunchError(
             f"--gpus-per-trial: {gpus_per_trial:g} GPU per trial, but {where} has {best_gpu:g}; "
@@ -723,7 +724,7 @@ def run_trials(
                        preload=preload_modules(res, len(todo)))
     logger.info("Ray ready in %.1f s (%s)", time.monotonic() - t_connect, "local" if owns_ray else ray.address)
     try:
-        check_fits(res.cpus_per_trial, res.gpus_per_trial, wait_for_nodes=ray.wait_for_nodes)
+        check_fits(res.cpus_per_trial, res.gpus_per_trial, wait_for_nodes=ray.wait_for_nodes, joined=not owns_ray)
         if before_launch:
             before_launch()
         attempts_before = {tid: int(r.get("attempts") or 0) for tid, r in records.items()}
