@@ -249,7 +249,7 @@ def trial_costs(trials: int = 4, steps: int = 120, batch_size: int = 64) -> dict
 
 
 def chunk_sizes(ks=(1, 4, 8, 16, 32, 64), batch_size: int = 32, steps: int = 200, repeats: int = 5) -> list[dict]:
-    """A range test that diverges (digits ConvNet, Adam, 1e-6 -> 10, the stop rule on) at
+    """A range test that diverges (digits ConvNet, Adam, 1e-6 -> 1e3, the stop rule on) at
     ``k`` steps per compiled call: wall time relative to ``k = 1`` (paired, median over
     interleaved repeats), the steps kept, and the steps computed and dropped (those after
     the stop in its chunk)."""
@@ -261,7 +261,7 @@ def chunk_sizes(ks=(1, 4, 8, 16, 32, 64), batch_size: int = 32, steps: int = 200
 
     def run(k):
         wl = wls[k]
-        return range_test(wl.model, wl.x, wl.y, start_lr=1e-6, end_lr=10.0, steps=steps, batch_size=batch_size,
+        return range_test(wl.model, wl.x, wl.y, start_lr=1e-6, end_lr=1e3, steps=steps, batch_size=batch_size,
                           steps_per_call=k)
 
     curves = {k: run(k) for k in ks}  # warm-up (tracing)
