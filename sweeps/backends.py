@@ -32,7 +32,7 @@ PACKAGES = {"tensorflow": ("tensorflow",), "jax": ("jax", "jaxlib"), "torch": ("
 """The packages each backend needs, besides Keras."""
 INSTALL = {
     "tensorflow": 'pip install "lrrt" (TensorFlow is a default dependency; GPU: pip install "lrrt[gpu]")',
-    "jax": 'pip install "lrrt[jax]" (or pip install jax; GPU: pip install "jax[cuda12]")',
+    "jax": 'pip install "lrrt[jax]" (or pip install jax; GPU: pip install "lrrt[jax-gpu]", i.e. "jax[cuda12]")',
     "torch": 'pip install "lrrt[torch]" (or pip install torch)',
 }
 """How to install each backend, as the error says it."""

@@ -222,7 +222,7 @@ def test_installed_find_with_backend_runs_there_and_says_so(backend, tmp_path):
 
 def _tiny_sweep(backend: str, write_spec) -> Path:
     return write_spec({
-        "name": f"tiny-{backend}", "workload": "digits_cnn", "backend": backend,
+        "name": f"tiny-{backend}", "workload": "tests.sweeps.faulty:build", "backend": backend,
         "grid": {"optimizer": ["sgd", "adam"], "batch_size": [64], "seed": [0]},
         "range_test": {"start_lr": 1e-4, "end_lr": 1.0, "steps": 30, "diverge_threshold": None},
         "resources": {"cpus_per_trial": 1}, "retries": 0,
@@ -244,4 +244,5 @@ def test_a_sweep_runs_end_to_end_on_its_backend(backend, tmp_path, write_spec):
     assert [r["curve"]["params"]["backend"] for r in records] == [backend, backend]
     manifest = json.loads((out / "sweep.json").read_text())
     assert manifest["spec"]["backend"] == backend
-    assert (out / "report.html").is_file()
+    assert f"Keras backend {backend}" in (out / "report.html").read_text()
+    assert f"Keras backend {backend}." in (out / "report.md").read_text()
