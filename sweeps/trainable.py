@@ -179,8 +179,11 @@ def run_verify(config: dict[str, Any], builder=None) -> None:
 
     r = verify_workload(t["workload"] if builder is None else builder, **_workload_kwargs(t), lr=t["lr"],
                         epochs=t["epochs"], steps=t["steps"])
+    import keras
+
+    payload = {**r.to_dict(), "backend": keras.backend.backend()}  # as a range test's curve.params
     tune.report({**base, "step": r.steps, "lr": r.lr, "loss": r.val_loss, "final": True,
-                 "payload": json.dumps(r.to_dict()), "wall_s": time.perf_counter() - start})
+                 "payload": json.dumps(payload), "wall_s": time.perf_counter() - start})
 
 
 def trial_config(trial, spec) -> dict[str, Any]:
