@@ -107,6 +107,14 @@ def test_a_sweep_on_a_backend_that_is_not_installed_stops_before_anything_starts
     assert "NO-RAY" in proc.stdout and not out.exists()
 
 
+def test_validate_prints_the_backend(write_spec, capsys):
+    _need("torch")  # validate checks that the backend is installed
+    assert main(["validate", str(write_spec({**BASE, "backend": "torch"}))]) == 0
+    assert "backend   torch (Keras)" in capsys.readouterr().out.splitlines()
+    assert main(["validate", str(QUICKSTART)]) == 0
+    assert "backend   tensorflow (Keras)" in capsys.readouterr().out.splitlines()
+
+
 def test_the_default_backend_keeps_fingerprints_and_trial_ids():
     from sweeps.grid import expand
 
