@@ -2,9 +2,9 @@
 
 Runs on a Ray worker. It checks that Keras runs on the sweep's backend and prepares the
 process from the trial's resource share (CPU threads, ``CUDA_VISIBLE_DEVICES`` blanked when
-the trial has no GPU, TensorFlow's GPU memory growth so fractional GPUs work), builds the workload from the trial's seed, runs
-:func:`lrrt_core.runner.run_workload`, reports scalar progress every few steps and the
-whole curve once at the end. The driver's :class:`sweeps.launch.RecordWriter` turns that
+the trial has no GPU, TensorFlow's GPU memory growth so fractional GPUs work), builds the
+workload from the trial's seed, runs :func:`lrrt_core.runner.run_workload`, reports
+scalar progress every few steps and the whole curve once at the end. The driver's :class:`sweeps.launch.RecordWriter` turns that
 last report into the trial's record on disk, so results reach the driver's output
 directory even when the trial ran on another node (no shared file system needed).
 """
@@ -104,8 +104,8 @@ def prepare_worker(backend: str, cpus: float, has_gpu: bool) -> None:
     if running != backend:
         raise BackendMismatch(
             f"this sweep runs on the {backend} backend but Keras in this worker runs on {running} "
-            f"(KERAS_BACKEND={os.environ.get('KERAS_BACKEND', '')!r} when it was imported); on a cluster, "
-            f"restart the nodes' Ray without a KERAS_BACKEND other than {backend} in their environment, "
+            f"(imported before the sweep's KERAS_BACKEND={backend} applied); on a cluster, start the nodes' "
+            f"Ray without KERAS_BACKEND={running} in their environment and without preloading keras, "
             f"or run the sweep with backend: {running}")
     if backend == "tensorflow":
         configure_tensorflow(cpus, has_gpu)
