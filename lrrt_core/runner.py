@@ -65,7 +65,8 @@ def run_workload(
 
     Returns:
         The :class:`~lrrt_core.curve.Curve`; ``params`` also records ``optimizer``,
-        ``optimizer_kwargs``, ``workload``, ``workload_args`` and ``axes``.
+        ``optimizer_kwargs``, ``workload``, ``workload_args``, ``axes`` and ``backend`` (the
+        Keras backend it ran on: ``tensorflow``, ``jax`` or ``torch``).
 
     Raises:
         ValueError: unknown workload or optimizer, bad arguments (messages say what to change).
@@ -101,6 +102,7 @@ def run_workload(
         workload=name,
         workload_args=dict(workload_args or {}),
         axes=dict(axes or {}),
+        backend=keras.backend.backend(),
     )
     return curve
 

@@ -308,6 +308,7 @@ def load(out_dir: str | os.PathLike, *, rank_by: str | None = None) -> SweepResu
 def find(
     workload: str | Callable[..., Any] = "digits_cnn",
     *,
+    backend: str | None = None,
     optimizer: str = "adam",
     optimizer_kwargs: Mapping[str, Any] | None = None,
     batch_size: int = 64,
@@ -329,6 +330,11 @@ def find(
     Args:
         workload: a built-in name, ``"module:function"`` (the current directory is searched
             too) or a builder callable ``build(seed=0, **axes) -> Workload``.
+        backend: the Keras backend (``tensorflow``, ``jax``, ``torch``), set before Keras is
+            imported; ``None``: whatever Keras runs on (``KERAS_BACKEND``, else tensorflow).
+            Keras cannot switch backends in a running process: naming another one than an
+            already imported Keras runs on raises (restart the kernel). ``curve.params["backend"]``
+            says which one ran.
         steps: default 200 unless ``epochs`` is given.
         out: also write ``curve.csv``, ``curve.parquet`` and ``curve.png`` there.
         other arguments: as ``lrrt_core.runner.run_workload``.
@@ -337,8 +343,14 @@ def find(
         the ``lrrt_core.Curve`` (``.to_frame()``; ``lrrt_core.suggest_all(curve)`` for the rates).
 
     Raises:
-        ValueError: unknown workload or optimizer, bad bounds (the message says what to change).
+        ValueError: unknown workload or optimizer, bad bounds (the message says what to change);
+            ``InvalidInput`` (a ``ValueError``) for a backend that is not installed or not the
+            one this process's Keras already runs on.
     """
+    if backend is not None:
+        from sweeps.backends import use_in_process
+
+        use_in_process(backend)
     from lrrt_core.runner import run_workload, write_curve
 
     curve = run_workload(

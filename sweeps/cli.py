@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import logging
 import os
 import sys
@@ -19,6 +20,7 @@ from typing import Any, Sequence
 # it starts (set here, in the CLI, never in users' environments or in library code).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from sweeps.backends import BACKENDS  # noqa: E402  (light: the names only)
 from sweeps.run import (  # noqa: E402  (the shared sweep code path; light: no Ray, no TensorFlow)
     EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, RANK_CHOICES, UsageError, exit_code,
     read_manifest_or_fail,
@@ -72,8 +74,10 @@ def _parse_kv(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from sweeps.grid import expand, format_grid
+    from sweeps.spec import check_backend
 
     spec = _load(args)
+    check_backend(spec)
     trials = expand(spec)
     print(format_grid(spec, trials))
     return EXIT_OK
@@ -183,17 +187,25 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_find(args: argparse.Namespace) -> int:
     opt_kwargs = _parse_kv(args.optimizer_arg, "--optimizer-arg")  # bad input fails before TF loads
     axes = _parse_kv(args.axis, "--axis")
-    with _native_stderr_silenced(not args.verbose):
-        import tensorflow as tf  # loaded here so its start-up noise is hidden
+    if args.backend:  # before anything imports Keras: it picks its backend once, at import
+        from sweeps.backends import use_in_process
 
-        tf.config.list_physical_devices("GPU")  # device discovery (cuInit) logs too
+        use_in_process(args.backend)  # not installed: InvalidInput, exit 2
+    with _native_stderr_silenced(not args.verbose):
+        import keras  # loaded here (with its backend) so the start-up noise is hidden
+
+        if importlib.util.find_spec("tensorflow") is not None:  # on every backend: keras's
+            import tensorflow as tf  # set_random_seed (in the workloads) imports it when installed
+
+            if keras.backend.backend() == "tensorflow":
+                tf.config.list_physical_devices("GPU")  # device discovery (cuInit) logs too
     from lrrt_core.runner import write_curve
     from lrrt_core.suggest import DEFAULT_METHOD, suggest_all
     from sweeps.api import find
 
     try:
         curve = find(
-            args.workload, optimizer=args.optimizer, optimizer_kwargs=opt_kwargs,
+            args.workload, backend=args.backend, optimizer=args.optimizer, optimizer_kwargs=opt_kwargs,
             batch_size=args.batch_size, seed=args.seed, axes=axes,
             start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps, epochs=args.epochs,
             ladder=args.ladder, loss=args.loss, diverge_threshold=args.diverge_threshold,
@@ -203,7 +215,7 @@ def cmd_find(args: argparse.Namespace) -> int:
         return _fail(str(err))
     out = Path(args.out or Path("runs") / f"find-{args.workload.replace(':', '.')}-{args.optimizer}-bs{args.batch_size}")
     paths = write_curve(curve, out, "curve")
-    print(f"range test: {args.workload}, {args.optimizer}, batch {args.batch_size}: "
+    print(f"range test: {args.workload}, {args.optimizer}, batch {args.batch_size}, {curve.params.get('backend')}: "
           f"{curve.steps_run}/{curve.steps_planned} steps, stop: {curve.stop_reason}, {curve.wall_s:.1f} s")
     if curve.diverged_lr is not None:
         print(f"diverged at lr {curve.diverged_lr:.3g}")
@@ -296,8 +308,10 @@ def _add_find(sub) -> None:
     f.add_argument("--loss", choices=("train", "val"), default="train")
     f.add_argument("--diverge-threshold", type=float, default=4.0)
     f.add_argument("--smoothing", type=float, default=0.98)
+    f.add_argument("--backend", choices=BACKENDS,
+                   help="Keras backend (default: KERAS_BACKEND or Keras's own setting, else tensorflow)")
     f.add_argument("--out", help="output directory (default runs/find-...)")
-    f.add_argument("-v", "--verbose", action="store_true", help="show TensorFlow's start-up logs")
+    f.add_argument("-v", "--verbose", action="store_true", help="show the backend's start-up logs")
     f.set_defaults(func=cmd_find)
 
 

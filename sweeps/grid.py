@@ -170,8 +170,8 @@ def format_grid(spec: SweepSpec, trials: list[Trial]) -> str:
         trials: ``expand(spec)``.
 
     Returns:
-        Multi-line text (no trailing newline): header (name, file, workload, range-test and
-        report settings), one table row per trial (name, id, optimizer and kwargs, batch
+        Multi-line text (no trailing newline): header (name, file, workload, Keras backend,
+        range-test and report settings), one table row per trial (name, id, optimizer and kwargs, batch
         size, seed, extra axes), then the trial count and the resources: CPUs and GPUs per
         trial, totals over all trials, max concurrent trials, retries. Launches nothing.
     """
@@ -186,6 +186,7 @@ def format_grid(spec: SweepSpec, trials: list[Trial]) -> str:
     lines.append(f"spec hash {spec.fingerprint()[:16]}")
     workload = spec.workload + (f" ({_kwargs_text(spec.workload_args)})" if spec.workload_args else "")
     lines.append(f"workload  {workload}")
+    lines.append(f"backend   {spec.backend} (Keras)")
     lines.append(
         f"range     {format_value(rt.start_lr)} -> {format_value(rt.end_lr)}, {rt.ladder} ladder, {length}, "
         f"loss={rt.loss}, stop at {diverge}, EMA smoothing {format_value(rt.smoothing)}"

@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence
 
 from lrrt_core.workloads import workload_dirs
 from sweeps import store
+from sweeps.backends import DEFAULT_BACKEND, preload, worker_env
 from sweeps.spec import DEFAULT_STEPS, InvalidInput
 from sweeps.trainable import final_payload, run_trial, run_verify, trial_config
 
@@ -46,8 +47,10 @@ def local_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def preload_modules(resources, n_trials: int, cpus: int | None = None) -> tuple[str, ...]:
-    """What a local Ray should preload into its workers: :data:`PRELOAD_MODULES` or nothing.
+def preload_modules(resources, n_trials: int, cpus: int | None = None,
+                    backend: str = DEFAULT_BACKEND) -> tuple[str, ...]:
+    """What a local Ray should preload into its workers: :data:`PRELOAD_MODULES` (for JAX or
+    torch: that backend's package, TensorFlow and Keras, ``sweeps.backends.preload``) or nothing.
 
     Ray prestarts one worker per CPU and would load TensorFlow (~4 s of CPU, a few hundred
     MB each) into every one of them. That pays when the trials keep at least half of those
@@ -59,7 +62,8 @@ def preload_modules(resources, n_trials: int, cpus: int | None = None) -> tuple[
         return ()
     cpus = local_cpus() if cpus is None else cpus
     slots = min(n_trials, int(cpus // resources.cpus_per_trial), resources.max_concurrent or n_trials)
-    return PRELOAD_MODULES if 2 * slots >= cpus else ()
+    modules = PRELOAD_MODULES if backend == DEFAULT_BACKEND else (*preload(backend), "lrrt_core.runner")
+    return modules if 2 * slots >= cpus else ()
 
 
 @contextlib.contextmanager
@@ -227,19 +231,21 @@ def quiet_ray_logs(verbose: bool) -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
-def connect(address: str | None, *, local_gpus: int | None, verbose: bool, preload: Sequence[str] = ()) -> bool:
+def connect(address: str | None, *, local_gpus: int | None, verbose: bool, preload: Sequence[str] = (),
+            env: dict[str, str] | None = None) -> bool:
     """Start a local Ray (returns True: we own it) or join ``address`` (returns False).
 
     ``preload``: modules a local Ray imports into its workers as they start (see
     :func:`preload_modules`); ignored when joining a cluster, whose nodes have their own
-    configuration.
+    configuration. ``env``: more variables for every worker (``sweeps.backends.worker_env``:
+    ``KERAS_BACKEND``), inherited on a local Ray, the job's ``runtime_env`` on a cluster.
     """
     import ray
 
     wait_ray_stopped()
 
     address = address or os.environ.get("RAY_ADDRESS") or None
-    env_vars = dict(WORKER_ENV)
+    env_vars = {**WORKER_ENV, **(env or {})}
     log_level = logging.INFO if verbose else logging.ERROR
     quiet_ray_logs(verbose)
     if address:
@@ -721,7 +727,8 @@ def run_trials(
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     t_connect = time.monotonic()
     owns_ray = connect(ray.address, local_gpus=ray.local_gpus, verbose=ray.verbose,
-                       preload=preload_modules(res, len(todo)))
+                       preload=preload_modules(res, len(todo), backend=spec.backend),
+                       env=worker_env(spec.backend, cpus_per_trial=res.cpus_per_trial, gpus_per_trial=res.gpus_per_trial))
     logger.info("Ray ready in %.1f s (%s)", time.monotonic() - t_connect, "local" if owns_ray else ray.address)
     try:
         check_fits(res.cpus_per_trial, res.gpus_per_trial, wait_for_nodes=ray.wait_for_nodes, joined=not owns_ray)

@@ -726,6 +726,11 @@ def method_note(red) -> str:
     return text
 
 
+def keras_backend(red) -> str:
+    """The Keras backend the sweep's trials ran on (its file's ``backend:``; tensorflow by default)."""
+    return str(((red.manifest or {}).get("spec") or {}).get("backend") or "tensorflow")
+
+
 def budget_note(red) -> str:
     """The range-test budget rule in words, with a warning when batch sizes are compared at a
     fixed step count ("" when the manifest does not say)."""
@@ -1211,7 +1216,8 @@ def _html_head(red) -> list[str]:
         f"<style>{_CSS}</style></head><body>",
         "<h1>Learning-rate range test report</h1>",
         f'<p class="sub">Sweep <strong>{_h(name)}</strong> · directory <code>{_h(red.out_dir)}</code> · '
-        f"ranked by mean minimum smoothed loss, ties by the {_h(red.rank_by)} learning rate</p>",
+        f"ranked by mean minimum smoothed loss, ties by the {_h(red.rank_by)} learning rate · "
+        f"Keras backend {_h(keras_backend(red))}</p>",
         f'<p class="summary">{_h(red.summary_line())}</p>',
     ]
     banner = _status_banner(red)
@@ -1290,7 +1296,7 @@ def render_markdown(red, plot_paths: dict[str, Path] | Sequence[Path]) -> str:
         "# Learning-rate range test report",
         "",
         f"Sweep **{md_escape(red.name)}**, ranked by mean minimum smoothed loss, ties by the "
-        f"{md_escape(red.rank_by)} learning rate.",
+        f"{md_escape(red.rank_by)} learning rate; Keras backend {md_escape(keras_backend(red))}.",
         "",
         f"**{md_escape(red.summary_line())}**",
         "",

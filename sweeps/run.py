@@ -184,8 +184,10 @@ def run_sweep(
     """
     from sweeps import store
     from sweeps.grid import expand
+    from sweeps.spec import check_backend
 
     _check_options(ray.local_gpus, rank_by)
+    check_backend(spec)
     trials = expand(spec)
     out = Path(out or Path("runs") / spec.name).resolve()
     check_out_dir(out, spec, fresh)
@@ -301,10 +303,12 @@ def run_verify(
     from sweeps import store
     from sweeps.grid import expand
     from sweeps.launch import wait_ray_stopped
+    from sweeps.spec import check_backend
 
     _check_options(ray.local_gpus, rank_by)
     out = Path(out).resolve()
     spec, settings = _verify_settings(out, verify or {}, builder)
+    check_backend(spec)
     spec = spec.with_resources(cpus_per_trial, gpus_per_trial, max_concurrent)
     if not any(r.get("status") == "ok" for r in store.read_records(out).values()):
         raise UsageError(f"{out}: no finished range test to verify; run lrrt sweep first", key="dir")

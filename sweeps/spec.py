@@ -14,6 +14,7 @@ The format (every key other than ``name``, ``workload`` and ``grid`` has a defau
     description: "..."               # optional free text (not part of the fingerprint)
     workload: digits_cnn             # a built-in (lrrt_core.workloads.WORKLOADS) or package.module:function
     workload_args: {}                # fixed keyword arguments for the workload builder
+    backend: tensorflow              # the Keras backend of every trial: tensorflow | jax | torch
     grid:
       optimizer:                     # non-empty list; an entry is a name or a mapping
         - sgd
@@ -99,10 +100,12 @@ from pydantic_core import PydanticCustomError
 from typing_extensions import Annotated
 
 from lrrt_core.suggest import DEFAULT_METHOD, METHODS
+from sweeps.backends import BACKENDS, DEFAULT_BACKEND, check_available
 
 __all__ = [
     "InvalidInput",
     "SpecError",
+    "check_backend",
     "builder_ref",
     "OptimizerSpec",
     "GridSpec",
@@ -693,6 +696,7 @@ class SweepSpec(_Frozen):
         description: free text.
         workload: built-in workload name or ``package.module:function``.
         workload_args: fixed keyword arguments for the workload builder.
+        backend: the Keras backend every trial runs on (:data:`sweeps.backends.BACKENDS`).
         grid: the axes (:class:`GridSpec`).
         range_test: the range-test settings (:class:`RangeTestSpec`).
         resources: per-trial resources (:class:`ResourcesSpec`).
@@ -706,6 +710,7 @@ class SweepSpec(_Frozen):
     description: StrictStr = ""
     workload: StrictStr
     workload_args: dict[str, Any] = Field(default_factory=dict)
+    backend: Literal[BACKENDS] = DEFAULT_BACKEND
     grid: GridSpec
     range_test: RangeTestSpec = Field(default_factory=RangeTestSpec)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
@@ -763,17 +768,21 @@ class SweepSpec(_Frozen):
     def fingerprint(self) -> str:
         """SHA-256 (hex) of the canonical JSON of what defines the trials and their results.
 
-        Included: ``name``, ``workload``, ``workload_args``, ``grid``, ``range_test``.
+        Included: ``name``, ``workload``, ``workload_args``, ``backend``, ``grid``, ``range_test``.
         Excluded: ``description``, ``resources``, ``retries``, ``report``, ``verify`` and
         ``source``: they change where, how often or how the results are shown, or what is
         done after the range tests, not the range tests' results. So a sweep resumed with
         other ``--cpus-per-trial``, a different ``rank_by`` or a ``verify:`` section added is
         the same sweep, and trial ids (``sweeps.grid``) stay the same. An unset ``samples``
-        is left out, so sweeps written before it existed keep their ids.
+        is left out, so sweeps written before it existed keep their ids; so is the default
+        ``backend`` (tensorflow): another backend gives slightly different numbers, hence
+        another sweep, but files without the key keep their ids.
         """
         data = self.model_dump(mode="json", exclude={"description", "resources", "retries", "report", "verify", "source"})
         if data["range_test"].get("samples") is None:
             data["range_test"].pop("samples", None)
+        if data.get("backend") == DEFAULT_BACKEND:
+            data.pop("backend")
         return hashlib.sha256(_canonical(data).encode("utf-8")).hexdigest()
 
     def with_resources(
@@ -916,6 +925,30 @@ def spec_from_dict(data: Any, source: str | Path | None = "<dict>", *, builder: 
         return SweepSpec.model_validate(payload, context={"builder": builder})
     except ValidationError as err:
         raise _translate(err, file) from None
+
+
+def check_backend(spec: SweepSpec, find_spec: Any = None) -> None:
+    """Refuse, before anything starts, a sweep whose ``backend`` is not installed here.
+
+    Kept out of validation proper, so that ``lrrt report`` and ``sweeps.load`` read a JAX
+    sweep's results on a machine without JAX; ``lrrt validate``, ``lrrt sweep``, ``lrrt
+    verify`` and the Python API call it. The driver must have the package: it is the
+    environment the workers of a local Ray inherit, and a cluster's nodes run the same image.
+
+    Raises:
+        SpecError: naming the file, the key ``backend`` and the install command.
+
+    Example:
+        >>> s = spec_from_dict({"name": "d", "workload": "digits_cnn", "backend": "jax",
+        ...                     "grid": {"optimizer": ["sgd"], "batch_size": [32]}})
+        >>> check_backend(s, find_spec=lambda name: None)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        sweeps.spec.SpecError: <dict>: backend: the jax backend needs jax and jaxlib, which ... pip install "lrrt[jax]" ...
+    """
+    problem = check_available(spec.backend, find_spec)
+    if problem:
+        raise SpecError(spec.source if spec.source is not None else "<dict>", "backend", problem)
 
 
 def load_spec(path: str | Path) -> SweepSpec:

@@ -1,10 +1,10 @@
 """The Ray Tune function trainable: one trial = one range test with the core finder.
 
-Runs on a Ray worker. It prepares the process for TensorFlow from the trial's resource
-share (CPU thread pools, ``CUDA_VISIBLE_DEVICES`` blanked when the trial has no GPU, GPU
-memory growth so fractional GPUs work), builds the workload from the trial's seed, runs
-:func:`lrrt_core.runner.run_workload`, reports scalar progress every few steps and the
-whole curve once at the end. The driver's :class:`sweeps.launch.RecordWriter` turns that
+Runs on a Ray worker. It checks that Keras runs on the sweep's backend and prepares the
+process from the trial's resource share (CPU threads, ``CUDA_VISIBLE_DEVICES`` blanked when
+the trial has no GPU, TensorFlow's GPU memory growth so fractional GPUs work), builds the
+workload from the trial's seed, runs :func:`lrrt_core.runner.run_workload`, reports
+scalar progress every few steps and the whole curve once at the end. The driver's :class:`sweeps.launch.RecordWriter` turns that
 last report into the trial's record on disk, so results reach the driver's output
 directory even when the trial ran on another node (no shared file system needed).
 """
@@ -15,8 +15,11 @@ import gc
 import json
 import logging
 import os
+import sys
 import time
 from typing import Any
+
+from sweeps.backends import DEFAULT_BACKEND
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +27,12 @@ logger = logging.getLogger(__name__)
 REPORT_KEYS = ("step", "lr", "loss", "final", "payload", "node", "node_ip", "gpu_ids", "wall_s")
 
 _TF_CONFIGURED: dict[str, Any] = {}
+_WORKER_READY: dict[str, Any] = {}
+
+
+class BackendMismatch(RuntimeError):
+    """The trial's worker runs Keras on another backend than the sweep's (a cluster whose
+    workers were started with another ``KERAS_BACKEND``, or Keras imported too early)."""
 
 
 def configure_tensorflow(cpus: float, has_gpu: bool) -> None:
@@ -58,14 +67,67 @@ def configure_tensorflow(cpus: float, has_gpu: bool) -> None:
     _TF_CONFIGURED.update(threads=threads)
 
 
+def _hide_gpus_from_jax() -> None:
+    """JAX on the CPU only: ``JAX_PLATFORMS=cpu`` for a later import, the config flag when a
+    local Ray preloaded JAX (its backends start on first use, so this still takes effect)."""
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    jax = sys.modules.get("jax")
+    if jax is not None:
+        try:
+            jax.config.update("jax_platforms", "cpu")
+        except Exception as err:  # backends already initialised in this process
+            logger.debug("jax_platforms not set: %s", err)
+
+
+def prepare_worker(backend: str, cpus: float, has_gpu: bool) -> None:
+    """Make this worker process run Keras on ``backend`` with the trial's resource share.
+
+    ``KERAS_BACKEND`` normally arrives in the worker's environment (``sweeps.backends.worker_env``);
+    it is set here too in case Keras is not imported yet. Then, per backend: TensorFlow's
+    thread pools and GPU memory growth (:func:`configure_tensorflow`); ``torch.set_num_threads``
+    from the CPU share; for JAX the threads were set through ``XLA_FLAGS`` before its import
+    (one-CPU trials), and GPUs are hidden from a trial without a GPU share on every backend.
+
+    Raises:
+        BackendMismatch: Keras in this process runs on another backend (fails the trial with
+            a message that says what to fix).
+    """
+    if not has_gpu:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before any backend initialises CUDA
+        if backend == "jax":
+            _hide_gpus_from_jax()
+    if "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = backend
+    import keras
+
+    running = keras.backend.backend()
+    if running != backend:
+        raise BackendMismatch(
+            f"this sweep runs on the {backend} backend but Keras in this worker runs on {running} "
+            f"(imported before the sweep's KERAS_BACKEND={backend} applied); on a cluster, start the nodes' "
+            f"Ray without KERAS_BACKEND={running} in their environment and without preloading keras, "
+            f"or run the sweep with backend: {running}")
+    if backend == "tensorflow":
+        configure_tensorflow(cpus, has_gpu)
+        return
+    if _WORKER_READY:
+        return
+    if backend == "torch":
+        import torch
+
+        torch.set_num_threads(max(1, int(cpus)))
+    gc.freeze()  # as configure_tensorflow does: cheap collections between trials
+    _WORKER_READY.update(backend=backend)
+
+
 def _start(t: dict[str, Any]) -> tuple[float, dict[str, Any]]:
     """Prepare this worker for the trial ``t``; return its start time and the report fields
     every report carries (where it runs)."""
     import ray
 
-    start = time.perf_counter()  # from entry: includes TF import/setup on a fresh worker
+    start = time.perf_counter()  # from entry: includes the backend's import/setup on a fresh worker
     gpu_ids = ",".join(str(g) for g in ray.get_gpu_ids())
-    configure_tensorflow(t["cpus"], has_gpu=bool(gpu_ids))
+    prepare_worker(t.get("backend", DEFAULT_BACKEND), t["cpus"], has_gpu=bool(gpu_ids))
     base = {"node": ray.get_runtime_context().get_node_id(), "node_ip": ray.util.get_node_ip_address(),
             "gpu_ids": gpu_ids, "final": False, "payload": ""}
     return start, base
@@ -117,8 +179,11 @@ def run_verify(config: dict[str, Any], builder=None) -> None:
 
     r = verify_workload(t["workload"] if builder is None else builder, **_workload_kwargs(t), lr=t["lr"],
                         epochs=t["epochs"], steps=t["steps"])
+    import keras
+
+    payload = {**r.to_dict(), "backend": keras.backend.backend()}  # as a range test's curve.params
     tune.report({**base, "step": r.steps, "lr": r.lr, "loss": r.val_loss, "final": True,
-                 "payload": json.dumps(r.to_dict()), "wall_s": time.perf_counter() - start})
+                 "payload": json.dumps(payload), "wall_s": time.perf_counter() - start})
 
 
 def trial_config(trial, spec) -> dict[str, Any]:
@@ -147,6 +212,7 @@ def common_config(trial, spec) -> dict[str, Any]:
         "seed": trial.seed,
         "axes": dict(trial.axes),
         "cpus": spec.resources.cpus_per_trial,
+        "backend": spec.backend,
     }
 
 

@@ -1,0 +1,141 @@
+"""Which Keras backend a sweep's trials (and ``lrrt find``) run on: TensorFlow, JAX or PyTorch.
+
+Keras 3 picks its backend once, when ``keras`` is first imported in a process, from the
+``KERAS_BACKEND`` environment variable. So the choice is made *outside* the process that
+trains: the driver checks that the backend's package is installed before anything starts
+(:func:`check_available`), and puts ``KERAS_BACKEND`` (plus the backend's thread and
+memory settings, :func:`worker_env`) into the environment of every Ray worker — inherited
+from the driver on a local Ray, the job's ``runtime_env`` on a cluster. Each trial then
+checks that Keras really runs on that backend (``sweeps.trainable``).
+
+This module imports nothing heavy: no Keras, no Ray, no backend package.
+
+Example:
+    >>> check_available("tensorflow") is None
+    True
+    >>> worker_env("torch", cpus_per_trial=1, gpus_per_trial=0)
+    {'KERAS_BACKEND': 'torch'}
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from typing import Callable
+
+BACKENDS = ("tensorflow", "jax", "torch")
+"""The Keras backends a sweep may name (``backend:`` in the sweep file)."""
+DEFAULT_BACKEND = "tensorflow"
+
+PACKAGES = {"tensorflow": ("tensorflow",), "jax": ("jax", "jaxlib"), "torch": ("torch",)}
+"""The packages each backend needs, besides Keras."""
+INSTALL = {
+    "tensorflow": 'pip install "lrrt" (TensorFlow is a default dependency; GPU: pip install "lrrt[gpu]")',
+    "jax": 'pip install "lrrt[jax]" (or pip install jax; GPU: pip install "lrrt[jax-gpu]", i.e. "jax[cuda12]")',
+    "torch": 'pip install "lrrt[torch]" (or pip install torch)',
+}
+"""How to install each backend, as the error says it."""
+
+def preload(backend: str) -> tuple[str, ...]:
+    """What a local Ray may import into its workers as they start, for a sweep on ``backend``
+    (``KERAS_BACKEND`` is already in their environment then, so ``keras`` comes up on it).
+
+    TensorFlow is in the list for JAX and torch too when it is installed (it is a dependency
+    of lrrt): ``keras.utils.set_random_seed``, which workloads call to seed their weights,
+    imports TensorFlow whenever it is installed (to seed ``tf.data``), so every trial process
+    loads it anyway — better while the worker starts than inside the first trial.
+    """
+    tf = ("tensorflow",) if backend == "tensorflow" or not missing_packages("tensorflow") else ()
+    first = () if backend == "tensorflow" else (backend,)
+    return (*first, *tf, "keras")
+
+# One-CPU JAX trials: XLA's CPU runtime otherwise starts an Eigen thread pool as wide as the
+# machine in every trial process, and two 1-CPU trials on two cores fight over four threads
+# (the JAX twin of TensorFlow ignoring OMP_NUM_THREADS; jax-ml/jax#1539). XLA has no flag for
+# "N threads"; single-threaded Eigen is the one sound setting, so it is set for 1-CPU trials only.
+XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+def missing_packages(backend: str, find_spec: Callable[[str], object] | None = None) -> list[str]:
+    """The packages ``backend`` needs that this Python cannot find (without importing them)."""
+    find = find_spec or importlib.util.find_spec
+    out = []
+    for name in PACKAGES.get(backend, (backend,)):
+        try:
+            found = find(name)
+        except (ImportError, ValueError):
+            found = None
+        if found is None:
+            out.append(name)
+    return out
+
+
+def check_available(backend: str, find_spec: Callable[[str], object] | None = None) -> str | None:
+    """``None`` when ``backend`` can run here, else the one-line reason (what to install).
+
+    ``find_spec``: how packages are looked up (default :func:`importlib.util.find_spec`,
+    which finds a package without executing it); tests pass their own.
+    """
+    if backend not in BACKENDS:
+        return f"must be one of {', '.join(BACKENDS)}, got {backend!r}"
+    missing = missing_packages(backend, find_spec)
+    if not missing:
+        return None
+    return (f"the {backend} backend needs {' and '.join(missing)}, which this Python "
+            f"({sys.executable}) cannot import; install it: {INSTALL[backend]}")
+
+
+def worker_env(backend: str, *, cpus_per_trial: float, gpus_per_trial: float) -> dict[str, str]:
+    """Environment variables every trial process of a sweep on ``backend`` needs before it
+    imports Keras: ``KERAS_BACKEND`` (always, also for TensorFlow: a node whose shell says
+    ``KERAS_BACKEND=jax`` must not run a TensorFlow sweep on JAX) and, for JAX, one-thread
+    XLA for 1-CPU trials and no GPU memory preallocation for fractional GPUs (JAX's twin of
+    TensorFlow's memory growth: several trials share the card).
+    """
+    env = {"KERAS_BACKEND": backend}
+    if backend == "jax":
+        if int(cpus_per_trial) <= 1:
+            flags = os.environ.get("XLA_FLAGS", "")
+            env["XLA_FLAGS"] = f"{flags} {XLA_ONE_THREAD}".strip() if "multi_thread_eigen" not in flags else flags
+        if 0 < gpus_per_trial < 1:
+            env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+    return env
+
+
+def keras_backend_in_process() -> str | None:
+    """The backend Keras already runs on in this process, or ``None`` when Keras is not imported."""
+    keras = sys.modules.get("keras")
+    if keras is None:
+        return None
+    try:
+        return str(keras.backend.backend())
+    except AttributeError:  # a partly imported keras
+        return None
+
+
+def use_in_process(backend: str) -> None:
+    """Make this process's Keras run on ``backend`` (``lrrt find``, ``sweeps.find``).
+
+    Raises:
+        sweeps.spec.InvalidInput: (a ``ValueError``, ``key == "backend"``) the backend is
+            unknown or not installed, or Keras is already imported on another backend in
+            this process (a backend is fixed at import; start a new process or kernel, with
+            ``KERAS_BACKEND`` set, to change it).
+    """
+    from sweeps.spec import InvalidInput
+
+    problem = check_available(backend)
+    if problem:
+        raise InvalidInput(f"backend: {problem}", key="backend")
+    current = keras_backend_in_process()
+    if current is not None and current != backend:
+        raise InvalidInput(
+            f"backend: Keras is already running on {current} in this process and cannot switch to {backend}; "
+            f"restart the kernel (or process) and pass backend={backend!r} before anything imports keras, "
+            f"or set KERAS_BACKEND={backend} before starting Python", key="backend")
+    os.environ["KERAS_BACKEND"] = backend
+
+
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "PACKAGES", "INSTALL", "preload", "missing_packages", "check_available",
+           "worker_env", "keras_backend_in_process", "use_in_process"]
