@@ -592,14 +592,14 @@ class RangeTestSpec(_Frozen):
             return f"{self.samples} samples (steps = samples / batch size)"
         return f"{self.steps} steps" if self.steps is not None else f"{self.epochs} epoch(s)"
 
-    def finder_kwargs(self, batch_size: int) -> dict[str, Any]:
-        """The keyword arguments of ``lrrt_core.runner.run_workload`` these settings give at ``batch_size``."""
-        return {
-            "start_lr": self.start_lr, "end_lr": self.end_lr,
-            "steps": self.steps_for(batch_size), "epochs": self.epochs,
-            "ladder": self.ladder, "loss": self.loss,
-            "diverge_threshold": self.diverge_threshold, "smoothing": self.smoothing,
-        }
+    def settings(self, batch_size: int):
+        """The :class:`lrrt_core.settings.RangeTest` of a trial at ``batch_size`` (the
+        length in steps: ``steps`` or ``samples // batch_size``; or in ``epochs``)."""
+        from lrrt_core.settings import RangeTest
+
+        return RangeTest(start_lr=self.start_lr, end_lr=self.end_lr, steps=self.steps_for(batch_size),
+                         epochs=self.epochs, ladder=self.ladder, loss=self.loss,
+                         diverge_threshold=self.diverge_threshold, smoothing=self.smoothing)
 
 
 class VerifySpec(_Frozen):

@@ -154,8 +154,10 @@ def run_trial(config: dict[str, Any], builder=None) -> None:
         tune.report({**base, "step": int(step), "lr": float(lr), "loss": float(loss),
                      "wall_s": time.perf_counter() - start})
 
-    curve = run_workload(t["workload"] if builder is None else builder, **_workload_kwargs(t), on_step=on_step,
-                         report_every=t["report_every"], **t["range_test"])
+    from lrrt_core.settings import RangeTest
+
+    curve = run_workload(t["workload"] if builder is None else builder, **_workload_kwargs(t),
+                         settings=RangeTest(**t["range_test"]), on_step=on_step, report_every=t["report_every"])
     last = curve.steps_run - 1
     tune.report({
         **base,
@@ -188,14 +190,14 @@ def run_verify(config: dict[str, Any], builder=None) -> None:
 
 def trial_config(trial, spec) -> dict[str, Any]:
     """The JSON-able config one trial needs on a worker (small: no data, no model)."""
-    rt = spec.range_test.finder_kwargs(trial.batch_size)
+    rt = spec.range_test.settings(trial.batch_size)
     from sweeps.spec import DEFAULT_STEPS  # progress cadence only, for a test whose length is in epochs
 
-    steps = rt["steps"] or DEFAULT_STEPS
+    steps = rt.steps or DEFAULT_STEPS
     return {
         **common_config(trial, spec),
         "report_every": min(25, max(10, steps // 10)),  # DESIGN: every ~10-25 steps
-        "range_test": rt,
+        "range_test": rt.to_dict(),
     }
 
 

@@ -189,7 +189,7 @@ def test_budget_note_warns_on_fixed_steps_over_batch_sizes(tmp_path):
 
 def test_samples_budget_gives_each_batch_size_the_same_data():
     spec = _spec(range_test={"samples": 6400})
-    steps = {t.batch_size: spec.range_test.finder_kwargs(t.batch_size)["steps"] for t in expand(spec)}
+    steps = {t.batch_size: spec.range_test.settings(t.batch_size).steps for t in expand(spec)}
     assert steps == {32: 200, 64: 100}
     assert {bs * n for bs, n in steps.items()} == {6400}
     assert not spec.fixed_steps_over_batch_sizes and _spec().fixed_steps_over_batch_sizes
