@@ -18,7 +18,8 @@ divergence stop, time:
 * ``bare_tob`` -- the floor with the same Keras step: ``train_on_batch`` in a loop, no
   learning-rate changes, nothing recorded;
 * ``bare_tf``  -- a hand-written ``tf.function`` train step (GradientTape + optimizer.apply),
-  no recording: the TensorFlow-only floor.
+  no recording: the TensorFlow-only floor (with ``KERAS_BACKEND=jax``: Keras's stateless
+  train step under ``jax.jit``, called step after step, one host read at the end).
 
 Each is warmed up once (tracing), then run ``--repeats`` times, interleaved; the median
 wall time is reported, with the ratios finder/bare and finder/fit -- as ratios of the
@@ -60,10 +61,55 @@ def _batches(x, y, bs):
     return [(x[i * bs:(i + 1) * bs], y[i * bs:(i + 1) * bs]) for i in range(n)]
 
 
+def _bare_compiled(bs: int, steps: int):
+    """The floor of a hand-written compiled step on this backend, nothing recorded: a
+    ``tf.function`` (GradientTape + optimizer.apply) on TensorFlow; on JAX the stateless
+    Keras step under ``jax.jit`` called step after step (one host read at the end)."""
+    import keras
+
+    wl_d = _model()
+    model_d, opt_d = wl_d.model, wl_d.model.optimizer
+    batches_d = _batches(wl_d.x, wl_d.y, bs)
+    nb = len(batches_d)
+    if keras.backend.backend() == "jax":
+        import jax
+
+        model_d.train_on_batch(*batches_d[0])  # builds the metrics and optimizer state
+        step = jax.jit(model_d.train_step)
+
+        def bare_jax():
+            state = tuple([v.value for v in vs] for vs in (model_d.trainable_variables, model_d.non_trainable_variables,
+                                                            opt_d.variables, model_d.metrics_variables))
+            for i in range(steps):
+                logs, state = step(state, batches_d[i % nb])
+            jax.block_until_ready(logs)
+
+        return bare_jax
+    import tensorflow as tf
+
+    loss_fn = keras.losses.get(wl_d.loss)
+
+    @tf.function
+    def tf_step(xb, yb):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(loss_fn(yb, model_d(xb, training=True)))
+            if model_d.losses:
+                loss += tf.add_n(model_d.losses)
+        grads = tape.gradient(loss, model_d.trainable_variables)
+        opt_d.apply(grads, model_d.trainable_variables)
+        return loss
+
+    def bare_tf():
+        for i in range(steps):
+            xb, yb = batches_d[i % nb]
+            tf_step(xb, yb)
+
+    return bare_tf
+
+
 def make_runners(bs: int, steps: int):
     """Return ``{name: run()}``; each ``run`` does ``steps`` training steps on its own model."""
     import keras
-    import tensorflow as tf
 
     from lrrt_core.finder import range_test
     from lrrt_core.schedule import ladder
@@ -129,27 +175,7 @@ def make_runners(bs: int, steps: int):
             xb, yb = batches_c[i % nb]
             tob(xb, yb)
 
-    wl_d = _model()
-    model_d, opt_d = wl_d.model, wl_d.model.optimizer
-    loss_fn = keras.losses.get(wl_d.loss)
-    batches_d = _batches(wl_d.x, wl_d.y, bs)
-
-    @tf.function
-    def tf_step(xb, yb):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(loss_fn(yb, model_d(xb, training=True)))
-            if model_d.losses:
-                loss += tf.add_n(model_d.losses)
-        grads = tape.gradient(loss, model_d.trainable_variables)
-        opt_d.apply(grads, model_d.trainable_variables)
-        return loss
-
-    def bare_tf():
-        nb = len(batches_d)
-        for i in range(steps):
-            xb, yb = batches_d[i % nb]
-            tf_step(xb, yb)
-
+    bare_tf = _bare_compiled(bs, steps)
     return {"finder": finder, "finder_sched": finder_sched, "finder_k1": finder_k1, "fit_cb": fit_cb,
             "bare_tob": bare_tob, "bare_tf": bare_tf}
 
