@@ -154,18 +154,7 @@ class AutoscalingLoopback(LoopbackCluster):
             f"--min-worker-port={worker_ports[0]}", f"--max-worker-port={worker_ports[-1]}",
             "--object-store-memory=100000000", f"--temp-dir={self.temp_dir}", "--disable-usage-stats",
         ]
-        log = self.log_dir / "head.log"
-        with open(log, "wb") as fh:
-            proc = subprocess.Popen(cmd, cwd=REPO, env=self.env(), stdout=fh, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-        head = RayNode("head", proc, log, node_manager)
-        self.nodes.append(head)
-        deadline = time.monotonic() + 90
-        while "Ray runtime started" not in log.read_text(errors="replace"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"head did not start:\n{log.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.5)
-        head.remember_descendants()
+        head = self.launch("head", cmd, node_manager)
         head.node_id = FAKE_HEAD_NODE_ID
         return head
 

@@ -215,6 +215,11 @@ class LoopbackCluster:
             cmd += ["--head", f"--port={gcs}", f"--ray-client-server-port={client}", "--include-dashboard=false"]
         else:
             cmd += [f"--address={self.address}"]
+        return self.launch(name, cmd, node_manager)
+
+    def launch(self, name: str, cmd: list[str], node_manager: int) -> "RayNode":
+        """Run one ``ray start --block`` in its own session, logging to ``<name>.log``, and
+        wait until Ray says it started; the node is remembered for teardown."""
         log = self.log_dir / f"{name}.log"
         with open(log, "wb") as fh:
             proc = subprocess.Popen(cmd, cwd=REPO, env=self.env(), stdout=fh, stderr=subprocess.STDOUT,
