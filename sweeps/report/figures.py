@@ -111,40 +111,9 @@ def _bands_figure(info: ReportInfo, bands: pd.DataFrame, *, ylabel: str, title: 
     ranking = red.ranking.set_index("config")
     for k, bs in enumerate(sizes):
         ax = axs[k // ncols][k % ncols]
-        sub = bands[bands["batch_size"] == bs]
-        y_top, y_bot = [], []
-        for config, g in sub.groupby("config", sort=False):
-            st = styles[g["series"].iloc[0]]
-            ax.fill_between(g["lr"].to_numpy(), g["lo"].to_numpy(), g["hi"].to_numpy(), color=st["color"],
-                            alpha=0.18, linewidth=0)
-            g = g[g["full"]]  # the mean only where every seed has a value (no jumps)
-            if g.empty:
-                continue
-            lr, mean = g["lr"].to_numpy(), g["mean"].to_numpy()
-            label = g["series"].iloc[0]
-            sugg = float(ranking.loc[config, "suggested_lr_gmean"]) if config in ranking.index else math.nan
-            ax.plot(lr, mean, color=st["color"], linestyle=st["linestyle"], linewidth=1.8, label=_mpl(label))
-            if np.isfinite(sugg) and lr[0] <= sugg <= lr[-1]:
-                y = float(np.interp(np.log10(sugg), np.log10(lr), mean))
-                ax.plot([sugg], [y], linestyle="none", marker=st["marker"], markersize=8,
-                        markerfacecolor=st["color"], markeredgecolor="white", markeredgewidth=1.2, zorder=5)
-            finite = mean[np.isfinite(mean)]
-            if finite.size:
-                if kind == "loss":
-                    y_top.append(finite[0])  # the loss the test started from
-                    y_bot.append(np.nanmin(g["lo"].to_numpy()))
-                else:
-                    y_bot.append(finite.min())
+        y_top, y_bot = _draw_bands(ax, bands[bands["batch_size"] == bs], styles, ranking, kind)
         ax.set_xscale("log")
-        if kind == "loss" and y_top:
-            lo_, hi_ = min(y_bot), max(y_top)
-            pad = 0.08 * (hi_ - lo_ if hi_ > lo_ else abs(hi_) + 1e-12)
-            ax.set_ylim(lo_ - pad, hi_ + 3 * pad)  # cut the blow-up: it would squash the curve
-        elif kind == "change":
-            ax.axhline(0.0, color="0.5", linewidth=0.8)
-            if y_bot and min(y_bot) < 0:
-                m = abs(min(y_bot))
-                ax.set_ylim(-1.15 * m, 0.6 * m)  # the useful part is the negative change
+        _band_ylim(ax, kind, y_top, y_bot)
         ax.set_title(_mpl(f"batch size {bs}"), fontsize=11)
         ax.set_xlabel("learning rate (log scale)")
         ax.set_ylabel(ylabel)
@@ -154,6 +123,48 @@ def _bands_figure(info: ReportInfo, bands: pd.DataFrame, *, ylabel: str, title: 
     _legend_below(fig, axs)
     fig.suptitle(title, fontsize=12)
     return fig
+
+
+def _draw_bands(ax, sub: pd.DataFrame, styles: dict, ranking: pd.DataFrame, kind: str) -> tuple[list, list]:
+    """One panel's bands, mean lines and suggestion markers; returns the y values that bound
+    the useful part of the panel (start losses and lowest band values, or lowest changes)."""
+    y_top, y_bot = [], []
+    for config, g in sub.groupby("config", sort=False):
+        st = styles[g["series"].iloc[0]]
+        ax.fill_between(g["lr"].to_numpy(), g["lo"].to_numpy(), g["hi"].to_numpy(), color=st["color"],
+                        alpha=0.18, linewidth=0)
+        g = g[g["full"]]  # the mean only where every seed has a value (no jumps)
+        if g.empty:
+            continue
+        lr, mean = g["lr"].to_numpy(), g["mean"].to_numpy()
+        label = g["series"].iloc[0]
+        sugg = float(ranking.loc[config, "suggested_lr_gmean"]) if config in ranking.index else math.nan
+        ax.plot(lr, mean, color=st["color"], linestyle=st["linestyle"], linewidth=1.8, label=_mpl(label))
+        if np.isfinite(sugg) and lr[0] <= sugg <= lr[-1]:
+            y = float(np.interp(np.log10(sugg), np.log10(lr), mean))
+            ax.plot([sugg], [y], linestyle="none", marker=st["marker"], markersize=8,
+                    markerfacecolor=st["color"], markeredgecolor="white", markeredgewidth=1.2, zorder=5)
+        finite = mean[np.isfinite(mean)]
+        if finite.size:
+            if kind == "loss":
+                y_top.append(finite[0])  # the loss the test started from
+                y_bot.append(np.nanmin(g["lo"].to_numpy()))
+            else:
+                y_bot.append(finite.min())
+    return y_top, y_bot
+
+
+def _band_ylim(ax, kind: str, y_top: list, y_bot: list) -> None:
+    """Loss panels: cut the blow-up (it would squash the curve); change panels: the negative part."""
+    if kind == "loss" and y_top:
+        lo_, hi_ = min(y_bot), max(y_top)
+        pad = 0.08 * (hi_ - lo_ if hi_ > lo_ else abs(hi_) + 1e-12)
+        ax.set_ylim(lo_ - pad, hi_ + 3 * pad)
+    elif kind == "change":
+        ax.axhline(0.0, color="0.5", linewidth=0.8)
+        if y_bot and min(y_bot) < 0:
+            m = abs(min(y_bot))
+            ax.set_ylim(-1.15 * m, 0.6 * m)
 
 
 def _focus_styles(red, bands: pd.DataFrame) -> dict[str, dict[str, Any]]:
