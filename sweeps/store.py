@@ -442,6 +442,11 @@ class SweepDir:
         self.path = Path(path)
         self._lock: Any = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy (Tune pickles the launch's callbacks, which hold :meth:`write_record`) never
+        holds the lock: the lock belongs to this process."""
+        return {**self.__dict__, "_lock": None}
+
     # ---- manifest
     def read_manifest(self) -> Manifest | None:
         """The manifest, or ``None`` when there is none (``ValueError`` if it is damaged)."""

@@ -288,6 +288,10 @@ def test_sweep_dir_pending_check_clear_and_lock(tmp_path):
         d.check("other", fresh=False)
     with pytest.raises(store.OutDirBusy):
         store.lock_out_dir(d.path)  # prepare took the lock
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(d))  # as Tune pickles the callbacks holding d.write_record
+    assert copy.path == d.path and copy._lock is None and d._lock is not None
     d.prepare(store.Manifest(name="s2", fingerprint="f2"), fresh=True)
     assert sorted(p.name for p in d.path.iterdir()) == [".lock", "sweep.json"]
     d.unlock()
