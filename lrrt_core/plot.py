@@ -77,7 +77,7 @@ def _marker_y(lrs: np.ndarray, values: np.ndarray, s: Suggestion) -> float:
     return float(np.interp(np.log10(s.lr), np.log10(lrs), values))
 
 
-def _fmt_lr(lr: float) -> str:
+def fmt_lr(lr: float) -> str:
     return f"{lr:.2e}"
 
 
@@ -85,10 +85,10 @@ def _mark(ax: Axes, lrs: np.ndarray, values: np.ndarray, s: Suggestion, color: s
     y = _marker_y(lrs, values, s)
     ax.plot(
         [s.lr], [y], linestyle="none", marker=marker, markersize=9, markerfacecolor=color,
-        markeredgecolor="white", markeredgewidth=1.2, zorder=5, label=f"{s.method}: lr = {_fmt_lr(s.lr)}",
+        markeredgecolor="white", markeredgewidth=1.2, zorder=5, label=f"{s.method}: lr = {fmt_lr(s.lr)}",
     )
     ax.annotate(
-        f"{_fmt_lr(s.lr)}", xy=(s.lr, y), xytext=(8, 10), textcoords="offset points",
+        f"{fmt_lr(s.lr)}", xy=(s.lr, y), xytext=(8, 10), textcoords="offset points",
         fontsize=9, color=color, zorder=6,
         bbox=dict(boxstyle="round,pad=0.2", facecolor="white", edgecolor="none", alpha=0.8),
     )
@@ -184,7 +184,7 @@ def plot_curve(
     ax.plot(lrs[win], smooth[win], color=color, linewidth=2.0, label=label or "smoothed loss (EMA)")
     if curve.diverged_lr is not None:
         ax.axvline(curve.diverged_lr, color="0.5", linestyle=":", linewidth=1.0,
-                   label=f"stopped ({curve.stop_reason}) at {_fmt_lr(curve.diverged_lr)}")
+                   label=f"stopped ({curve.stop_reason}) at {fmt_lr(curve.diverged_lr)}")
     s = _resolve(curve, suggestion)
     marked = smooth
     if s is not None and s.ok and s.method == "centered_min_div3":  # show the curve it reads, and its minimum
@@ -192,7 +192,7 @@ def plot_curve(
         ax.plot(lrs[win], marked[win], color=color, linewidth=1.2, linestyle="--",
                 label=f"centred average ({CENTERED_DECADES:g} decade)")
         ax.axvline(lrs[s.index], color=color, linestyle="--", linewidth=0.8, alpha=0.6,
-                   label=f"its minimum, lr {_fmt_lr(lrs[s.index])} (= 3 x suggestion)")
+                   label=f"its minimum, lr {fmt_lr(lrs[s.index])} (= 3 x suggestion)")
     if s is not None:
         if s.ok:
             _mark(ax, lrs, marked, s, PALETTE[1] if color == PALETTE[0] else color)
@@ -313,7 +313,7 @@ def plot_curves(
         text = name
         s = get_method(suggestion)(curve) if suggestion else None
         if s is not None:
-            text = f"{name} ({s.method} {_fmt_lr(s.lr)})" if s.ok else f"{name} (no {s.method})"
+            text = f"{name} ({s.method} {fmt_lr(s.lr)})" if s.ok else f"{name} (no {s.method})"
         ax.plot(lrs[win], values[win], color=color, linestyle=style, linewidth=1.8, label=text)
         if s is not None and s.ok:
             y = _marker_y(lrs, ema(raw, curve.beta), s) if smoothed else _marker_y(lrs, raw, s)

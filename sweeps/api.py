@@ -1,4 +1,4 @@
-"""The Python API, for notebooks and scripts: ``sweep``, ``load``, ``find`` and ``SweepResult``.
+"""The Python API, for notebooks and scripts: ``sweep``, ``load``, ``find`` and ``SweepResult`` (interface only).
 
 It mirrors the ``lrrt`` command and shares its code: :func:`sweep` is ``lrrt sweep``
 (:func:`sweeps.run.run_sweep`: same output directory, persistence, resume and refusals),
@@ -126,11 +126,16 @@ class SweepResult:
 
     # ---- what the report computes
     @functools.cached_property
+    def report_info(self):
+        """The report as data (``sweeps.report.ReportInfo``): bands, recommendations, sections."""
+        from sweeps.report import build_report
+
+        return build_report(self.reduction)
+
+    @property
     def recommendations(self) -> dict[str, Any]:
         """``{optimizer label: sweeps.report.Recommendation}``: best configuration, rate, falling range."""
-        from sweeps.report import recommendations
-
-        return {rec.optimizer: rec for rec in recommendations(self.reduction)}
+        return {rec.optimizer: rec for rec in self.report_info.recommendations}
 
     def figure(self, kind: str = "loss_vs_lr"):
         """A report figure as a matplotlib ``Figure`` (pyplot-free; ``None`` when no trial is ok).
@@ -140,14 +145,11 @@ class SweepResult:
         (per-axis effects) or ``verification`` (held-out metric vs candidate rate; ``None``
         before verification).
         """
-        from sweeps import report
+        from sweeps.report import FIGURES
 
-        builders = {"loss_vs_lr": report.fig_loss_vs_lr, "loss_change": report.fig_loss_change,
-                    "lr_scaling": report.fig_lr_scaling, "min_loss_heatmap": report.fig_min_loss_heatmap,
-                    "axis_effects": report.fig_axis_effects, "verification": report.fig_verification}
-        if kind not in builders:
-            raise ValueError(f"kind must be one of {', '.join(builders)}, got {kind!r}")
-        return builders[kind](self.reduction)
+        if kind not in FIGURES:
+            raise ValueError(f"kind must be one of {', '.join(FIGURES)}, got {kind!r}")
+        return FIGURES[kind](self.report_info)
 
     def __repr__(self) -> str:
         return f"SweepResult({self.name!r}: {self.reduction.summary_line()}; {self.out_dir})"
@@ -156,7 +158,7 @@ class SweepResult:
         """The summary line, the ranking table and the loss-vs-rate plot (an embedded PNG)."""
         from sweeps.report import render_notebook
 
-        return render_notebook(self.reduction)
+        return render_notebook(self.report_info)
 
 
 # --------------------------------------------------------------------------- sweep

@@ -1,4 +1,4 @@
-"""The ``lrrt`` command: ``sweep``, ``verify``, ``report``, ``find`` and ``validate``.
+"""The ``lrrt`` command: ``sweep``, ``verify``, ``report``, ``find`` and ``validate`` (interface only).
 
 Exit codes: 0 all trials ok; 1 some trials failed or did not finish (outputs still
 written, failures listed); 2 invalid input (one line on stderr naming the file and the
@@ -115,9 +115,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def _print_summary(out: Path, reduction) -> None:
     t = reduction.trials
-    counts = t["status"].value_counts().to_dict()
-    print(f"\n{len(t)} trials: {counts.get('ok', 0)} ok, {counts.get('failed', 0)} failed, "
-          f"{counts.get('missing', 0)} missing")
+    print(f"\n{reduction.summary_line()}")
     r = reduction.ranking
     if len(r):
         method = reduction.rank_by

@@ -1,4 +1,4 @@
-"""Per-axis effects of a sweep: which grid axis matters, and which value of it is best.
+"""Per-axis effects of a sweep: which grid axis matters, and which value of it is best (computing only).
 
 The marginal view (as optuna's slice and importance plots give it) computed from a
 :class:`sweeps.reduce.Reduction` as plain tables, drawn by :mod:`sweeps.report`: for each

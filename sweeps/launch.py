@@ -1,11 +1,14 @@
 """Run the trials of a sweep on Ray Tune: a local Ray instance or an existing cluster.
 
-One mechanism for persistence and resume: the driver writes each trial's record into
-``OUT/trials/<trial_id>.json`` the moment the trial ends (atomically). A run launches only
-the trials that have no ``ok`` record yet, so re-running the same command on the same
-``--out`` after Ctrl-C, a killed driver or a lost node re-runs unfinished and failed
-trials and never the finished ones. Ray Tune's own experiment state goes to
-``OUT/ray`` (or ``--storage``), one experiment per launch.
+One kind of job: launching. :func:`connected` checks the request and connects (nothing
+written yet) and yields a :class:`Launcher`; :meth:`Launcher.run` runs a list of trials in
+one Tune experiment and hands each trial's :class:`~sweeps.store.TrialRecord` to
+``on_record`` the moment the trial ends. Which trials to run, and where the records go, is
+the caller's business (``sweeps.run`` with a :class:`~sweeps.store.SweepDir`): a run
+launches only the trials without an ``ok`` record, so re-running the same command on the
+same ``--out`` after Ctrl-C, a killed driver or a lost node re-runs unfinished and failed
+trials and never the finished ones. Ray Tune's own experiment state goes to ``OUT/ray``
+(or ``--storage``), one experiment per launch.
 """
 
 from __future__ import annotations
@@ -27,9 +30,13 @@ from lrrt_core.workloads import workload_dirs
 from sweeps import store
 from sweeps.backends import DEFAULT_BACKEND, preload, worker_env
 from sweeps.spec import DEFAULT_STEPS, InvalidInput
+from sweeps.store import TrialRecord
 from sweeps.trainable import final_payload, run_trial, run_verify, trial_config
 
 logger = logging.getLogger(__name__)
+
+#: where a launch hands each finished trial's record: ``on_record(record, folder)``.
+OnRecord = Callable[[TrialRecord, str], None]
 
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2  # curves are small; leave the RAM to TensorFlow
 WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
@@ -133,10 +140,11 @@ class RayOptions:
         return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class LaunchOutcome:
+    """What one launch did: trials run, and how many of them ended ok, failed or not at all."""
+
     launched: int = 0
-    skipped: int = 0
     ok: int = 0
     failed: int = 0
     unfinished: int = 0
@@ -397,66 +405,57 @@ def _error_text(trial) -> str:
         return "trial failed (no error text recorded)"
 
 
-def _make_callbacks(out_dir: Path, kind: TrialKind, trials_by_id: dict, attempts_before: dict,
+def _record(trial, kind: TrialKind, entry, attempts: int, status: str, error: str | None,
+            payload: dict | None) -> TrialRecord:
+    """The record of a trial that ended (``entry``: its grid trial; ``attempts``: all so far)."""
+    last = trial.last_result or {}
+    return TrialRecord(trial_id=entry.trial_id, name=entry.name, config=entry.config, params=entry.params(),
+                       status=status, error=error, attempts=attempts, retried=attempts > 1, node=last.get("node"),
+                       node_ip=last.get("node_ip"), gpu_ids=last.get("gpu_ids", ""), wall_s=last.get("wall_s"),
+                       finished_at=time.time(), payload=payload, payload_key=kind.payload_key)
+
+
+def _ended(trial, kind: TrialKind) -> tuple[str, str | None, dict | None]:
+    """Status, error and payload of a trial Tune calls complete."""
+    payload = final_payload(trial.last_result)
+    if payload is None:
+        return "failed", f"trial ended without reporting its {kind.payload_key}", None
+    problem = kind.check(payload)
+    return ("failed" if problem else "ok"), problem, payload
+
+
+def _make_callbacks(kind: TrialKind, trials_by_id: dict, attempts_before: dict, on_record: OnRecord,
                     progress: "Progress | None"):
+    """Tune callbacks: a record for each trial as it ends (handed to ``on_record``), and progress."""
     from ray.tune import Callback
 
-    class RecordWriter(Callback):
-        """Writes each trial's record into OUT/trials/ as soon as it ends (driver side)."""
+    class RecordMaker(Callback):
+        """Builds each trial's record as soon as it ends (driver side) and hands it on."""
 
         def __init__(self) -> None:
             self.recovers: dict[str, int] = {}
 
-        def _tid(self, trial) -> str:
-            return trial.config["trial"]["trial_id"]
-
-        def _record(self, trial, status: str, error: str | None, payload: dict | None) -> dict:
-            tid = self._tid(trial)
-            t = trials_by_id[tid]
-            last = trial.last_result or {}
-            return {
-                "schema": 1,
-                "trial_id": tid,
-                "name": t.name,
-                "config": t.config,
-                "params": t.params(),
-                "status": status,
-                "error": error,
-                "attempts": attempts_before.get(tid, 0) + self.recovers.get(tid, 0) + 1,
-                "retried": attempts_before.get(tid, 0) + self.recovers.get(tid, 0) > 0,
-                "node": last.get("node"),
-                "node_ip": last.get("node_ip"),
-                "gpu_ids": last.get("gpu_ids", ""),
-                "wall_s": last.get("wall_s"),
-                "finished_at": time.time(),
-                kind.payload_key: payload,
-            }
+        def _emit(self, trial, status: str, error: str | None, payload: dict | None) -> None:
+            tid = trial.config["trial"]["trial_id"]
+            attempts = attempts_before.get(tid, 0) + self.recovers.get(tid, 0) + 1
+            on_record(_record(trial, kind, trials_by_id[tid], attempts, status, error, payload), kind.folder)
+            if progress:
+                progress.finished(trial, status == "ok")
 
         def on_trial_recover(self, iteration, trials, trial, **info):
-            tid = self._tid(trial)
+            tid = trial.config["trial"]["trial_id"]
             self.recovers[tid] = self.recovers.get(tid, 0) + 1
             logger.warning("trial %s failed (%s); retrying", trials_by_id[tid].name, _error_text(trial))
             if progress:
                 progress.retried(trial)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            payload = final_payload(trial.last_result)
-            if payload is None:
-                rec = self._record(trial, "failed", f"trial ended without reporting its {kind.payload_key}", None)
-            else:
-                problem = kind.check(payload)
-                rec = self._record(trial, "failed" if problem else "ok", problem, payload)
-            store.write_record(out_dir, rec, kind.folder)
-            if progress:
-                progress.finished(trial, rec["status"] == "ok")
+            self._emit(trial, *_ended(trial, kind))
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            rec = self._record(trial, "failed", _error_text(trial), None)
-            store.write_record(out_dir, rec, kind.folder)
-            if progress:
-                progress.finished(trial, False)
+            self._emit(trial, "failed", _error_text(trial), None)
 
-    cbs = [RecordWriter()]
+    cbs = [RecordMaker()]
     if progress:
         cbs.append(progress.as_callback())
     return cbs
@@ -611,11 +610,6 @@ def storage_uri(storage: str) -> str:
     return storage if "://" in storage else str(Path(storage).expanduser().resolve())
 
 
-def pending_trials(trials: Sequence, records: dict[str, dict]) -> list:
-    """Trials without an ``ok`` record: never started, unfinished, or failed before."""
-    return [t for t in trials if records.get(t.trial_id, {}).get("status") != "ok"]
-
-
 def _make_tuner(spec, kind: TrialKind, todo: Sequence, callbacks: list, storage_path: str,
                 builder: Callable[..., Any] | None):
     """The Tune ``Tuner`` of one launch: one grid entry per pending trial, our callbacks, no reporter."""
@@ -646,78 +640,74 @@ def _make_tuner(spec, kind: TrialKind, todo: Sequence, callbacks: list, storage_
     )
 
 
-def _count(outcome: LaunchOutcome, todo: Sequence, out_dir: Path, folder: str) -> LaunchOutcome:
-    """Fill ``outcome``'s ok / failed / unfinished counts from the records now on disk."""
-    final = store.read_records(out_dir, folder)
-    for t in todo:
-        status = final.get(t.trial_id, {}).get("status")
-        if status == "ok":
-            outcome.ok += 1
-        elif status == "failed":
-            outcome.failed += 1
-        else:
-            outcome.unfinished += 1
-    return outcome
-
-
-def _fit(spec, kind: TrialKind, trials: Sequence, todo: Sequence, out_dir: Path, outcome: LaunchOutcome,
-         attempts_before: dict, *, owns_ray: bool, storage: str | None, quiet: bool,
-         builder: Callable[..., Any] | None) -> None:
+def _fit(spec, kind: TrialKind, todo: Sequence, on_record: OnRecord, attempts_before: dict, *, owns_ray: bool,
+         ray: RayOptions, storage_path: str, builder: Callable[..., Any] | None) -> LaunchOutcome:
     """Run ``todo`` in one Tune experiment; every Tune object lives and dies in here."""
-    trials_by_id = {t.trial_id: t for t in trials}
-    progress = None if quiet else Progress(len(todo), kind.steps, label=f"{kind.what}s")
-    callbacks = _make_callbacks(out_dir, kind, trials_by_id, attempts_before, progress)
-    storage_path = storage_uri(storage) if storage else str(out_dir / "ray")
+    statuses: dict[str, str] = {}
+
+    def record(rec: TrialRecord, folder: str) -> None:
+        on_record(rec, folder)
+        statuses[rec.trial_id] = rec.status
+
+    progress = None if ray.quiet else Progress(len(todo), kind.steps, label=f"{kind.what}s")
+    callbacks = _make_callbacks(kind, {t.trial_id: t for t in todo}, attempts_before, record, progress)
     # Tune is imported after connect: a local Ray's workers load TensorFlow meanwhile.
     tuner = _make_tuner(spec, kind, todo, callbacks, storage_path, builder)
-    outcome.launched = len(todo)
     t_fit = time.monotonic()
     with _tune_actors_without_runtime_env() if owns_ray else contextlib.nullcontext():
         result_grid = tuner.fit()
     logger.info("Tune finished %d trials in %.1f s", len(todo), time.monotonic() - t_fit)
-    outcome.experiment_path = result_grid.experiment_path
     if progress:
         progress.close()
+    ok = sum(statuses.get(t.trial_id) == "ok" for t in todo)
+    failed = sum(statuses.get(t.trial_id) == "failed" for t in todo)
+    return LaunchOutcome(launched=len(todo), ok=ok, failed=failed, unfinished=len(todo) - ok - failed,
+                         experiment_path=result_grid.experiment_path)
 
 
-def run_trials(
-    spec,
-    trials: Sequence,
-    out_dir: Path,
-    *,
-    ray: RayOptions = RayOptions(),
-    fresh: bool = False,
-    before_launch: Callable[[], None] | None = None,
-    kind: TrialKind | None = None,
-    builder: Callable[..., Any] | None = None,
-) -> LaunchOutcome:
-    """Run every trial of ``trials`` that has no ok record in ``out_dir`` on Ray Tune.
+@dataclasses.dataclass(frozen=True)
+class Launcher:
+    """A Ray connection that passed every check: :meth:`run` launches trials on it.
 
-    ``ray``: the connection and output options (:class:`RayOptions`). ``fresh``: the
-    directory's old records do not count (``before_launch`` clears them).
-
-    ``kind`` says what the trials are (:func:`range_tests`, the default, or
-    :func:`verifications`): their trainable, config and records folder.
-
-    Raises :class:`LaunchError` before anything is written when the request cannot run
-    (unreachable address, more GPUs per trial than any node has, a builder that cannot be
-    pickled). ``before_launch`` is called after those checks and before the first trial
-    starts (the sweep manifest is written there). ``builder``: the workload builder as a
-    callable, sent to the trials by value (``tune.with_parameters``) instead of being
-    imported there by name.
+    Made by :func:`connected`; nothing has been written to the output directory yet.
     """
-    out_dir = Path(out_dir).resolve()
-    kind = kind or range_tests(spec, trials)
-    # --fresh: the old records are about to be cleared (in before_launch), so none count.
-    records = store.read_records(out_dir, kind.folder) if out_dir.exists() and not fresh else {}
-    todo = pending_trials(trials, records)
-    outcome = LaunchOutcome(skipped=len(trials) - len(todo))
-    res = spec.resources
-    if not todo:
-        if before_launch:
-            before_launch()
-        return outcome
 
+    spec: Any
+    ray: RayOptions
+    builder: Callable[..., Any] | None
+    owns_ray: bool
+    storage_path: str
+
+    def run(self, kind: TrialKind, trials: Sequence, *, on_record: OnRecord,
+            attempts_before: dict[str, int] | None = None) -> LaunchOutcome:
+        """Run ``trials`` in one Tune experiment; hand each trial's record to
+        ``on_record(record, folder)`` the moment the trial ends.
+
+        Args:
+            kind: what the trials are (:func:`range_tests` or :func:`verifications`).
+            attempts_before: attempts each trial already had in earlier runs (from its
+                old record), so a record counts every attempt.
+        """
+        return _fit(self.spec, kind, trials, on_record, attempts_before or {}, owns_ray=self.owns_ray,
+                    ray=self.ray, storage_path=self.storage_path, builder=self.builder)
+
+
+@contextlib.contextmanager
+def connected(spec, out_dir: Path, n_trials: int, ray: RayOptions = RayOptions(),
+              builder: Callable[..., Any] | None = None):
+    """Check the request, connect to Ray and yield a :class:`Launcher`; nothing is written.
+
+    Raises :class:`LaunchError` before anything is written when the request cannot run (a
+    builder that cannot be pickled, an unreachable address, more GPUs per trial than any
+    node has). On leaving the block a local Ray we started is stopped: in the background
+    when all went well (the caller's report overlaps with it; :func:`wait_ray_stopped`),
+    at once after an error.
+
+    ``out_dir``: the sweep's directory (Tune keeps its own state in ``OUT/ray`` unless
+    ``ray.storage`` says otherwise). ``n_trials``: how many trials will run (decides what a
+    local Ray preloads).
+    """
+    res = spec.resources
     quiet_ray_logs(ray.verbose)
     if builder is not None:
         check_builder(builder)
@@ -727,16 +717,13 @@ def run_trials(
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     t_connect = time.monotonic()
     owns_ray = connect(ray.address, local_gpus=ray.local_gpus, verbose=ray.verbose,
-                       preload=preload_modules(res, len(todo), backend=spec.backend),
+                       preload=preload_modules(res, n_trials, backend=spec.backend),
                        env=worker_env(spec.backend, cpus_per_trial=res.cpus_per_trial, gpus_per_trial=res.gpus_per_trial))
     logger.info("Ray ready in %.1f s (%s)", time.monotonic() - t_connect, "local" if owns_ray else ray.address)
     try:
         check_fits(res.cpus_per_trial, res.gpus_per_trial, wait_for_nodes=ray.wait_for_nodes, joined=not owns_ray)
-        if before_launch:
-            before_launch()
-        attempts_before = {tid: int(r.get("attempts") or 0) for tid, r in records.items()}
-        _fit(spec, kind, trials, todo, out_dir, outcome, attempts_before, owns_ray=owns_ray, storage=ray.storage,
-             quiet=ray.quiet, builder=builder)
+        storage = storage_uri(ray.storage) if ray.storage else str(Path(out_dir) / "ray")
+        yield Launcher(spec, ray, builder, owns_ray, storage)
     except BaseException:
         if owns_ray:
             stop_local_ray()
@@ -747,4 +734,3 @@ def run_trials(
         # is up, then let the caller's report overlap with the shutdown.
         gc.collect()
         stop_local_ray_in_background()
-    return _count(outcome, todo, out_dir, kind.folder)

@@ -1,8 +1,11 @@
-"""Reduce a sweep's stored trial results into tables: trials, curves, ranking.
+"""Reduce a sweep's trial records into tables: trials, curves, ranking (computing only).
 
-The reducer reads only files (``DIR/sweep.json`` and ``DIR/trials/*.json``, written by
-:mod:`sweeps.store`), so it runs without Ray, on a laptop, on a copied directory
-(``ray rsync-down``), and on a sweep that is still running or was interrupted: trials
+One kind of job: records in, :class:`Reduction` out. :func:`reduce_records` is pure (a
+:class:`SweepRecords` in, nothing read or written); :func:`reduce_dir` is the short
+composition read (:class:`~sweeps.store.SweepDir`) -> reduce. Writing the tables and the
+report is ``sweeps.report.write_outputs``. The reducer reads only files (``DIR/sweep.json``
+and ``DIR/trials/*.json``, written by :mod:`sweeps.store`), so it runs without Ray, on a
+laptop, on a copied directory (``ray rsync-down``), and on a sweep that is still running or was interrupted: trials
 planned in the manifest without a record yet are reported as ``missing``.
 
 Raw first, derive later (STYLE.md #3): the summary scalars are recomputed here from the
@@ -10,7 +13,7 @@ raw stored curves with :func:`lrrt_core.suggest.summarize`, never trusted from w
 the trial reported while running, so changing a heuristic and running ``lrrt report DIR``
 again updates every number.
 
-Outputs (all written atomically by :func:`write_outputs`):
+The tables (written atomically by ``sweeps.report.write_outputs``):
 
 ``trials.csv``
     one row per planned trial: ``trial_id, name, config, optimizer, batch_size, seed``,
@@ -44,7 +47,7 @@ band; NaN with one value).
 Example:
     >>> red = reduce_dir("runs/quickstart")                     # doctest: +SKIP
     >>> red.ranking[["config", "min_loss_mean", "rank"]]          # doctest: +SKIP
-    >>> write_outputs("runs/quickstart")                          # doctest: +SKIP
+    >>> sweeps.report.write_outputs(red)                          # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -62,8 +65,9 @@ import pandas as pd
 from lrrt_core.curve import Curve
 from lrrt_core.suggest import DEFAULT_METHOD
 from sweeps import store
+from sweeps.store import Manifest, SweepDir, TrialEntry, TrialRecord
 from sweeps.verification import RANKING_COLUMNS as VERIFIED_COLUMNS
-from sweeps.verification import recipes, reduce_verification
+from sweeps.verification import VERIFY_DIR, reduce_verification
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +75,8 @@ __all__ = [
     "Reduction",
     "reduce_dir",
     "fit_lr_scaling",
-    "write_outputs",
-    "rebuild",
+    "reduce_records",
+    "SweepRecords",
     "DEFAULT_RANK_BY",
     "TRIAL_COLUMNS",
     "CURVE_COLUMNS",
@@ -121,7 +125,7 @@ STATUSES = ("ok", "failed", "missing")
 
 @dataclasses.dataclass
 class Reduction:
-    """Everything the report needs, computed once from a sweep directory.
+    """A sweep's records reduced to tables: everything the report needs, computed once.
 
     Attributes:
         out_dir: the sweep directory that was read.
@@ -142,7 +146,7 @@ class Reduction:
     """
 
     out_dir: Path
-    manifest: dict[str, Any] | None
+    manifest: Manifest | None
     trials: pd.DataFrame
     curves: pd.DataFrame
     ranking: pd.DataFrame
@@ -153,14 +157,12 @@ class Reduction:
     axes: list[str]
     rank_by: str
     verification: Any = None
-    #: derived results the report computes once and draws several times (seed bands).
-    cache: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def name(self) -> str:
         """The sweep name from the manifest (else the directory name)."""
-        if self.manifest and self.manifest.get("name"):
-            return str(self.manifest["name"])
+        if self.manifest and self.manifest.name:
+            return str(self.manifest.name)
         return self.out_dir.name
 
     @property
@@ -183,6 +185,14 @@ class Reduction:
     def complete(self) -> bool:
         """True when every planned trial has a record and none failed."""
         return self.n_failed == 0 and self.n_missing == 0
+
+    def status_counts(self) -> dict[str, int]:
+        """``{ok, failed, missing}`` over every range test and every planned verification
+        training: what the exit code is decided on."""
+        counts = {"ok": self.n_ok, "failed": self.n_failed, "missing": self.n_missing}
+        if self.verification is not None and self.verification.ran:
+            counts = {k: n + self.verification.counts()[k] for k, n in counts.items()}
+        return counts
 
     def summary_line(self) -> str:
         """``"12 trials: 10 ok, 1 failed, 1 missing"`` (plain text, not escaped)."""
@@ -267,12 +277,12 @@ def _jsonish(value: Any) -> str:
         return str(value)
 
 
-def _planned_trials(manifest: dict[str, Any] | None, records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _planned_trials(manifest: Manifest | None, records: dict[str, TrialRecord]) -> list[TrialEntry]:
     """The trial list: the manifest's, then any record the manifest does not know."""
-    planned: list[dict[str, Any]] = []
+    planned: list[TrialEntry] = []
     seen: set[str] = set()
-    for t in (manifest or {}).get("trials", []) or []:
-        tid = str(t.get("trial_id"))
+    for t in manifest.trials if manifest is not None else []:
+        tid = str(t.trial_id)
         if tid in seen:
             logger.warning("manifest lists trial %s twice; keeping the first", tid)
             continue
@@ -281,19 +291,18 @@ def _planned_trials(manifest: dict[str, Any] | None, records: dict[str, dict[str
     extra = [r for tid, r in records.items() if tid not in seen]
     if extra and manifest is not None:
         logger.warning("%d trial record(s) are not in the manifest; reducing them anyway", len(extra))
-    for r in sorted(extra, key=lambda r: str(r.get("name", r["trial_id"]))):
-        planned.append({k: r.get(k) for k in ("trial_id", "name", "config", "params")})
+    planned += [r.entry for r in sorted(extra, key=lambda r: str(r.name or r.trial_id))]
     return planned
 
 
-def _identity(t: dict[str, Any], record: dict[str, Any] | None) -> dict[str, Any]:
+def _identity(t: TrialEntry, record: TrialRecord | None) -> dict[str, Any]:
     """Identity columns of one trial, preferring the manifest entry, then the record."""
-    src = record or {}
-    params = dict(src.get("params") or {})
-    params.update({k: v for k, v in (t.get("params") or {}).items() if v is not None})
-    tid = str(t.get("trial_id") or src.get("trial_id"))
-    name = t.get("name") or src.get("name") or tid
-    config = t.get("config") or src.get("config") or name
+    src = record.entry if record is not None else TrialEntry(None)
+    params = dict(src.params)
+    params.update({k: v for k, v in t.params.items() if v is not None})
+    tid = str(t.trial_id or src.trial_id)
+    name = t.name or src.name or tid
+    config = t.config or src.config or name
     return {
         "trial_id": tid,
         "name": str(name),
@@ -313,8 +322,8 @@ def reduce_dir(out_dir: str | os.PathLike, rank_by: str | None = None) -> Reduct
         out_dir: the sweep output directory (``DIR/sweep.json`` + ``DIR/trials/*.json``).
             It may belong to a sweep that is still running or was interrupted.
         rank_by: suggestion method whose learning rate becomes ``suggested_lr`` and breaks
-            ranking ties (one of :data:`lrrt_core.suggest.METHODS`; default
-            ``"steepest"``, most negative d smoothed-loss / d log10 lr).
+            ranking ties (one of :data:`lrrt_core.suggest.METHODS`; default: the sweep
+            file's ``report.rank_by``, else :data:`DEFAULT_RANK_BY`).
 
     Returns:
         a :class:`Reduction`. Nothing is written.
@@ -323,13 +332,57 @@ def reduce_dir(out_dir: str | os.PathLike, rank_by: str | None = None) -> Reduct
         FileNotFoundError: if ``out_dir`` holds neither a manifest nor any trial record.
         ValueError: for an unknown ``rank_by`` or an unreadable manifest.
     """
-    out_dir = Path(out_dir)
-    manifest, records, corrupt, rank_by = _read(out_dir, rank_by)
-    idents, axes = _identities(_planned_trials(manifest, records), records)
+    records = SweepRecords.read(SweepDir(out_dir))
+    return reduce_records(records, rank_by=rank_by)
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepRecords:
+    """What a sweep directory holds, read once: the reducer's whole input.
+
+    Attributes:
+        out_dir: the directory. manifest: its manifest (``None``: none).
+        records: ``{trial_id: TrialRecord}`` of the range tests. corrupt: ``{file stem:
+            reason}`` of unreadable record files. verify_records: the verification records.
+    """
+
+    out_dir: Path
+    manifest: Manifest | None
+    records: dict[str, TrialRecord]
+    corrupt: dict[str, str] = dataclasses.field(default_factory=dict)
+    verify_records: dict[str, TrialRecord] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def read(cls, sdir: SweepDir) -> "SweepRecords":
+        """Read ``sdir``'s manifest and records.
+
+        Raises:
+            FileNotFoundError: neither a manifest nor any record.
+        """
+        manifest = sdir.read_manifest()
+        records, corrupt = sdir.scan()
+        if manifest is None and not records:
+            raise FileNotFoundError(f"{sdir.path}: no {store.MANIFEST_NAME} and no trial records: not a sweep directory")
+        if manifest is None:
+            logger.warning("%s: no %s; reducing the %d record(s) found", sdir.path, store.MANIFEST_NAME, len(records))
+        verify = sdir.records(VERIFY_DIR) if manifest is not None and manifest.verify_trials else {}
+        return cls(sdir.path, manifest, records, corrupt, verify)
+
+
+def reduce_records(src: SweepRecords, rank_by: str | None = None) -> Reduction:
+    """The reduction of a sweep's records (pure: reads and writes nothing).
+
+    Steps: the planned trials and their identities; one row (and an ok trial's curve) per
+    trial; the trials and curves tables; the ranking over seeds with the verification
+    columns; the lr-vs-batch-size fit.
+    """
+    manifest = src.manifest
+    rank_by = _check_rank_by(manifest.rank_by if rank_by is None and manifest else rank_by)
+    idents, axes = _identities(_planned_trials(manifest, src.records), src.records)
     axis_cols = [_axis_column(a) for a in axes]
     rows, curve_frames, missing, failed = [], [], [], []
     for ident in idents:
-        row, curve = _trial_row(ident, records.get(ident["trial_id"]), corrupt, axes, axis_cols, rank_by)
+        row, curve = _trial_row(ident, src.records.get(ident["trial_id"]), src.corrupt, axes, axis_cols, rank_by)
         rows.append(row)
         if row["status"] == "missing":
             missing.append(ident["name"])
@@ -338,39 +391,25 @@ def reduce_dir(out_dir: str | os.PathLike, rank_by: str | None = None) -> Reduct
         if curve is not None:
             curve_frames.append((ident, curve.to_frame()))
     trials = _trials_table(rows, axis_cols)
-    curves = _curves_table(curve_frames, axes, axis_cols)
-    ranking, verification = reduce_verification(manifest, out_dir, _rank(trials, axis_cols), axis_cols)
-    return Reduction(out_dir=out_dir, manifest=manifest, trials=trials, curves=curves, ranking=ranking,
-                     scaling=fit_lr_scaling(ranking), missing=missing, failed=failed, corrupt=corrupt,
+    ranking, verification = reduce_verification(manifest, src.verify_records, _rank(trials, axis_cols), axis_cols)
+    return Reduction(out_dir=src.out_dir, manifest=manifest, trials=trials,
+                     curves=_curves_table(curve_frames, axes, axis_cols), ranking=ranking,
+                     scaling=fit_lr_scaling(ranking), missing=missing, failed=failed, corrupt=src.corrupt,
                      axes=axis_cols, rank_by=rank_by, verification=verification)
 
 
-def _read(out_dir: Path, rank_by: str | None):
-    """The manifest, the records (and the corrupt ones) and the ``rank_by`` in effect."""
-    manifest = store.read_manifest(out_dir)
-    if rank_by is None and manifest:  # the sweep file's report.rank_by
-        rank_by = ((manifest.get("spec") or {}).get("report") or {}).get("rank_by")
-    rank_by = _check_rank_by(rank_by)
-    records, corrupt = store.scan_records(out_dir)
-    if manifest is None and not records:
-        raise FileNotFoundError(f"{out_dir}: no {store.MANIFEST_NAME} and no trial records: not a sweep directory")
-    if manifest is None:
-        logger.warning("%s: no %s; reducing the %d record(s) found", out_dir, store.MANIFEST_NAME, len(records))
-    return manifest, records, corrupt, rank_by
-
-
-def _identities(planned: list[dict[str, Any]], records: dict[str, dict[str, Any]]) -> tuple[list[dict], list[str]]:
+def _identities(planned: list[TrialEntry], records: dict[str, TrialRecord]) -> tuple[list[dict], list[str]]:
     """Each planned trial's identity, and the extra axis names in order of first appearance."""
     axes: list[str] = []
     idents = []
     for t in planned:
-        ident = _identity(t, records.get(str(t.get("trial_id"))))
+        ident = _identity(t, records.get(str(t.trial_id)))
         idents.append(ident)
         axes += [a for a in ident["axes"] if a not in axes]
     return idents, axes
 
 
-def _trial_row(ident: dict, rec: dict | None, corrupt: dict[str, str], axes: list[str], axis_cols: list[str],
+def _trial_row(ident: dict, rec: TrialRecord | None, corrupt: dict[str, str], axes: list[str], axis_cols: list[str],
                rank_by: str) -> tuple[dict[str, Any], Curve | None]:
     """One row of ``trials.csv`` (status ok / failed / missing) and the trial's curve if ok."""
     tid = ident["trial_id"]
@@ -384,26 +423,26 @@ def _trial_row(ident: dict, rec: dict | None, corrupt: dict[str, str], axes: lis
         if tid in corrupt:
             row["error"] = f"corrupt record: {corrupt[tid]}"
         return row, None
-    row["attempts"] = _float(rec.get("attempts"))
-    row["node"] = "" if rec.get("node") is None else str(rec.get("node"))
-    row["gpu_ids"] = _gpu_ids_str(rec.get("gpu_ids"))
-    row["wall_s"] = _float(rec.get("wall_s"))
+    row["attempts"] = _float(rec.attempts)
+    row["node"] = "" if rec.node is None else str(rec.node)
+    row["gpu_ids"] = _gpu_ids_str(rec.gpu_ids)
+    row["wall_s"] = _float(rec.wall_s)
     status, error, curve = _status_and_curve(ident, rec, rank_by, row)
     row["status"] = status
     row["error"] = "" if error is None else str(error)
     return row, curve
 
 
-def _status_and_curve(ident: dict, rec: dict, rank_by: str, row: dict[str, Any]):
+def _status_and_curve(ident: dict, rec: TrialRecord, rank_by: str, row: dict[str, Any]):
     """The record's status, error and curve; an ok record's summary scalars go into ``row``."""
-    status = str(rec.get("status", "failed"))
-    error = rec.get("error")
+    status = str(rec.status)
+    error = rec.error
     curve = None
     if status == "ok":
         try:
-            if rec.get("curve") is None:
+            if rec.payload is None:
                 raise ValueError("status ok but the record holds no curve")
-            curve = Curve.from_dict(rec["curve"])
+            curve = Curve.from_dict(rec.payload)
             if curve.steps_run == 0:
                 raise ValueError("the curve has no steps")
             summary = _summarize(curve, rank_by)
@@ -573,52 +612,3 @@ def fit_lr_scaling(ranking: pd.DataFrame, lr_column: str = "suggested_lr_gmean")
         row.update(n_batch_sizes=int(np.unique(x).size), slope=float(slope), intercept=float(intercept), r2=r2)
         out.append(row)
     return pd.DataFrame(out, columns=columns)
-
-
-# --------------------------------------------------------------------------- write
-def write_outputs(out_dir: str | os.PathLike, rank_by: str | None = None) -> Reduction:
-    """Reduce ``out_dir`` and write every output into it, each file atomically.
-
-    Writes ``trials.csv``, ``ranking.csv``, ``curves.parquet``, ``plots/*.png``,
-    ``report.html`` (self-contained) and ``report.md``. Tables are written first, so a
-    plotting problem never costs the tables; a figure that fails is logged and left out
-    of the report.
-
-    Returns:
-        the :class:`Reduction` that was written.
-    """
-    from sweeps import report  # matplotlib enters only here
-
-    red = reduce_dir(out_dir, rank_by=rank_by)
-    out = red.out_dir
-    store.atomic_write_frame(red.trials, out / "trials.csv")
-    store.atomic_write_frame(red.ranking, out / "ranking.csv")
-    store.atomic_write_frame(red.curves, out / "curves.parquet")
-    if red.verification.ran:
-        store.atomic_write_frame(red.verification.rows, out / "verify.csv")
-    store.atomic_write_json(out / "recipes.json", {"method": red.rank_by, "recipes": recipes(red.ranking, red.rank_by)})
-    plot_paths = report.make_plots(red, out / "plots")
-    store.atomic_write_text(out / "report.html", report.render_html(red, plot_paths))
-    store.atomic_write_text(out / "report.md", report.render_markdown(red, plot_paths))
-    logger.info("%s: wrote report (%s)", out, red.summary_line())
-    return red
-
-
-def rebuild(out_dir: str | os.PathLike, rank_by: str | None = None) -> Reduction:
-    """Rebuild all outputs of a sweep directory from its stored results (``lrrt report DIR``).
-
-    Safe on a sweep that is still running or was interrupted: only complete (atomically
-    written) records are read; planned trials without a record are listed as missing in
-    every output; corrupt records are skipped with a warning. Running it again after more
-    trials finished replaces every output whole.
-
-    Raises:
-        FileNotFoundError: ``out_dir`` does not exist or is not a sweep directory.
-    """
-    out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        raise FileNotFoundError(f"{out_dir}: no such directory")
-    red = write_outputs(out_dir, rank_by=rank_by)
-    if red.n_missing:
-        logger.warning("%s: %d of %d trials have no result yet (running or interrupted sweep)", out_dir, red.n_missing, red.n_trials)
-    return red

@@ -1,12 +1,17 @@
 """One sweep, start to finish: the single code path behind ``lrrt sweep`` and ``sweeps.sweep()``.
 
-:func:`run_sweep` takes a validated spec and does what the command promises: refuse an
-output directory that holds another sweep (unless ``fresh``), take the directory's lock,
-launch the trials that have no ok record yet on Ray (``sweeps.launch``), rebuild every
-output from the records (``sweeps.reduce``) and say which exit code the outcome means.
-The CLI prints the summary table and exits with that code; the Python API wraps the same
-:class:`SweepRun` in a ``SweepResult``. Bad input raises :class:`~sweeps.spec.InvalidInput`
-(one of its subclasses) before anything is written; failed trials never raise.
+One kind of job: sequencing the stages. :func:`run_sweep` takes a validated spec and does
+what the command promises, as a list of steps: check the options and the output directory
+(:class:`~sweeps.store.SweepDir`: refuse another sweep's directory unless ``fresh``, take
+its lock), then :func:`launch_pending` — check the request and connect to Ray
+(``sweeps.launch``, nothing written yet), prepare the directory (lock, ``--fresh`` clear,
+:class:`~sweeps.store.Manifest`), run the trials without an ok record, each record written
+by the ``SweepDir`` as its trial ends — then rebuild every output from the records
+(``sweeps.report.rebuild``) and take the exit code from the statuses the ``Reduction``
+counted. The CLI prints the summary table and exits with that code; the Python API wraps
+the same :class:`SweepRun` in a ``SweepResult``. Bad input raises
+:class:`~sweeps.spec.InvalidInput` (one of its subclasses) before anything is written;
+failed trials never raise.
 
 Ray is imported only by ``sweeps.launch``, which is loaded when a sweep really starts.
 """
@@ -14,9 +19,7 @@ Ray is imported only by ``sweeps.launch``, which is loaded when a sweep really s
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,11 +28,10 @@ from sweeps.launch import RayOptions
 from sweeps.spec import InvalidInput
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
-OUTPUT_NAMES = (".lock", "sweep.json", "trials", "verify", "ray", "plots", "trials.csv", "ranking.csv",
-                "curves.parquet", "verify.csv", "recipes.json", "report.html", "report.md")
 RANK_CHOICES = (*METHODS, "sma")
 
-__all__ = ["UsageError", "SweepRun", "run_sweep", "run_verify", "write_report", "read_manifest_or_fail", "exit_code",
+__all__ = ["UsageError", "SweepRun", "run_sweep", "run_verify", "launch_pending", "write_report",
+           "read_manifest_or_fail", "exit_code",
            "EXIT_OK", "EXIT_FAILED", "EXIT_INVALID", "EXIT_INTERRUPTED", "RANK_CHOICES"]
 
 
@@ -59,91 +61,39 @@ class SweepRun:
     exit_code: int
 
 
-def _manifest(spec, trials) -> dict[str, Any]:
-    return {
-        "schema": 1,
-        "name": spec.name,
-        "fingerprint": spec.fingerprint(),
-        "source": str(spec.source) if getattr(spec, "source", None) else None,
-        "spec": spec.model_dump(mode="json"),
-        "created_at": time.time(),
-        "trials": [
-            {"trial_id": t.trial_id, "name": t.name, "config": t.config, "params": t.params()}
-            for t in trials
-        ],
-    }
-
-
-def read_manifest_or_fail(out: Path, what: str) -> dict | None:
-    """The directory's sweep.json, or ``None``; a damaged one is a one-line error, not a traceback."""
-    from sweeps import store
+def read_manifest_or_fail(out: Path, what: str):
+    """The directory's :class:`~sweeps.store.Manifest`, or ``None``; a damaged one is a one-line
+    error, not a traceback."""
+    from sweeps.store import SweepDir
 
     try:
-        return store.read_manifest(out)
+        return SweepDir(out).read_manifest()
     except (ValueError, OSError) as err:
         raise UsageError(f"{what}: {out / 'sweep.json'} is damaged ({err}); restore it or start over with --fresh",
                          key="out") from None
 
 
-def check_out_dir(out: Path, spec, fresh: bool) -> None:
+def check_out_dir(sdir, spec, fresh: bool) -> None:
     """Refuse an --out holding another sweep (or foreign files) unless --fresh."""
-    from sweeps import store
-
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise UsageError(f"--out: {out} exists and is not a directory")
-    manifest = read_manifest_or_fail(out, "--out")
-    if fresh:
-        if manifest is None and any(p for p in out.iterdir() if p.name not in OUTPUT_NAMES):
-            raise UsageError(f"--out: {out} holds files that are not lrrt outputs; --fresh only clears an lrrt output directory")
-        return
-    if manifest is None:
-        if any(p.name != store.LOCK_NAME for p in out.iterdir()):
-            raise UsageError(f"--out: {out} is not empty and holds no lrrt sweep (no sweep.json); choose another --out")
-        return
-    if manifest.get("fingerprint") != spec.fingerprint():
-        raise UsageError(
-            f"--out: {out} holds results of a different sweep ({manifest.get('name')!r}, "
-            f"other grid, settings or workload builder); rerun with --fresh (fresh=True) to discard them, "
-            f"or choose another --out"
-        )
-
-
-def _clear(out: Path) -> None:
-    for name in OUTPUT_NAMES:
-        if name == ".lock":  # held by this process: deleting it would let a second driver in
-            continue
-        p = out / name
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
+    read_manifest_or_fail(sdir.path, "--out")  # a damaged manifest: say so first
+    sdir.check(spec.fingerprint(), fresh)
 
 
 def write_report(out: Path, rank_by: str | None):
     """Rebuild every output of ``out`` from its records; return the ``Reduction``."""
-    from sweeps.reduce import rebuild
+    from sweeps.report import rebuild
 
     rank_by = "sma_rule" if rank_by == "sma" else rank_by  # keras-lr-finder's name, as in sweep files
     return rebuild(out, rank_by=rank_by)
 
 
-def _statuses(reduction) -> list[str]:
-    """The status of every range test and every planned verification training."""
-    statuses = list(reduction.trials["status"])
-    if reduction.verification is not None and reduction.verification.ran:
-        statuses += list(reduction.verification.rows["status"])
-    return statuses
-
-
 def exit_code(reduction, unfinished: int = 0) -> int:
     """0 all ok; 1 some range test or verification failed or missing; 130 when trials were
     left unfinished by an interrupt."""
-    statuses = _statuses(reduction)
-    if "missing" in statuses:
+    counts = reduction.status_counts()
+    if counts["missing"]:
         return EXIT_INTERRUPTED if unfinished else EXIT_FAILED
-    return EXIT_FAILED if "failed" in statuses else EXIT_OK
+    return EXIT_FAILED if counts["failed"] else EXIT_OK
 
 
 def _check_options(local_gpus: int | None, rank_by: str | None) -> None:
@@ -182,96 +132,110 @@ def run_sweep(
             unreachable cluster, a request no node can satisfy, a builder that cannot be
             sent to the workers. Nothing is written then.
     """
-    from sweeps import store
     from sweeps.grid import expand
     from sweeps.spec import check_backend
+    from sweeps.store import SweepDir
 
     _check_options(ray.local_gpus, rank_by)
     check_backend(spec)
     trials = expand(spec)
-    out = Path(out or Path("runs") / spec.name).resolve()
-    check_out_dir(out, spec, fresh)
-    held: list = []  # the directory's lock, released when this function returns
+    sdir = SweepDir(Path(out or Path("runs") / spec.name).resolve())
+    check_out_dir(sdir, spec, fresh)
     try:
-        if out.is_dir():
-            _lock(out, held)  # refuse a second driver before starting Ray
-
-        def before_launch() -> None:
-            out.mkdir(parents=True, exist_ok=True)
-            if not held:
-                _lock(out, held)
-            if fresh:
-                _clear(out)
-            store.write_manifest(out, _manifest(spec, trials))
-
+        if sdir.path.is_dir():
+            _lock(sdir)  # refuse a second driver before starting Ray
         if not ray.quiet:
             res = spec.resources
             say(f"lrrt: sweep {spec.name!r}: {len(trials)} trials, {res.cpus_per_trial:g} CPU"
-                f" / {res.gpus_per_trial:g} GPU per trial -> {out}")
-        launch = dict(ray=ray, builder=builder)
-        return _launch_and_report(spec, trials, out, before_launch, launch, fresh, rank_by, say)
+                f" / {res.gpus_per_trial:g} GPU per trial -> {sdir.path}")
+        return _launch_and_report(spec, trials, sdir, dict(ray=ray, builder=builder), fresh, rank_by, say)
     finally:
-        for fh in held:
-            fh.close()
+        sdir.unlock()
 
 
-def _lock(out: Path, held: list) -> None:
-    from sweeps import store
+def _lock(sdir) -> None:
+    from sweeps.store import OutDirBusy
 
     try:
-        held.append(store.lock_out_dir(out))
-    except store.OutDirBusy as err:
+        sdir.lock()
+    except OutDirBusy as err:
         raise UsageError(f"--out: {err}; wait for it or stop it first") from None
 
 
-def _launch_and_report(spec, trials, out: Path, before_launch, launch: dict, fresh: bool, rank_by,
-                       say) -> SweepRun:
-    from sweeps.launch import run_trials, wait_ray_stopped
+def launch_pending(spec, kind, trials, sdir, *, ray: RayOptions, builder=None, manifest=None, fresh: bool = False):
+    """Run the ``trials`` of ``kind`` that have no ok record in ``sdir``: check the request and
+    connect (nothing written), prepare the directory (lock, ``--fresh`` clear, ``manifest``),
+    launch, each record written as its trial ends. Returns ``(LaunchOutcome, trials kept)``."""
+    from sweeps.launch import LaunchOutcome, connected
+
+    todo, previous = sdir.pending(trials, kind.folder, fresh=fresh)
+    if not todo:
+        _prepare(sdir, manifest, fresh)
+        return LaunchOutcome(), len(trials)
+    with connected(spec, sdir.path, len(todo), ray, builder) as launcher:
+        _prepare(sdir, manifest, fresh)
+        attempts = {tid: int(r.attempts or 0) for tid, r in previous.items()}
+        outcome = launcher.run(kind, todo, on_record=sdir.write_record, attempts_before=attempts)
+    return outcome, len(trials) - len(todo)
+
+
+def _prepare(sdir, manifest, fresh: bool) -> None:
+    """Lock, clear (``fresh``) and write ``manifest`` (``None``: keep the directory's)."""
+    if manifest is None:
+        return
+    sdir.path.mkdir(parents=True, exist_ok=True)
+    _lock(sdir)
+    sdir.prepare(manifest, fresh=fresh)
+
+
+def _launch_and_report(spec, trials, sdir, launch: dict, fresh: bool, rank_by, say) -> SweepRun:
+    from sweeps.launch import range_tests, wait_ray_stopped
+    from sweeps.store import Manifest
 
     try:
-        outcome = run_trials(spec, trials, out, before_launch=before_launch, fresh=fresh, **launch)
-        if not launch["ray"].quiet and outcome.skipped:
-            say(f"lrrt: resumed: {outcome.skipped} finished trials kept, {outcome.launched} run now")
+        outcome, skipped = launch_pending(spec, range_tests(spec, trials), trials, sdir, **launch, fresh=fresh,
+                                          manifest=Manifest.for_sweep(spec, trials))
+        if not launch["ray"].quiet and skipped:
+            say(f"lrrt: resumed: {skipped} finished trials kept, {outcome.launched} run now")
         unfinished = outcome.unfinished
         if spec.verify is not None and not unfinished:
-            unfinished = verify_stage(spec, trials, out, spec.verify, rank_by, launch, say)
-        reduction = write_report(out, rank_by)
+            unfinished = verify_stage(spec, trials, sdir, spec.verify, rank_by, launch, say)
+        reduction = write_report(sdir.path, rank_by)
     finally:
-        wait_ray_stopped()  # run_trials stops a local Ray in the background, overlapping the report
-    return _finish(out, reduction, outcome.launched, outcome.skipped, unfinished, say)
+        wait_ray_stopped()  # a launch stops a local Ray in the background, overlapping the report
+    return _finish(sdir.path, reduction, outcome.launched, skipped, unfinished, say)
 
 
 def _finish(out: Path, reduction, launched: int, skipped: int, unfinished: int, say) -> SweepRun:
-    missing = _statuses(reduction).count("missing")
+    missing = reduction.status_counts()["missing"]
     if missing:
         say(f"lrrt: {missing} trials did not finish; run the same command again to resume")
     return SweepRun(out_dir=out, reduction=reduction, launched=launched, skipped=skipped,
                     exit_code=exit_code(reduction, unfinished))
 
 
-def verify_stage(spec, trials, out: Path, verify, rank_by: str | None, launch: dict, say) -> int:
+def verify_stage(spec, trials, sdir, verify, rank_by: str | None, launch: dict, say) -> int:
     """Plan the verification trainings from the range tests on disk, record the plan in the
     manifest, run those without an ok record (same launcher, records, retries, resume).
 
-    ``launch``: ``run_trials``'s ``ray`` and ``builder``. Returns the number of trainings
-    left unfinished (an interrupt)."""
-    from sweeps import store, verification
-    from sweeps.launch import run_trials, verifications
+    ``sdir``: the sweep's ``SweepDir``; ``launch``: the ``ray`` and ``builder`` of
+    :func:`launch_pending`. Returns the number of trainings left unfinished (an interrupt)."""
+    from sweeps import verification
+    from sweeps.launch import verifications
     from sweeps.reduce import reduce_dir
+    from sweeps.store import Manifest
 
-    red = reduce_dir(out, rank_by="sma_rule" if rank_by == "sma" else rank_by)
+    red = reduce_dir(sdir.path, rank_by="sma_rule" if rank_by == "sma" else rank_by)
     planned = verification.plan(spec, trials, red.ranking, verify)
-    manifest = store.read_manifest(out) or {}
-    manifest["spec"] = {**manifest.get("spec", {}), "verify": verify.model_dump(mode="json")}
-    manifest["verify_trials"] = verification.manifest_entries(planned)
-    store.write_manifest(out, manifest)
+    manifest = sdir.read_manifest() or Manifest()
+    sdir.write_manifest(manifest.with_verification(verify.model_dump(mode="json"), planned))
     if not launch["ray"].quiet:
         configs = len({t.config for t in planned})
         say(f"lrrt: verification: {len(planned)} short trainings ({configs} configurations x seeds x "
             f"{len(verify.candidates)} candidate rates)")
     if not planned:
         return 0
-    return run_trials(spec, planned, out, kind=verifications(spec, verify), **launch).unfinished
+    return launch_pending(spec, verifications(spec, verify), planned, sdir, **launch)[0].unfinished
 
 
 def run_verify(
@@ -300,31 +264,28 @@ def run_verify(
     Raises:
         InvalidInput: not a sweep directory, no finished range test, bad settings, busy.
     """
-    from sweeps import store
     from sweeps.grid import expand
     from sweeps.launch import wait_ray_stopped
     from sweeps.spec import check_backend
+    from sweeps.store import SweepDir
 
     _check_options(ray.local_gpus, rank_by)
-    out = Path(out).resolve()
-    spec, settings = _verify_settings(out, verify or {}, builder)
+    sdir = SweepDir(Path(out).resolve())
+    spec, settings = _verify_settings(sdir.path, verify or {}, builder)
     check_backend(spec)
     spec = spec.with_resources(cpus_per_trial, gpus_per_trial, max_concurrent)
-    if not any(r.get("status") == "ok" for r in store.read_records(out).values()):
-        raise UsageError(f"{out}: no finished range test to verify; run lrrt sweep first", key="dir")
-    held: list = []
+    if not any(r.ok for r in sdir.records().values()):
+        raise UsageError(f"{sdir.path}: no finished range test to verify; run lrrt sweep first", key="dir")
     try:
-        _lock(out, held)
-        launch = dict(ray=ray, builder=builder)
+        _lock(sdir)
         try:
-            unfinished = verify_stage(spec, expand(spec), out, settings, rank_by, launch, say)
-            reduction = write_report(out, rank_by)
+            unfinished = verify_stage(spec, expand(spec), sdir, settings, rank_by, dict(ray=ray, builder=builder), say)
+            reduction = write_report(sdir.path, rank_by)
         finally:
             wait_ray_stopped()
-        return _finish(out, reduction, 0, 0, unfinished, say)
+        return _finish(sdir.path, reduction, 0, 0, unfinished, say)
     finally:
-        for fh in held:
-            fh.close()
+        sdir.unlock()
 
 
 def _verify_settings(out: Path, given: dict[str, Any], builder: Callable[..., Any] | None = None):
@@ -332,13 +293,13 @@ def _verify_settings(out: Path, given: dict[str, Any], builder: Callable[..., An
     (``builder``: the Python callable a sweep run from the API was given)."""
     from pydantic import ValidationError
 
-    from sweeps import store
     from sweeps.spec import VerifySpec, spec_from_dict
+    from sweeps.store import MANIFEST_NAME
 
     manifest = read_manifest_or_fail(out, str(out)) if out.is_dir() else None
     if manifest is None:
         raise UsageError(f"{out}: sweep.json: not an lrrt sweep output directory (no sweep.json)", key="dir")
-    spec = spec_from_dict(manifest["spec"], source=out / store.MANIFEST_NAME, builder=builder)
+    spec = spec_from_dict(manifest.spec, source=out / MANIFEST_NAME, builder=builder)
     base = spec.verify.model_dump() if spec.verify is not None else {}
     given = {k: v for k, v in given.items() if v is not None}
     if "epochs" in given or "steps" in given:

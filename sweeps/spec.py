@@ -156,8 +156,9 @@ class InvalidInput(ValueError):
             (``out``, ``address``, ``gpus_per_trial``, ``workload``).
         message: the one line to show (``str(err)``); the ``lrrt`` command prints it and exits 2.
 
-    Subclasses: :class:`SpecError` (the sweep file or dict), ``sweeps.run.UsageError`` (the
-    output directory, other options) and ``sweeps.launch.LaunchError`` (the Ray cluster).
+    Subclasses: :class:`SpecError` (the sweep file or dict), ``sweeps.run.UsageError`` (other
+    options), ``sweeps.store.OutDirRefused`` (an output directory holding another sweep, or
+    busy) and ``sweeps.launch.LaunchError`` (the Ray cluster).
     """
 
     def __init__(self, message: str, key: str | None = None) -> None:

@@ -1,11 +1,19 @@
-"""The on-disk store of a sweep: atomic writes, the manifest and one record per trial.
+"""The on-disk store of a sweep: its directory, typed manifest and trial records, atomic writes.
 
-A sweep output directory (``--out DIR``, see ``docs/internals.md``) looks like::
+One kind of job: persistence. A sweep output directory (``--out DIR``, see
+``docs/internals.md``) looks like::
 
-    DIR/sweep.json               manifest: spec, fingerprint, every planned trial
-    DIR/trials/<trial_id>.json   one record per finished trial (ok or failed)
+    DIR/sweep.json               manifest (:class:`Manifest`): spec, fingerprint, every planned trial
+    DIR/trials/<trial_id>.json   one record (:class:`TrialRecord`) per finished trial (ok or failed)
+    DIR/verify/<trial_id>.json   one record per finished verification training
     DIR/ray/                     Ray Tune's own state (never read here)
     DIR/trials.csv, ranking.csv, curves.parquet, report.html, report.md, plots/*.png
+
+:class:`SweepDir` is the directory as one object: lock, fingerprint check, clear, manifest,
+pending trials, records. :class:`Manifest` and :class:`TrialRecord` own their JSON form
+(``to_json`` / ``from_json``); the files they write are those earlier versions wrote, key
+for key, so old output directories still load and resume. The module-level functions
+(:func:`write_record`, :func:`read_manifest`, ...) are the plain-JSON layer underneath.
 
 Every file is written atomically (STYLE.md #11): the bytes go to a temporary file in the
 same folder, are flushed and ``fsync``-ed, then ``os.replace`` swaps it in. A reader (the
@@ -18,26 +26,30 @@ it is safe to use from the driver, from tests and from the reducer alike.
 
 Example:
     >>> import tempfile
-    >>> d = tempfile.mkdtemp()
-    >>> _ = write_manifest(d, {"name": "demo", "spec": {}, "fingerprint": "abc", "trials": []})
-    >>> read_manifest(d)["name"]
+    >>> d = SweepDir(tempfile.mkdtemp())
+    >>> _ = d.write_manifest(Manifest(name="demo", fingerprint="abc", spec={}))
+    >>> d.read_manifest().name
     'demo'
-    >>> _ = write_record(d, {"trial_id": "0123456789ab", "status": "ok", "curve": None})
-    >>> sorted(read_records(d))
+    >>> _ = d.write_record(TrialRecord(trial_id="0123456789ab", status="ok"))
+    >>> sorted(d.records())
     ['0123456789ab']
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import re
+import shutil
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 # One implementation of atomic writes for the whole project, re-exported for the store's callers.
 from lrrt_core.atomic import atomic_write_bytes, atomic_write_frame, atomic_write_json, atomic_write_text
+from sweeps.spec import InvalidInput
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +78,12 @@ __all__ = [
     "read_record",
     "read_records",
     "scan_records",
+    "TrialEntry",
+    "TrialRecord",
+    "Manifest",
+    "SweepDir",
+    "OutDirRefused",
+    "OUTPUT_NAMES",
 ]
 
 
@@ -248,3 +266,273 @@ def read_records(out_dir: str | os.PathLike, folder: str = TRIALS_DIR) -> dict[s
     the list of corrupt files.
     """
     return scan_records(out_dir, folder)[0]
+
+
+# --------------------------------------------------------------------------- typed layer
+#: every name an lrrt sweep writes into its directory (what ``--fresh`` may clear).
+OUTPUT_NAMES = (LOCK_NAME, MANIFEST_NAME, TRIALS_DIR, "verify", "ray", "plots", "trials.csv", "ranking.csv",
+                "curves.parquet", "verify.csv", "recipes.json", "report.html", "report.md")
+
+
+class OutDirRefused(InvalidInput):
+    """The output directory cannot take this sweep (it holds another one, or foreign files)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialEntry:
+    """A planned trial as the manifest lists it: ``{trial_id, name, config, params}``.
+
+    ``params`` is ``sweeps.grid.Trial.params()`` (``optimizer, optimizer_name,
+    optimizer_kwargs, batch_size, seed, axes``; a verification trial adds ``factor, lr``).
+    """
+
+    trial_id: str | None
+    name: str | None = None
+    config: str | None = None
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def of(cls, trial) -> "TrialEntry":
+        """The entry of a grid trial (``sweeps.grid.Trial`` or ``verification.VerifyTrial``)."""
+        return cls(trial.trial_id, trial.name, trial.config, trial.params())
+
+    def to_json(self) -> dict[str, Any]:
+        return {"trial_id": self.trial_id, "name": self.name, "config": self.config, "params": self.params}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "TrialEntry":
+        tid = data.get("trial_id")
+        return cls(None if tid is None else str(tid), data.get("name"), data.get("config"),
+                   dict(data.get("params") or {}))
+
+
+#: a record's keys in file order; the payload (``curve`` or ``result``) comes last.
+_RECORD_KEYS = ("schema", "trial_id", "name", "config", "params", "status", "error", "attempts", "retried",
+                "node", "node_ip", "gpu_ids", "wall_s", "finished_at")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialRecord:
+    """What one finished trial left: who it was, how it ended, where it ran, its payload.
+
+    The JSON form (``DIR/trials/<trial_id>.json``, ``DIR/verify/<trial_id>.json``)::
+
+        {schema: 1, trial_id, name, config,
+         params: {optimizer, optimizer_name, optimizer_kwargs, batch_size, seed, axes},
+         status: "ok" | "failed", error, attempts, retried, node, node_ip, gpu_ids, wall_s,
+         finished_at, curve: Curve.to_dict() | null}
+
+    A verification record has ``result`` (``lrrt_core.verify.TrainResult.to_dict()``) in
+    place of ``curve`` (``payload_key``), and ``factor``/``lr`` in its ``params``. Keys a
+    record does not know are kept in ``extra`` and written back after the known ones.
+
+    Attributes:
+        payload: the trial's result (``curve`` or ``result``); ``None`` for a failure.
+        payload_key: the JSON key of ``payload``.
+    """
+
+    trial_id: str
+    name: str | None = None
+    config: str | None = None
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    status: str = "failed"
+    error: str | None = None
+    attempts: int | None = None
+    retried: bool | None = None
+    node: str | None = None
+    node_ip: str | None = None
+    gpu_ids: Any = ""
+    wall_s: float | None = None
+    finished_at: float | None = None
+    payload: dict[str, Any] | None = None
+    payload_key: str = "curve"
+    schema: int = SCHEMA_VERSION
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def entry(self) -> TrialEntry:
+        """The record's identity, as the manifest would list it."""
+        return TrialEntry(self.trial_id, self.name, self.config, dict(self.params))
+
+    def to_json(self) -> dict[str, Any]:
+        data = {k: getattr(self, k) for k in _RECORD_KEYS}
+        return {**data, self.payload_key: self.payload, **self.extra}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "TrialRecord":
+        """A record from its JSON form (also an older or partial one: absent keys take defaults)."""
+        key = "result" if "result" in data and "curve" not in data else "curve"
+        known = {k: data[k] for k in _RECORD_KEYS if k in data}
+        known["trial_id"] = str(data["trial_id"])
+        known["params"] = dict(data.get("params") or {})
+        extra = {k: v for k, v in data.items() if k not in _RECORD_KEYS and k != key}
+        return cls(**known, payload=data.get(key), payload_key=key, extra=extra)
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    """``DIR/sweep.json``: which sweep this directory holds and every trial it plans.
+
+    Attributes:
+        name: the sweep's name. fingerprint: the spec's hash (a different spec on an
+            existing directory is refused). source: the sweep file, if any.
+        spec: the spec's JSON form. created_at: when the sweep was first launched.
+        trials: the planned range tests. verify_trials: the planned verification trainings
+            (``None`` until verification is planned; the key is then absent from the file).
+        extra: keys this version does not know, written back unchanged.
+    """
+
+    name: str | None = None
+    fingerprint: str | None = None
+    source: str | None = None
+    spec: dict[str, Any] = dataclasses.field(default_factory=dict)
+    created_at: float | None = None
+    trials: list[TrialEntry] = dataclasses.field(default_factory=list)
+    verify_trials: list[TrialEntry] | None = None
+    schema: int = SCHEMA_VERSION
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def for_sweep(cls, spec, trials: Iterable) -> "Manifest":
+        """The manifest of a sweep spec and its grid (``sweeps.grid.expand(spec)``), stamped now."""
+        return cls(name=spec.name, fingerprint=spec.fingerprint(),
+                   source=str(spec.source) if getattr(spec, "source", None) else None,
+                   spec=spec.model_dump(mode="json"), created_at=time.time(), trials=[TrialEntry.of(t) for t in trials])
+
+    def with_verification(self, verify_json: dict[str, Any], planned: Iterable) -> "Manifest":
+        """This manifest with the verification settings in ``spec.verify`` and its plan."""
+        return dataclasses.replace(self, spec={**self.spec, "verify": verify_json},
+                                   verify_trials=[TrialEntry.of(t) for t in planned])
+
+    @property
+    def rank_by(self) -> str | None:
+        """The sweep file's ``report.rank_by`` (``None`` when it does not say)."""
+        return (self.spec.get("report") or {}).get("rank_by")
+
+    def to_json(self) -> dict[str, Any]:
+        data = {"schema": self.schema, "name": self.name, "fingerprint": self.fingerprint, "source": self.source,
+                "spec": self.spec, "created_at": self.created_at, "trials": [t.to_json() for t in self.trials]}
+        if self.verify_trials is not None:
+            data["verify_trials"] = [t.to_json() for t in self.verify_trials]
+        return {**data, **self.extra}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Manifest":
+        """A manifest from its JSON form (also an older or partial one)."""
+        known = ("schema", "name", "fingerprint", "source", "spec", "created_at", "trials", "verify_trials")
+        verify = data.get("verify_trials")
+        return cls(name=data.get("name"), fingerprint=data.get("fingerprint"), source=data.get("source"),
+                   spec=dict(data.get("spec") or {}), created_at=data.get("created_at"),
+                   trials=[TrialEntry.from_json(t) for t in data.get("trials") or []],
+                   verify_trials=None if verify is None else [TrialEntry.from_json(t) for t in verify],
+                   schema=data.get("schema", SCHEMA_VERSION), extra={k: v for k, v in data.items() if k not in known})
+
+
+class SweepDir:
+    """A sweep's output directory: its lock, manifest and records, and the checks on them.
+
+    Nothing is created until something is written (:meth:`prepare`, :meth:`write_record`).
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._lock: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy (Tune pickles the launch's callbacks, which hold :meth:`write_record`) never
+        holds the lock: the lock belongs to this process."""
+        return {**self.__dict__, "_lock": None}
+
+    # ---- manifest
+    def read_manifest(self) -> Manifest | None:
+        """The manifest, or ``None`` when there is none (``ValueError`` if it is damaged)."""
+        data = read_manifest(self.path)
+        return None if data is None else Manifest.from_json(data)
+
+    def write_manifest(self, manifest: Manifest) -> Path:
+        return write_manifest(self.path, manifest.to_json())
+
+    # ---- records
+    def scan(self, folder: str = TRIALS_DIR) -> tuple[dict[str, TrialRecord], dict[str, str]]:
+        """``({trial_id: record}, {file stem: why unreadable})`` of one records folder."""
+        raw, corrupt = scan_records(self.path, folder)
+        return {tid: TrialRecord.from_json(r) for tid, r in raw.items()}, corrupt
+
+    def records(self, folder: str = TRIALS_DIR) -> dict[str, TrialRecord]:
+        return self.scan(folder)[0]
+
+    def write_record(self, record: TrialRecord, folder: str = TRIALS_DIR) -> Path:
+        return write_record(self.path, record.to_json(), folder)
+
+    def pending(self, trials: Sequence, folder: str = TRIALS_DIR, *,
+                fresh: bool = False) -> tuple[list, dict[str, TrialRecord]]:
+        """The trials without an ``ok`` record (never started, unfinished, failed), and the
+        records there are. ``fresh``: the records are about to be cleared, so none count."""
+        records = {} if fresh or not self.path.exists() else self.records(folder)
+        return [t for t in trials if not (t.trial_id in records and records[t.trial_id].ok)], records
+
+    # ---- the directory
+    def check(self, fingerprint: str, fresh: bool) -> None:
+        """Refuse a directory holding another sweep (or foreign files) unless ``fresh``; a
+        damaged manifest raises ``ValueError``.
+
+        Raises:
+            OutDirRefused: with the line the CLI prints.
+        """
+        out = self.path
+        if not out.exists():
+            return
+        if not out.is_dir():
+            raise OutDirRefused(f"--out: {out} exists and is not a directory")
+        manifest = self.read_manifest()
+        if fresh:
+            if manifest is None and any(p for p in out.iterdir() if p.name not in OUTPUT_NAMES):
+                raise OutDirRefused(f"--out: {out} holds files that are not lrrt outputs; "
+                                    "--fresh only clears an lrrt output directory")
+            return
+        if manifest is None:
+            if any(p.name != LOCK_NAME for p in out.iterdir()):
+                raise OutDirRefused(f"--out: {out} is not empty and holds no lrrt sweep (no sweep.json); "
+                                    "choose another --out")
+            return
+        if manifest.fingerprint != fingerprint:
+            raise OutDirRefused(
+                f"--out: {out} holds results of a different sweep ({manifest.name!r}, "
+                f"other grid, settings or workload builder); rerun with --fresh (fresh=True) to discard them, "
+                f"or choose another --out"
+            )
+
+    def lock(self) -> None:
+        """Take the directory's lock for as long as this object holds it (:func:`lock_out_dir`);
+        a second call keeps the first lock."""
+        if self._lock is None:
+            self._lock = lock_out_dir(self.path)
+
+    def unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def clear(self) -> None:
+        """Delete every lrrt output (:data:`OUTPUT_NAMES`) except the lock this process holds."""
+        for name in OUTPUT_NAMES:
+            p = self.path / name
+            if name == LOCK_NAME:  # deleting it would let a second driver in
+                continue
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+
+    def prepare(self, manifest: Manifest, *, fresh: bool) -> None:
+        """Make the directory ready for a launch: create it, lock it, clear it when ``fresh``,
+        write ``manifest``."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.lock()
+        if fresh:
+            self.clear()
+        self.write_manifest(manifest)

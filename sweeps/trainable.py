@@ -4,7 +4,7 @@ Runs on a Ray worker. It checks that Keras runs on the sweep's backend and prepa
 process from the trial's resource share (CPU threads, ``CUDA_VISIBLE_DEVICES`` blanked when
 the trial has no GPU, TensorFlow's GPU memory growth so fractional GPUs work), builds the
 workload from the trial's seed, runs :func:`lrrt_core.runner.run_workload`, reports
-scalar progress every few steps and the whole curve once at the end. The driver's :class:`sweeps.launch.RecordWriter` turns that
+scalar progress every few steps and the whole curve once at the end. The driver's ``RecordMaker`` callback (:mod:`sweeps.launch`) turns that
 last report into the trial's record on disk, so results reach the driver's output
 directory even when the trial ran on another node (no shared file system needed).
 """

@@ -1,4 +1,4 @@
-"""The verification stage: decide its trials, reduce its records. No Ray, no TensorFlow.
+"""The verification stage's computing: decide its trials, reduce its records. No Ray, no TensorFlow.
 
 A range test *suggests* a learning rate per configuration; verification *checks* it with
 short real trainings. :func:`plan` decides the trials from a finished range-test reduction
@@ -26,6 +26,7 @@ import pandas as pd
 
 from lrrt_core.verify import candidate_rates
 from sweeps.spec import SweepSpec, VerifySpec
+from sweeps.store import Manifest, TrialEntry, TrialRecord
 
 VERIFY_DIR = "verify"
 #: ranking.csv columns this stage adds.
@@ -117,27 +118,27 @@ def verify_config(trial: VerifyTrial, spec: SweepSpec, verify: VerifySpec) -> di
 
 def manifest_entries(planned: list[VerifyTrial]) -> list[dict[str, Any]]:
     """The plan as the manifest stores it (``sweep.json`` key ``verify_trials``)."""
-    return [{"trial_id": t.trial_id, "name": t.name, "config": t.config, "params": t.params()} for t in planned]
+    return [TrialEntry.of(t).to_json() for t in planned]
 
 
-def rows(entries: list[dict[str, Any]], records: dict[str, dict], axis_cols: list[str]) -> pd.DataFrame:
+def rows(entries: list[TrialEntry], records: dict[str, TrialRecord], axis_cols: list[str]) -> pd.DataFrame:
     """``verify.csv``: one row per planned verification trial (``missing`` when no record yet).
 
     Args:
-        entries: the manifest's ``verify_trials`` (:func:`manifest_entries`).
+        entries: the manifest's ``verify_trials``.
         records: ``{trial_id: record}`` from ``OUT/verify/``.
         axis_cols: the ranking's extra axis columns (``axis_`` prefix on a clash).
     """
     out = []
     for e in entries:
-        p, rec = e["params"], records.get(e["trial_id"]) or {}
-        res = rec.get("result") or {}
-        row = {"trial_id": e["trial_id"], "name": e["name"], "config": e["config"], "optimizer": p["optimizer"],
+        p, rec = e.params, records.get(e.trial_id) or TrialRecord(e.trial_id, status="missing")
+        res = rec.payload or {}
+        row = {"trial_id": e.trial_id, "name": e.name, "config": e.config, "optimizer": p["optimizer"],
                "batch_size": p["batch_size"], "seed": p["seed"], "factor": p["factor"], "lr": p["lr"],
-               "status": rec.get("status", "missing"), "error": rec.get("error") or "",
+               "status": rec.status, "error": rec.error or "",
                "val_loss": _num(res.get("val_loss")), "train_loss": _num(res.get("train_loss")),
                "diverged": bool(res.get("diverged", False)), "steps": res.get("steps"),
-               "wall_s": _num(rec.get("wall_s")), "node": rec.get("node") or "", "gpu_ids": rec.get("gpu_ids") or ""}
+               "wall_s": _num(rec.wall_s), "node": rec.node or "", "gpu_ids": rec.gpu_ids or ""}
         axes = p.get("axes") or {}
         for a in axis_cols:
             row[a] = axes.get(a, axes.get(a.removeprefix("axis_")))
@@ -231,16 +232,14 @@ class VerifyReduction:
         return {s: int((self.rows["status"] == s).sum()) for s in ("ok", "failed", "missing")}
 
 
-def reduce_verification(manifest: dict | None, out_dir, ranking: pd.DataFrame,
+def reduce_verification(manifest: Manifest | None, records: dict[str, TrialRecord], ranking: pd.DataFrame,
                         axis_cols: list[str]) -> tuple[pd.DataFrame, VerifyReduction]:
-    """Read ``OUT/verify/`` against the manifest's plan; return (ranking + verified columns, details)."""
-    from sweeps import store
-
-    manifest = manifest or {}
-    entries = manifest.get("verify_trials") or []
-    settings = VerifySpec.model_validate((manifest.get("spec") or {}).get("verify") or {})
-    records = store.read_records(out_dir, VERIFY_DIR) if entries else {}
-    table = rows(entries, records, axis_cols)
+    """The verification records (``OUT/verify/``) against the manifest's plan; return
+    (ranking + verified columns, details)."""
+    manifest = manifest or Manifest()
+    entries = manifest.verify_trials or []
+    settings = VerifySpec.model_validate(manifest.spec.get("verify") or {})
+    table = rows(entries, records if entries else {}, axis_cols)
     cands = per_candidate(table, settings.metric, settings.higher_is_better)
     ranking = verified_columns(ranking, cands, settings.higher_is_better)
     return ranking, VerifyReduction(table, cands, settings.metric, settings.higher_is_better, rank_agreement(ranking))

@@ -1,7 +1,7 @@
 """How the report's cost grows with the grid: ``lrrt report`` on 12 .. 6000 trials.
 
 For each size, writes a :func:`tests.sweeps.scale.scale_sweep` directory (2 optimizers x 3
-batch sizes x W widths x 2 seeds, 120-step curves), then runs :func:`sweeps.reduce.rebuild`
+batch sizes x W widths x 2 seeds, 120-step curves), then runs :func:`sweeps.report.rebuild`
 (what ``lrrt report DIR`` runs) in a fresh interpreter and prints its wall time (the whole
 process, imports included, as a user waits for it, and the rebuild alone), the peak
 resident memory of that process (``ru_maxrss``) and the size of ``report.html``, with the
@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]
 _CHILD = """
 import json, re, sys, time
 t0 = time.perf_counter()
-from sweeps import reduce
+from sweeps import report
 t1 = time.perf_counter()
-reduce.rebuild(sys.argv[1])
+report.rebuild(sys.argv[1])
 t2 = time.perf_counter()
 print(json.dumps({"import_s": t1 - t0, "rebuild_s": t2 - t1,
                   "peak_mb": int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024}))

@@ -62,7 +62,8 @@ def build(seed: int = 0, *, fault: str = "none", marker_dir: str | None = None, 
     if fault == "raise_in_verify" and any(f.function == "verify_workload" for f in inspect.stack()):
         raise RuntimeError("injected failure in a verification training")
     if fault in ("die", "die_once"):
-        marker = Path(marker_dir or ".") / f"died-{seed}-{width}"
+        # One marker per fault: a "die" trial that runs first must not let "die_once" skip its death.
+        marker = Path(marker_dir or ".") / f"died-{fault}-{seed}-{width}"
         if fault == "die" or not marker.exists():
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.write_text(str(os.getpid()))

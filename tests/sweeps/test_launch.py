@@ -25,3 +25,26 @@ def test_preload_only_when_trials_keep_most_prestarted_workers_busy(
         cpus_per_trial, gpus_per_trial, max_concurrent, n_trials, cpus, preload):
     res = ResourcesSpec(cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent)
     assert preload_modules(res, n_trials, cpus=cpus) == (PRELOAD_MODULES if preload else ())
+
+
+def test_a_finished_trial_becomes_a_record_with_the_old_keys():
+    """The launcher builds the TrialRecord; its JSON has the keys, in the order, records always had."""
+    from types import SimpleNamespace
+
+    from sweeps.grid import expand
+    from sweeps.launch import _ended, _record, range_tests
+    from sweeps.spec import spec_from_dict
+
+    spec = spec_from_dict({"name": "r", "workload": "digits_cnn", "grid": {"optimizer": ["sgd"], "batch_size": [32]}})
+    trial = expand(spec)[0]
+    tune_trial = SimpleNamespace(last_result={"node": "n1", "node_ip": "10.0.0.1", "gpu_ids": "0", "wall_s": 1.5,
+                                              "final": True, "payload": '{"lrs": [], "losses": []}'})
+    kind = range_tests(spec, [trial])
+    status, error, payload = _ended(tune_trial, kind)
+    rec = _record(tune_trial, kind, trial, 2, status, error, payload)
+    data = rec.to_json()
+    assert list(data) == ["schema", "trial_id", "name", "config", "params", "status", "error", "attempts", "retried",
+                          "node", "node_ip", "gpu_ids", "wall_s", "finished_at", "curve"]
+    assert (data["trial_id"], data["status"], data["attempts"], data["retried"], data["node_ip"]) == (
+        trial.trial_id, "failed", 2, True, "10.0.0.1")
+    assert data["error"].startswith("no finite loss") and data["params"] == trial.params()

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sweeps import reduce, store
+from sweeps import reduce, report, store
 from tests.sweeps import synthetic as S
 
 EXPECTED_ORDER = ["adam-bs32", "sgd-bs128", "adam-bs128", "sgd-bs32", "sgd-bs512", "adam-bs512"]
@@ -201,7 +201,7 @@ def test_extra_axis_columns(tmp_path):
 
 def test_write_outputs_and_rebuild_of_a_running_sweep(tmp_path):
     names = S.standard_sweep(tmp_path, skip={"adam-bs512-s1"})
-    red = reduce.rebuild(tmp_path)
+    red = report.rebuild(tmp_path)
     assert red.n_missing == 1
     for f in ("trials.csv", "ranking.csv", "curves.parquet", "report.html", "report.md"):
         assert (tmp_path / f).is_file(), f
@@ -222,12 +222,12 @@ def test_write_outputs_and_rebuild_of_a_running_sweep(tmp_path):
     # the last trial finishes; rebuilding replaces every output
     e = names["adam-bs512-s1"]
     store.write_record(tmp_path, S.ok_record(e, S.OFFSETS[("adam", 512)] + 0.05, S.base_scale("adam", 512) * 0.5))
-    red = reduce.rebuild(tmp_path)
+    red = report.rebuild(tmp_path)
     assert red.complete
     assert len(pd.read_parquet(tmp_path / "curves.parquet")) == 12 * S.N_STEPS
     assert "missing" not in set(pd.read_csv(tmp_path / "trials.csv")["status"])
     with pytest.raises(FileNotFoundError):
-        reduce.rebuild(tmp_path / "nope")
+        report.rebuild(tmp_path / "nope")
 
 
 # --------------------------------------------------------------------------- records vs manifest, helpers
@@ -256,19 +256,21 @@ def test_records_the_manifest_does_not_know_and_duplicate_entries(tmp_path, capl
 
 
 def test_planned_trials_without_manifest_sorts_records_by_name_quietly(caplog):
-    recs = {"b": {"trial_id": "b", "name": "zeta", "config": "z", "params": {}},
-            "a": {"trial_id": "a", "params": {"seed": 1}}}
+    recs = {"b": store.TrialRecord.from_json({"trial_id": "b", "name": "zeta", "config": "z", "params": {}}),
+            "a": store.TrialRecord.from_json({"trial_id": "a", "params": {"seed": 1}})}
     with caplog.at_level(logging.WARNING, logger="sweeps.reduce"):
         planned = reduce._planned_trials(None, recs)
-    assert planned == [{"trial_id": "a", "name": None, "config": None, "params": {"seed": 1}},
-                       {"trial_id": "b", "name": "zeta", "config": "z", "params": {}}]
+    assert [t.to_json() for t in planned] == [{"trial_id": "a", "name": None, "config": None, "params": {"seed": 1}},
+                                              {"trial_id": "b", "name": "zeta", "config": "z", "params": {}}]
     assert not caplog.records
-    assert reduce._planned_trials({"trials": None}, {}) == []
-    ident = reduce._identity({"trial_id": None, "params": None}, {"trial_id": "r1", "name": "n1", "params": {"seed": 3}})
+    assert reduce._planned_trials(store.Manifest.from_json({"trials": None}), {}) == []
+    entry = store.TrialEntry.from_json
+    ident = reduce._identity(entry({"trial_id": None, "params": None}),
+                             store.TrialRecord.from_json({"trial_id": "r1", "name": "n1", "params": {"seed": 3}}))
     assert (ident["trial_id"], ident["name"], ident["config"], ident["seed"]) == ("r1", "n1", "n1", 3)
-    ident = reduce._identity({"trial_id": "t9"}, None)
+    ident = reduce._identity(entry({"trial_id": "t9"}), None)
     assert (ident["trial_id"], ident["name"], ident["config"], ident["axes"]) == ("t9", "t9", "t9", {})
-    ident = reduce._identity({"trial_id": "t9", "params": {"optimizer_name": "adam"}}, None)
+    ident = reduce._identity(entry({"trial_id": "t9", "params": {"optimizer_name": "adam"}}), None)
     assert ident["optimizer"] == "adam"
 
 
@@ -302,15 +304,16 @@ def test_axis_columns_keep_one_type():
 
 def test_write_outputs_and_rebuild_write_every_table_and_report(tmp_path, monkeypatch, caplog):
     """write_outputs/rebuild without drawing (plots stubbed; the figures have their own tests)."""
-    from sweeps import report
+    from sweeps.report import writer
 
     drawn = []
-    monkeypatch.setattr(report, "make_plots", lambda red, plots_dir: drawn.append((red.n_trials, Path(plots_dir))) or {})
+    monkeypatch.setattr(writer, "make_plots",
+                        lambda info, plots_dir: drawn.append((info.reduction.n_trials, Path(plots_dir))) or {})
     S.standard_sweep(tmp_path, skip={"adam-bs512-s1"})
     with pytest.raises(FileNotFoundError, match="no such directory"):
-        reduce.rebuild(tmp_path / "nowhere")
-    with caplog.at_level(logging.INFO, logger="sweeps.reduce"):
-        red = reduce.rebuild(tmp_path, rank_by="valley")
+        report.rebuild(tmp_path / "nowhere")
+    with caplog.at_level(logging.INFO, logger="sweeps.report.writer"):
+        red = report.rebuild(tmp_path, rank_by="valley")
     assert drawn == [(12, tmp_path / "plots")]
     assert red.rank_by == "valley" and red.n_missing == 1
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "trials.csv"), pd.read_csv(io.StringIO(red.trials.to_csv(index=False))))
@@ -341,7 +344,7 @@ def test_odd_records_and_the_manifest_rank_by(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="sweeps.reduce"):
         red = reduce.reduce_dir(tmp_path)
     assert red.rank_by == "valley" and reduce.reduce_dir(tmp_path, rank_by="minimum").rank_by == "minimum"
-    assert red.manifest["name"] == red.name == "odd"
+    assert red.manifest.name == red.name == "odd"
     t = red.trials.set_index("batch_size")
     row = t.loc[8]  # ok; wall_s, node, gpu_ids absent from the record: the curve's wall time, blanks
     assert (row["status"], row["error"], row["attempts"], row["wall_s"], row["node"], row["gpu_ids"]) == (

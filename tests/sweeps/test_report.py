@@ -29,7 +29,7 @@ def partial_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("partial")
     S.standard_sweep(d, name=f"{XSS} demo | sweep", skip={"adam-bs512-s1"},
                      fail={"sgd-bs32-s1": f"Traceback (most recent call last):\n  ...\nValueError: bad {XSS} | x"})
-    red = reduce.write_outputs(d)
+    red = report.rebuild(d)
     return d, red
 
 
@@ -135,7 +135,7 @@ def test_falling_range_and_recommendations(tmp_path):
 def test_report_without_any_ok_trial(tmp_path):
     entries = [S.trial_entry("sgd", 32, s) for s in (0, 1)]
     S.write_sweep(tmp_path, "all failed", entries, [S.failed_record(entries[0], "boom")])
-    red = reduce.write_outputs(tmp_path)
+    red = report.rebuild(tmp_path)
     text = (tmp_path / "report.html").read_text()
     assert "No plots" in text and "Failed trials (1)" in text and "Missing trials (1)" in text
     assert not (tmp_path / "plots").exists() or not list((tmp_path / "plots").glob("*.png"))
@@ -147,7 +147,7 @@ def test_labels_with_dollar_signs_do_not_break_plots(tmp_path):
     entries = [S.trial_entry("$x$_{", bs, 0) for bs in (32, 64)]
     recs = [S.ok_record(e, 0.1, 1e-3 * bs) for e, bs in zip(entries, (32, 64))]
     S.write_sweep(tmp_path, "$", entries, recs)
-    reduce.write_outputs(tmp_path)
+    report.rebuild(tmp_path)
     assert len(list((tmp_path / "plots").glob("*.png"))) == 5  # the four plots and the per-axis effects
 
 
@@ -218,7 +218,7 @@ def markup_dir(tmp_path_factory):
                 entries.append(e)
                 records.append(S.ok_record(e, 0.1 + 0.01 * bs / 32 + (0.2 if act == "tanh" else 0.0), 1e-3 * bs))
     S.write_sweep(d, "markup", entries, records)
-    reduce.write_outputs(d)
+    report.rebuild(d)
     return d
 
 
@@ -279,8 +279,9 @@ def test_seed_band_is_drawn_from_lo_to_hi(tmp_path):
 
     S.standard_sweep(tmp_path)
     red = reduce.reduce_dir(tmp_path)
-    bands = report.seed_bands(red)
-    fig = report.fig_loss_vs_lr(red, bands)
+    info = report.build_report(red)
+    bands = info.bands
+    fig = report.fig_loss_vs_lr(info)
     panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_title().startswith("batch size")]
     assert len(panels) == len(S.BATCH_SIZES)
     for ax in panels:
@@ -294,3 +295,46 @@ def test_seed_band_is_drawn_from_lo_to_hi(tmp_path):
         for p, (_, g) in zip(polys, sub.groupby("config", sort=False)):
             v = p.get_paths()[0].vertices[:, 1]
             assert v.max() - v.min() >= (g["hi"] - g["lo"]).max() - 1e-12
+
+
+# --------------------------------------------------------------------------- the report as data (nothing drawn)
+def test_report_info_holds_every_section_as_data(tmp_path):
+    S.standard_sweep(tmp_path, name="info", skip={"adam-bs512-s1"}, fail={"sgd-bs32-s1": "ValueError: boom"})
+    info = report.build_report(reduce.reduce_dir(tmp_path))
+    assert [s.title for s in info.sections] == [
+        "Ranking", "Recommendations", "Per-axis effects", "Training recipes", "Plots",
+        "Learning rate vs batch size", "Failed trials (1)", "Missing trials (1)"]
+    assert info.summary == "12 trials: 10 ok, 1 failed, 1 missing" and info.banner.startswith("Partial results")
+    (kind, table), = info.section("Ranking").blocks
+    assert kind == "table" and table.css_class == "ranking" and table.best_first and not table.rest
+    assert [row[:2] for row in table.rows[:2]] == [["1", "adam-bs32"], ["2", "sgd-bs128"]]
+    assert table.header[4] == "seeds ok / failed / missing" and table.rows[0][4] == "2 / 0 / 0"
+    labelled = dict(info.section("Recommendations").blocks[-1][1])
+    assert labelled["adam"].startswith("best at batch size 32, rank 1 of 6")
+    assert {r.optimizer: r.batch_size for r in info.recommendations} == {"adam": 32, "sgd": 128}
+    assert info.section("Failed").blocks[0][1:3] == ("sgd-bs32-s1", S.trial_id("sgd-bs32-s1"))
+    assert info.section("Missing").blocks[1] == ("list", [("adam-bs512-s1", S.trial_id("adam-bs512-s1"), "")])
+    assert ("figure", "loss_vs_lr") in info.section("Plots").blocks
+    assert [e.axis for e in info.effects] == ["optimizer", "batch_size", "seed"]
+    assert set(info.focus) == set(info.reduction.ranking["config"])  # 6 configurations: all in focus
+
+
+def test_the_seed_bands_are_computed_once_per_report(tmp_path, monkeypatch):
+    from sweeps.report import info as info_module
+
+    calls = []
+    real = info_module.seed_bands
+    monkeypatch.setattr(info_module, "seed_bands", lambda red, *a, **k: calls.append(a) or real(red, *a, **k))
+    S.standard_sweep(tmp_path)
+    report.rebuild(tmp_path)  # every figure, the HTML page and the Markdown file
+    assert calls == [(), ("loss_change",)]  # the smoothed loss once, the loss change once
+
+
+def test_an_empty_report_says_so_in_data(tmp_path):
+    S.write_sweep(tmp_path, "nothing planned", [], [])
+    info = report.build_report(reduce.reduce_dir(tmp_path))
+    assert info.recommendations == [] and info.bands.empty
+    assert info.section("Ranking").blocks == [("p", "No configurations.")]
+    assert info.section("Recommendations").blocks == [("p", "No successful trials yet."), ("labelled", [])]
+    assert info.section("Learning rate vs batch size").blocks[-1] == (
+        "p", "No fit: each optimizer needs successful trials at two or more batch sizes.")

@@ -67,7 +67,7 @@ def test_per_axis_section_in_both_reports(tmp_path):
         d = tmp_path / sub
         d.mkdir()
         make(d)
-        reduce.write_outputs(d)
+        report.rebuild(d)
         html, md = (d / "report.html").read_text(), (d / "report.md").read_text()
         assert "<h2>Per-axis effects</h2>" in html and "## Per-axis effects" in md
         assert html.index("<h2>Recommendations</h2>") < html.index("<h2>Per-axis effects</h2>") < html.index("<h2>Plots</h2>")
@@ -135,7 +135,9 @@ def _extent_checks(fig):
 def test_600_configurations_figures_are_focused_with_legends_outside_the_axes(big_dir):
     d, _ = big_dir
     red = reduce.reduce_dir(d)
-    focus = report.focus_configs(red)
+    info = report.build_report(red)
+    focus = info.focus
+    assert focus == report.focus_configs(red)
     assert focus[:report.FOCUS_TOP] == list(red.ranking["config"].head(report.FOCUS_TOP))
     by = red.ranking.set_index("config")
     assert {by.loc[c, "optimizer"] for c in focus} == {"sgd", "adam"}
@@ -143,13 +145,13 @@ def test_600_configurations_figures_are_focused_with_legends_outside_the_axes(bi
     # the top 8 are adam at batch size 128; sgd's best and the best at 32 and 512 are added
     assert len(focus) == report.FOCUS_TOP + 3
     for stem in ("loss_vs_lr", "loss_change", "lr_scaling"):
-        fig = report._FIGURES[stem][0](red)
+        fig = report.FIGURES[stem](info)
         legends = _extent_checks(fig)
         n_entries = sum(len(leg.get_texts()) for leg in legends)
         assert n_entries <= len(focus), (stem, n_entries)
-    fig = report.fig_loss_vs_lr(red)
+    fig = report.fig_loss_vs_lr(info)
     assert f"top {len(focus)} of 600 configurations shown" in fig._suptitle.get_text()
-    heat = report.fig_min_loss_heatmap(red)
+    heat = report.fig_min_loss_heatmap(info)
     assert len(heat.axes[0].get_yticklabels()) <= len(focus)
 
 
@@ -200,7 +202,7 @@ def test_ranking_sorts_and_filters_in_headless_chromium(tmp_path):
     d = tmp_path / "sweep"
     d.mkdir()
     SC.scale_sweep(d, 5)  # 30 configurations: 20 shown, 10 collapsed
-    reduce.write_outputs(d)
+    report.rebuild(d)
     probe = tmp_path / "probe.html"
     probe.write_text((d / "report.html").read_text().replace("</body>", _SORT_PROBE + "</body>"))
     out = _chromium(["--virtual-time-budget=10000", "--dump-dom", probe.as_uri()], tmp_path, "sort")
@@ -219,7 +221,7 @@ def test_axis_effects_figure_draws_the_tables_with_its_legend_outside(tmp_path):
     SC.scale_sweep(tmp_path, 3)
     red = reduce.reduce_dir(tmp_path)
     effects = axis_effects(red)
-    fig = report.fig_axis_effects(red)
+    fig = report.fig_axis_effects(report.build_report(red))
     _extent_checks(fig)
     panels = [ax for ax in fig.axes if ax.get_visible()]
     assert len(panels) == 2 * len(effects)
@@ -232,7 +234,7 @@ def test_axis_effects_figure_draws_the_tables_with_its_legend_outside(tmp_path):
 
 def test_notebook_view_shows_the_top_rows(big_dir):
     d, _ = big_dir
-    frag = report.render_notebook(reduce.reduce_dir(d))
+    frag = report.render_notebook(report.build_report(reduce.reduce_dir(d)))
     assert frag.count("<tr") == report.RANKING_TOP + 1
     assert "The other 580 configurations (ranks 21 to 600" in frag
 
@@ -247,7 +249,7 @@ def test_list_valued_axis_stays_one_cell_per_trial(tmp_path):
                 entries.append(e)
                 records.append(S.ok_record(e, 0.1 * len(layers) + S.SEED_OFFSET[seed], 1e-3 * bs))
     S.write_sweep(tmp_path, "lists", entries, records)
-    red = reduce.write_outputs(tmp_path)
+    red = report.rebuild(tmp_path)
     assert len(red.curves) == 8 * S.N_STEPS
     assert set(red.curves["layers"]) == {"[64, 32]", "[128]"}
     t = {e.axis: e for e in axis_effects(red)}["layers"].table.set_index("value")

@@ -180,10 +180,10 @@ def test_budget_note_warns_on_fixed_steps_over_batch_sizes(tmp_path):
 
     S.standard_sweep(tmp_path)
     red = reduce_dir(tmp_path)
-    red.manifest["spec"]["range_test"] = {"steps": 120}
+    red.manifest.spec["range_test"] = {"steps": 120}
     note = budget_note(red)
     assert "Warning" in note and "16x the data" in note and "samples" in note
-    red.manifest["spec"]["range_test"] = {"samples": 7680}
+    red.manifest.spec["range_test"] = {"samples": 7680}
     assert "Warning" not in budget_note(red) and "same data" in budget_note(red)
 
 
@@ -215,7 +215,7 @@ def test_verified_report_opens_in_headless_chromium_with_every_image(tmp_path):
     plot included) decode, and the Verification and Training recipes sections are there."""
     import re
 
-    from sweeps.reduce import write_outputs
+    from sweeps.report import rebuild as write_outputs
     from tests.conftest import missing_tool
     from tests.sweeps.test_report import _CHECK, CHROMIUM, _chromium
 
