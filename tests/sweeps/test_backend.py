@@ -182,12 +182,18 @@ MISMATCH = textwrap.dedent("""
 
 @pytest.mark.tf
 def test_a_trial_refuses_a_worker_whose_keras_runs_on_another_backend():
+    proc = _on_torch(MISMATCH)
+    assert "REFUSED this sweep runs on the jax backend but Keras in this worker runs on torch" in proc.stdout
+
+
+def _on_torch(script: str) -> subprocess.CompletedProcess:
+    """Run ``script`` in a fresh interpreter whose Keras runs on torch; it must exit 0."""
     _need("torch")
     env = {**cli_env(), "KERAS_BACKEND": "torch", "CUDA_VISIBLE_DEVICES": ""}
-    proc = subprocess.run([sys.executable, "-c", MISMATCH], cwd=REPO, env=env, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "REFUSED this sweep runs on the jax backend but Keras in this worker runs on torch" in proc.stdout
+    return proc
 
 
 API_SWITCH = textwrap.dedent("""
@@ -202,11 +208,7 @@ API_SWITCH = textwrap.dedent("""
 
 @pytest.mark.tf
 def test_python_find_refuses_to_switch_a_running_keras_to_another_backend():
-    _need("torch")
-    env = {**cli_env(), "KERAS_BACKEND": "torch", "CUDA_VISIBLE_DEVICES": ""}
-    proc = subprocess.run([sys.executable, "-c", API_SWITCH], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = _on_torch(API_SWITCH)
     assert "KEY backend | backend: Keras is already running on torch in this process" in proc.stdout
 
 
