@@ -4,7 +4,7 @@
 optimizer name and its keyword arguments without importing TensorFlow. ``make_optimizer``
 imports Keras only when it is called.
 
-Each entry is an :class:`OptimizerSpec`: the Keras class name in ``keras.optimizers``,
+Each entry is an :class:`OptimizerEntry`: the Keras class name in ``keras.optimizers``,
 the default keyword arguments that define the short name (``momentum`` is ``SGD`` with
 ``momentum=0.9``), and the keyword arguments a user may set. The allowed lists are the
 class's own hyper-parameters plus the common ``weight_decay``, ``clipnorm``,
@@ -34,7 +34,7 @@ _COMMON = ("weight_decay", "clipnorm", "clipvalue", "global_clipnorm")
 
 
 @dataclasses.dataclass(frozen=True)
-class OptimizerSpec:
+class OptimizerEntry:
     """One registry entry.
 
     Attributes:
@@ -48,14 +48,14 @@ class OptimizerSpec:
     allowed: tuple[str, ...]
 
 
-def _spec(keras_class: str, own: tuple[str, ...], **defaults: Any) -> OptimizerSpec:
-    return OptimizerSpec(keras_class, MappingProxyType(dict(defaults)), tuple(own) + _COMMON)
+def _spec(keras_class: str, own: tuple[str, ...], **defaults: Any) -> OptimizerEntry:
+    return OptimizerEntry(keras_class, MappingProxyType(dict(defaults)), tuple(own) + _COMMON)
 
 
 _SGD = ("momentum", "nesterov")
 _ADAM = ("beta_1", "beta_2", "epsilon", "amsgrad")
 
-OPTIMIZERS: Mapping[str, OptimizerSpec] = MappingProxyType(
+OPTIMIZERS: Mapping[str, OptimizerEntry] = MappingProxyType(
     {
         "sgd": _spec("SGD", _SGD),
         "momentum": _spec("SGD", _SGD, momentum=0.9),
@@ -74,10 +74,10 @@ OPTIMIZERS: Mapping[str, OptimizerSpec] = MappingProxyType(
         ),
     }
 )
-"""Short optimizer name -> :class:`OptimizerSpec` (all of these exist in Keras 3.15)."""
+"""Short optimizer name -> :class:`OptimizerEntry` (all of these exist in Keras 3.15)."""
 
 
-def check_optimizer(name: str, kwargs: Mapping[str, Any] | None = None) -> OptimizerSpec:
+def check_optimizer(name: str, kwargs: Mapping[str, Any] | None = None) -> OptimizerEntry:
     """Validate an optimizer name and its keyword arguments without importing Keras.
 
     Args:
@@ -85,7 +85,7 @@ def check_optimizer(name: str, kwargs: Mapping[str, Any] | None = None) -> Optim
         kwargs: keyword arguments for the optimizer (``learning_rate`` is not allowed).
 
     Returns:
-        The :class:`OptimizerSpec`.
+        The :class:`OptimizerEntry`.
 
     Raises:
         ValueError: unknown name, or a keyword argument the optimizer does not take;
@@ -144,4 +144,4 @@ def make_optimizer(name: str, learning_rate: float, **kwargs: Any):
     return cls(learning_rate=float(learning_rate), **{**spec.defaults, **kwargs})
 
 
-__all__ = ["OPTIMIZERS", "OptimizerSpec", "check_optimizer", "make_optimizer"]
+__all__ = ["OPTIMIZERS", "OptimizerEntry", "check_optimizer", "make_optimizer"]

@@ -60,6 +60,8 @@ from lrrt_core.curve import DEFAULT_BETA, Curve, centered, cut_nonfinite, ema
 
 __all__ = [
     "METHODS",
+    "ALIASES",
+    "method_name",
     "Suggestion",
     "minimum",
     "minimum_div10",
@@ -84,6 +86,14 @@ METHODS = ("minimum", "minimum_div10", "steepest", "valley", "sma_rule", "center
 #: the method a sweep's report recommends unless told otherwise; chosen against real training
 #: (``tests/benchmarks/bench_truth.py``; README "Which learning rate").
 DEFAULT_METHOD = "centered_min_div3"
+#: other names a user may give a method: keras-lr-finder's ``sma`` is ``sma_rule``.
+ALIASES = {"sma": "sma_rule"}
+
+
+def method_name(name: str | None) -> str | None:
+    """The registry name of a suggestion method given by the user (an alias resolved;
+    ``None`` and unknown names are returned as they are, for the caller to refuse)."""
+    return ALIASES.get(name, name) if isinstance(name, str) else name
 #: one line per method, for reports and help texts.
 DESCRIPTIONS = {
     "minimum": "the learning rate at the minimum of the EMA-smoothed loss (Smith 2015)",

@@ -293,14 +293,14 @@ def load(out_dir: str | os.PathLike, *, rank_by: str | None = None) -> SweepResu
         InvalidInput: ``out_dir`` is not a sweep output directory (``key == "out_dir"``).
     """
     from sweeps.reduce import reduce_dir
-    from sweeps.run import EXIT_FAILED, EXIT_OK, RANK_CHOICES, read_manifest_or_fail
+    from lrrt_core.suggest import method_name
+    from sweeps.run import EXIT_FAILED, EXIT_OK, check_rank_by, read_manifest_or_fail
 
     out = Path(out_dir).resolve()
     if not out.is_dir() or read_manifest_or_fail(out, str(out_dir)) is None:
         raise UsageError(f"out_dir: {out_dir}: not an lrrt sweep output directory (no sweep.json)", key="out_dir")
-    if rank_by is not None and rank_by not in RANK_CHOICES:
-        raise UsageError(f"rank_by: must be one of {', '.join(RANK_CHOICES)}, got {rank_by!r}", key="rank_by")
-    red = reduce_dir(out, rank_by="sma_rule" if rank_by == "sma" else rank_by)
+    check_rank_by(rank_by, "rank_by")
+    red = reduce_dir(out, rank_by=method_name(rank_by))
     return SweepResult(red, exit_code=EXIT_OK if red.complete else EXIT_FAILED)
 
 

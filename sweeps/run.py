@@ -23,12 +23,12 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from lrrt_core.suggest import METHODS
+from lrrt_core.suggest import ALIASES, METHODS, method_name
 from sweeps.launch import RayOptions
 from sweeps.spec import InvalidInput
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
-RANK_CHOICES = (*METHODS, "sma")
+RANK_CHOICES = (*METHODS, *ALIASES)
 
 __all__ = ["UsageError", "SweepRun", "run_sweep", "run_verify", "launch_pending", "write_report",
            "read_manifest_or_fail", "exit_code",
@@ -83,8 +83,7 @@ def write_report(out: Path, rank_by: str | None):
     """Rebuild every output of ``out`` from its records; return the ``Reduction``."""
     from sweeps.report import rebuild
 
-    rank_by = "sma_rule" if rank_by == "sma" else rank_by  # keras-lr-finder's name, as in sweep files
-    return rebuild(out, rank_by=rank_by)
+    return rebuild(out, rank_by=method_name(rank_by))
 
 
 def exit_code(reduction, unfinished: int = 0) -> int:
@@ -99,8 +98,15 @@ def exit_code(reduction, unfinished: int = 0) -> int:
 def _check_options(local_gpus: int | None, rank_by: str | None) -> None:
     if local_gpus is not None and local_gpus < 0:
         raise UsageError("--local-gpus: must be >= 0")
+    check_rank_by(rank_by, "--rank-by")
+
+
+def check_rank_by(rank_by: str | None, option: str) -> None:
+    """Refuse a ranking method that is neither a suggestion method nor an alias of one
+    (``option`` names it in the message: ``--rank-by`` or ``rank_by``)."""
     if rank_by is not None and rank_by not in RANK_CHOICES:
-        raise UsageError(f"--rank-by: must be one of {', '.join(RANK_CHOICES)}, got {rank_by!r}")
+        raise UsageError(f"{option}: must be one of {', '.join(RANK_CHOICES)}, got {rank_by!r}",
+                         key=None if option.startswith("--") else option)
 
 
 def run_sweep(
@@ -225,7 +231,7 @@ def verify_stage(spec, trials, sdir, verify, rank_by: str | None, launch: dict, 
     from sweeps.reduce import reduce_dir
     from sweeps.store import Manifest
 
-    red = reduce_dir(sdir.path, rank_by="sma_rule" if rank_by == "sma" else rank_by)
+    red = reduce_dir(sdir.path, rank_by=method_name(rank_by))
     planned = verification.plan(spec, trials, red.ranking, verify)
     manifest = sdir.read_manifest() or Manifest()
     sdir.write_manifest(manifest.with_verification(verify.model_dump(mode="json"), planned))

@@ -686,7 +686,9 @@ class ReportSpec(_Frozen):
     @field_validator("rank_by", mode="before")
     @classmethod
     def _alias(cls, value: Any) -> Any:
-        return "sma_rule" if value == "sma" else value
+        from lrrt_core.suggest import method_name
+
+        return method_name(value)
 
 
 class SweepSpec(_Frozen):
