@@ -74,18 +74,27 @@ CHECK = textwrap.dedent(
     np.testing.assert_allclose(ca.losses, cb.losses, rtol=1e-6)
     assert int(b.optimizer.iterations.numpy()) == 0
     print("BACKEND-OK", BACKEND, curve.steps_run, c1.stop_reason)
+
+    # several steps per compiled call against one per call (tests/core/fused_check.py)
+    from tests.core import fused_check
+    print(fused_check.check_all())
     """
 )
 
 
 @pytest.mark.tf
-@pytest.mark.parametrize("backend", ["torch", "jax"])
-def test_exact_loss_and_restore_on_other_backends(backend, tmp_path):
+@pytest.mark.parametrize("backend, executor", [("torch", "PerStep"), ("jax", "JaxChunks")])
+def test_exact_loss_and_restore_on_other_backends(backend, executor, tmp_path):
+    """Also runs tests/core/fused_check.py there: the fused path (JAX) gives the per-step
+    curve; torch, which has none, runs per step by default."""
     if importlib.util.find_spec(backend) is None:
         missing_tool(backend, f"pip install -e '.[{'torch' if backend == 'torch' else 'test'}]'")
     script = tmp_path / "check.py"
     script.write_text(f"BACKEND = {backend!r}\n" + CHECK)
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
+           "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert f"BACKEND-OK {backend}" in proc.stdout
+    assert f"FUSED-OK {backend} {executor}" in proc.stdout

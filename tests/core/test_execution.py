@@ -1,42 +1,22 @@
 """Several steps per compiled call give the per-step curve (lrrt_core.execution).
 
-TensorFlow runs in this process; JAX and torch each in a fresh interpreter (Keras picks its
-backend at import), through ``tests/core/fused_check.py``. torch has no fused path: its
-check shows that the default runs per step and gives the same curve.
+TensorFlow runs in this process. JAX and torch run ``tests/core/fused_check.py`` in the
+fresh interpreter of ``tests/core/test_backends.py`` (Keras picks its backend at import);
+torch has no fused path: its check shows that the default runs per step.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
-from tests.conftest import missing_tool
 from tests.core import fused_check
 
 pytestmark = pytest.mark.tf
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 def test_fused_equals_per_step_on_tensorflow():
     assert fused_check.check_all() == "FUSED-OK tensorflow TFChunks"
-
-
-@pytest.mark.parametrize("backend, executor", [("jax", "JaxChunks"), ("torch", "PerStep")])
-def test_fused_equals_per_step_on_other_backends(backend, executor):
-    if importlib.util.find_spec(backend) is None:
-        missing_tool(backend, f"pip install -e '.[{'torch' if backend == 'torch' else 'test'}]'")
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
-           "PYTHONPATH": os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH", "")) if p)}
-    proc = subprocess.run([sys.executable, "-m", "tests.core.fused_check"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert f"FUSED-OK {backend} {executor}" in proc.stdout, proc.stdout
 
 
 def test_steps_per_call_is_validated():
