@@ -31,7 +31,6 @@ from __future__ import annotations
 import collections
 import json
 import logging
-import weakref
 from typing import Any, Sequence
 
 import numpy as np
@@ -82,7 +81,6 @@ class Program:
         self.fns: dict[Any, Any] = {}
 
 
-_BY_MODEL: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 _BY_ARCHITECTURE: "collections.OrderedDict[str, Program]" = collections.OrderedDict()
 #: programs kept for models lrrt built (one worker rarely sees more architectures at once).
 ARCHITECTURES_KEPT = 4
@@ -139,12 +137,14 @@ def program_for(model, share: bool) -> Program:
                 _BY_ARCHITECTURE.popitem(last=False)
         _BY_ARCHITECTURE.move_to_end(key)
         return program
-    per_model = _BY_MODEL.setdefault(model, {})
+    # Kept on the model itself (its compiled functions refer to it, so a cache outside would
+    # keep every model alive); object.__setattr__: not a tracked Keras attribute.
     key2 = (id(model.optimizer), id(getattr(model, "_compile_loss", None)))
-    if key2 not in per_model:
-        per_model.clear()  # recompiled: the old functions trained another optimizer
-        per_model[key2] = Program(model)
-    return per_model[key2]
+    kept = getattr(model, "_lrrt_program", None)
+    if kept is None or kept[0] != key2:  # none yet, or recompiled: the old functions trained another optimizer
+        kept = (key2, Program(model))
+        object.__setattr__(model, "_lrrt_program", kept)
+    return kept[1]
 
 
 class PerStep:

@@ -115,3 +115,23 @@ def test_architecture_key_tells_structures_apart():
             return x
 
     assert architecture_key(Custom()) is None
+
+
+def test_a_users_compiled_chunk_lives_and_dies_with_the_model():
+    """The next test of the same model reuses its compiled chunk; dropping the model frees it
+    (the chunk is kept on the model, not in a cache that would hold every model alive)."""
+    import gc
+    import weakref
+
+    from lrrt_core.finder import range_test
+
+    x, y = fused_check.data()
+    model = fused_check.mlp()
+    range_test(model, x, y, start_lr=1e-4, end_lr=1e-2, steps=20)
+    program = model._lrrt_program[1]
+    range_test(model, x, y, start_lr=1e-4, end_lr=1e-2, steps=20)
+    assert model._lrrt_program[1] is program and len(program.fns) == 1
+    ref = weakref.ref(model)
+    del model, program
+    gc.collect()
+    assert ref() is None
