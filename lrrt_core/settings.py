@@ -74,7 +74,7 @@ class RangeTest:
             raise ValueError(f"diverge_threshold must be a number > 1 (or None to disable), got {thr!r}")
         s = self.smoothing
         if isinstance(s, bool) or not isinstance(s, numbers.Real) or not 0.0 <= s < 1.0:
-            raise ValueError(f"smoothing (EMA beta) must be in [0, 1), got {s!r}")
+            raise ValueError(f"smoothing must be >= 0 and < 1 (the EMA's beta), got {s!r}")
         if self.steps is not None and self.epochs is not None:
             raise ValueError("give either steps or epochs, not both")
         if self.steps is not None and not _is_int(self.steps):

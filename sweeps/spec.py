@@ -546,15 +546,15 @@ class RangeTestSpec(_Frozen):
     (``null``: never).
     """
 
-    start_lr: Number = Field(default=1e-6, gt=0)
+    start_lr: Number = 1e-6
     end_lr: Number = 10.0
     steps: StrictInt | None = Field(default=None, ge=2)
     epochs: StrictInt | None = Field(default=None, ge=1)
     samples: StrictInt | None = Field(default=None, ge=2)
     ladder: Literal["exp", "linear"] = "exp"
     loss: Literal["train", "val"] = "train"
-    diverge_threshold: Number | None = Field(default=4.0, gt=1)
-    smoothing: Number = Field(default=0.98, ge=0, lt=1)
+    diverge_threshold: Number | None = 4.0
+    smoothing: Number = 0.98
 
     @model_validator(mode="before")
     @classmethod
@@ -569,15 +569,18 @@ class RangeTestSpec(_Frozen):
 
     @model_validator(mode="after")
     def _bounds(self) -> RangeTestSpec:
-        if not math.isfinite(self.start_lr):
-            raise _fail(f"must be finite, got {self.start_lr!r}", ".start_lr")
-        if not math.isfinite(self.end_lr):
-            raise _fail(f"must be finite, got {self.end_lr!r}", ".end_lr")
+        """The range test's own rules (:class:`lrrt_core.settings.RangeTest`: bounds, ladder,
+        divergence, smoothing), named by this file's key; and one of the file's: a value
+        must be finite (``null``, not ``.inf``, never stops early), so it stays JSON."""
         if self.diverge_threshold is not None and not math.isfinite(self.diverge_threshold):
             raise _fail(f"must be finite, or null to never stop early, got {self.diverge_threshold!r}",
                         ".diverge_threshold")
-        if self.end_lr <= self.start_lr:
-            raise _fail(f"must be greater than start_lr ({self.start_lr!r}), got {self.end_lr!r}", ".end_lr")
+        try:
+            self.settings(None)
+        except ValueError as err:
+            name, _, rest = str(err).partition(" ")
+            raise _fail(rest if name in type(self).model_fields else str(err),
+                        f".{name}" if name in type(self).model_fields else "") from None
         return self
 
     def steps_for(self, batch_size: int) -> int | None:
@@ -593,12 +596,14 @@ class RangeTestSpec(_Frozen):
             return f"{self.samples} samples (steps = samples / batch size)"
         return f"{self.steps} steps" if self.steps is not None else f"{self.epochs} epoch(s)"
 
-    def settings(self, batch_size: int):
+    def settings(self, batch_size: int | None):
         """The :class:`lrrt_core.settings.RangeTest` of a trial at ``batch_size`` (the
-        length in steps: ``steps`` or ``samples // batch_size``; or in ``epochs``)."""
+        length in steps: ``steps`` or ``samples // batch_size``; or in ``epochs``; ``None``:
+        the length left out, to check the other settings)."""
         from lrrt_core.settings import RangeTest
 
-        return RangeTest(start_lr=self.start_lr, end_lr=self.end_lr, steps=self.steps_for(batch_size),
+        return RangeTest(start_lr=self.start_lr, end_lr=self.end_lr,
+                         steps=None if batch_size is None else self.steps_for(batch_size),
                          epochs=self.epochs, ladder=self.ladder, loss=self.loss,
                          diverge_threshold=self.diverge_threshold, smoothing=self.smoothing)
 

@@ -322,7 +322,7 @@ def _bad_cases():
         (dict(loss="test"), "loss must be 'train' or 'val'"),
         (dict(ladder="log"), "ladder must be one of exp, linear"),
         (dict(diverge_threshold=0.5), "diverge_threshold must be a number > 1"),
-        (dict(smoothing=1.0), r"smoothing \(EMA beta\) must be in \[0, 1\)"),
+        (dict(smoothing=1.0), r"smoothing must be >= 0 and < 1 \(the EMA.s beta\)"),
         (dict(steps=None, epochs=1, batch_size=64), "only 1 step"),
         (dict(seed=None), "seed must be an integer"),
         (dict(x=5, y=None), "cannot read batches from a int"),
