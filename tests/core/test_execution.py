@@ -135,3 +135,22 @@ def test_a_users_compiled_chunk_lives_and_dies_with_the_model():
     del model, program
     gc.collect()
     assert ref() is None
+
+
+def test_settings_travel_whole_or_as_keywords():
+    """range_test(model, x, y, RangeTest(...)) is range_test(model, x, y, start_lr=...);
+    keywords override the object; an unknown setting names the known ones."""
+    from lrrt_core.finder import range_test
+    from lrrt_core.settings import RangeTest
+
+    x, y = fused_check.data()
+    rt = RangeTest(start_lr=1e-4, end_lr=1e-2, steps=20, diverge_threshold=None)
+    whole = range_test(fused_check.mlp(), x, y, rt, batch_size=32)
+    keywords = range_test(fused_check.mlp(), x, y, batch_size=32, start_lr=1e-4, end_lr=1e-2, steps=20,
+                          diverge_threshold=None)
+    fused_check.same_curve(whole, keywords)
+    assert whole.params["steps"] == 20 and whole.params["diverge_threshold"] is None
+    shorter = range_test(fused_check.mlp(), x, y, rt, batch_size=32, steps=10)
+    assert shorter.steps_run == 10
+    with pytest.raises(TypeError, match="unknown range-test setting.*start_lr"):
+        range_test(fused_check.mlp(), x, y, rt, stat_lr=1e-3)
