@@ -192,10 +192,11 @@ class _Feed:
         import keras
 
         batches = [self.source() for _ in range(count)]
+        shapes = [np.shape(a) for a in keras.tree.flatten(batches[0])]
         try:
             for b in batches[1:]:
                 keras.tree.assert_same_structure(batches[0], b)
-                if [np.shape(a) for a in keras.tree.flatten(b)] != [np.shape(a) for a in keras.tree.flatten(batches[0])]:
+                if [np.shape(a) for a in keras.tree.flatten(b)] != shapes:
                     return None, batches
         except (ValueError, TypeError):
             return None, batches

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import time
 from typing import Any, Callable, Iterable
 
@@ -55,7 +54,6 @@ import numpy as np
 from lrrt_core.curve import Curve, StopRule
 from lrrt_core.execution import make_executor
 from lrrt_core.sources import is_array_like, make_source, num_samples, take
-from lrrt_core.schedule import check_bounds
 from lrrt_core.settings import DEFAULT_STEPS, RangeTest, settings_from
 from lrrt_core.schedule import ladder as make_ladder
 
@@ -270,7 +268,6 @@ def range_test(
 
     source, used_batch_size = make_source(x, y, batch_size, shuffle, seed)
     steps = rt.steps_for(source.batches_per_epoch)
-    check_bounds(rt.start_lr, rt.end_lr, steps)
     lrs = make_ladder(rt.ladder, float(rt.start_lr), float(rt.end_lr), steps)
     lr_var = _lr_control(model.optimizer, rt.ladder, rt.start_lr, rt.end_lr, steps)
 

@@ -76,10 +76,21 @@ class ArraySource:
         self._order = self.rng.permutation(self.n) if self.shuffle else None
         self._pos = 0
 
-    def _batch(self, i: int) -> tuple[Any, Any, Any]:
+    def _rows(self, i: int) -> Any:
+        """Batch ``i`` of this epoch: a slice (unshuffled) or its indices in the drawn order."""
         bs = self.bs
-        idx = slice(i * bs, (i + 1) * bs) if self._order is None else self._order[i * bs:(i + 1) * bs]
+        return slice(i * bs, (i + 1) * bs) if self._order is None else self._order[i * bs:(i + 1) * bs]
+
+    def _batch(self, i: int) -> tuple[Any, Any, Any]:
+        idx = self._rows(i)
         return take(self.x, idx), take(self.y, idx), None
+
+    def _advance(self) -> int:
+        """The position of the next batch (a new epoch when this one is used up)."""
+        if self._pos >= self.batches_per_epoch:
+            self._epoch()
+        self._pos += 1
+        return self._pos - 1
 
     def peek(self) -> tuple[Any, Any, Any]:
         return self._batch(self._pos if self._pos < self.batches_per_epoch else 0)
@@ -87,21 +98,12 @@ class ArraySource:
     def indices(self, count: int) -> np.ndarray:
         """The row indices of the next ``count`` batches, ``(count, batch_size)``, advancing
         exactly as ``count`` calls would (so the rows are those the calls would gather)."""
-        bs, rows = self.bs, []
-        for _ in range(count):
-            if self._pos >= self.batches_per_epoch:
-                self._epoch()
-            i = self._pos
-            self._pos += 1
-            rows.append(np.arange(i * bs, (i + 1) * bs) if self._order is None else self._order[i * bs:(i + 1) * bs])
+        rows = [self._rows(self._advance()) for _ in range(count)]
+        rows = [np.arange(r.start, r.stop) if isinstance(r, slice) else r for r in rows]
         return np.stack(rows)
 
     def __call__(self) -> tuple[Any, Any, Any]:
-        if self._pos >= self.batches_per_epoch:
-            self._epoch()
-        b = self._batch(self._pos)
-        self._pos += 1
-        return b
+        return self._batch(self._advance())
 
 
 class IterSource:

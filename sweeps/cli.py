@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from sweeps.backends import BACKENDS  # noqa: E402  (light: the names only)
 from sweeps.run import (  # noqa: E402  (the shared sweep code path; light: no Ray, no TensorFlow)
-    EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, RANK_CHOICES, UsageError, exit_code,
+    EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, RANK_CHOICES, UsageError, exit_code,
     read_manifest_or_fail,
 )
 
