@@ -39,25 +39,38 @@ if [[ "$mode" == "prepare" ]]; then
 fi
 
 # ----------------------------------------------------------------------------- run
+# Each phase has its own time limit, so one that hangs leaves the others' figures; the
+# FIG lines go to stdout and $OUT/figs.txt, the logs and sweep outputs into one tarball
+# (the device returns at most 8 files).
+set +e
 cpu=0; [[ "${2:-}" == "--cpu" ]] && cpu=1
 OUT="${OUT:-/tmp/lrrt-gpu-out}"; mkdir -p "$OUT"
+work=$(mktemp -d)
 site=/tmp/site
 if ! python3 -c "import keras, ray" 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" .whl/*.whl
   tar xJf .whl/ray-stripped.tar.xz -C "$site"
 fi
 export PYTHONPATH="$site:$PWD${PYTHONPATH:+:$PYTHONPATH}" KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false
-python3 -c "import jax, keras; print('devices', jax.devices(), 'keras', keras.__version__)" | tee "$OUT/env.txt"
+export PYTHONUNBUFFERED=1
+python3 -c "import jax, keras; print('devices', jax.devices(), 'keras', keras.__version__, 'jax', jax.__version__)" \
+  | tee "$OUT/env.txt"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >> "$OUT/env.txt" 2>/dev/null
 
 if [[ $cpu == 1 ]]; then
-  steps=30; batches=32; pack=1,2; n=2000; gpus=(--local-gpus 1)
+  steps=30; batches=32; pack=1,2; n=2000; gpus=(--local-gpus 1); lim=(300 150 200)
 else
-  steps=300; batches=32,250,1024; pack=1,4,8; n=20000; gpus=()
+  steps=300; batches=32,250,1024; pack=1,4,8; n=20000; gpus=(); lim=(210 110 150)
 fi
-python3 tests/benchmarks/bench_gpu.py --steps "$steps" --batches "$batches" --pack "$pack" --n "$n" --k 3 \
-  --chunks 1,8,32 2>&1 | tee "$OUT/bench_gpu.txt" | grep '^FIG'
+figs() { tee -a "$work/$1.txt" | grep --line-buffered '^FIG' | tee -a "$OUT/figs.txt"; }
 
-cat > "$OUT/gpu_sweep.yaml" <<'YAML'
+# 1. the finder against the limits, at each batch size (and its curve against the per-step one)
+timeout "${lim[0]}" python3 tests/benchmarks/bench_gpu.py --steps "$steps" --batches "$batches" --pack "" \
+  --n "$n" --finder-k 1,100 2>&1 | figs bench_single
+echo "phase single: exit ${PIPESTATUS[0]}"
+
+# 2. a backend: jax sweep at 0.25 and at 1 GPU per trial
+cat > "$work/gpu_sweep.yaml" <<'YAML'
 name: gpu_sweep
 backend: jax
 workload: digits_cnn
@@ -72,16 +85,25 @@ range_test:
 YAML
 for g in 0.25 1; do
   t0=$(date +%s.%N)
-  python3 -m sweeps.cli sweep "$OUT/gpu_sweep.yaml" --out "$OUT/sweep_gpu$g" --gpus-per-trial "$g" \
-    --cpus-per-trial 1 "${gpus[@]}" -q > "$OUT/sweep_gpu$g.log" 2>&1 || echo "sweep at $g GPU/trial: exit $?"
+  timeout "${lim[1]}" python3 -m sweeps.cli sweep "$work/gpu_sweep.yaml" --out "$work/sweep_gpu$g" \
+    --gpus-per-trial "$g" --cpus-per-trial 1 "${gpus[@]}" -q > "$work/sweep_gpu$g.log" 2>&1
+  echo "phase sweep at $g GPU/trial: exit $?"
   t1=$(date +%s.%N)
-  python3 - "$OUT/sweep_gpu$g" "$g" "$(python3 -c "print($t1 - $t0)")" <<'PY'
+  python3 - "$work/sweep_gpu$g" "$g" "$(python3 -c "print($t1 - $t0)")" <<'PY' | tee -a "$OUT/figs.txt"
 import json, pathlib, sys
 out, g, wall = pathlib.Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
 recs = sorted((json.loads(p.read_text()) for p in (out / "trials").glob("*.json")), key=lambda r: r["finished_at"])
 trials = [(r["name"], r["status"], round(r["wall_s"], 2), round(r["curve"]["wall_s"], 2) if r.get("curve") else None,
-           r.get("gpu_ids")) for r in recs]
+           (r.get("node") or "")[:8], r.get("gpu_ids")) for r in recs]
 print("FIG " + json.dumps({"kind": "sweep", "gpus_per_trial": float(g), "wall_s": round(wall, 1),
                            "ok": sum(r["status"] == "ok" for r in recs), "trials": trials}))
 PY
 done
+
+# 3. packing: 1, 4 and 8 processes of range tests on the one GPU
+timeout "${lim[2]}" python3 tests/benchmarks/bench_gpu.py --steps "$steps" --batches "$batches" --pack "$pack" \
+  --n "$n" --k 3 --skip-single 2>&1 | figs bench_pack
+echo "phase packing: exit ${PIPESTATUS[0]}"
+
+tar czf "$OUT/logs.tgz" -C "$work" . 2>/dev/null
+ls -la "$OUT"
