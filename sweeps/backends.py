@@ -6,7 +6,8 @@ trains: the driver checks that the backend's package is installed before anythin
 (:func:`check_available`), and puts ``KERAS_BACKEND`` (plus the backend's thread and
 memory settings, :func:`worker_env`) into the environment of every Ray worker — inherited
 from the driver on a local Ray, the job's ``runtime_env`` on a cluster. Each trial then
-checks that Keras really runs on that backend (``sweeps.trainable``).
+checks that Keras really runs on that backend (``sweeps.trainable``); JAX workers also
+share compiled programs through JAX's persistent cache (:func:`use_jax_compilation_cache`).
 
 This module imports nothing heavy: no Keras, no Ray, no backend package.
 
@@ -20,9 +21,13 @@ Example:
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import sys
+from pathlib import Path
 from typing import Callable
+
+logger = logging.getLogger(__name__)
 
 BACKENDS = ("tensorflow", "jax", "torch")
 """The Keras backends a sweep may name (``backend:`` in the sweep file)."""
@@ -55,6 +60,43 @@ def preload(backend: str) -> tuple[str, ...]:
 # (the JAX twin of TensorFlow ignoring OMP_NUM_THREADS; jax-ml/jax#1539). XLA has no flag for
 # "N threads"; single-threaded Eigen is the one sound setting, so it is set for 1-CPU trials only.
 XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+def jax_cache_dir() -> Path:
+    """Where a node's JAX trials keep compiled programs: ``$XDG_CACHE_HOME/lrrt/jax``
+    (``~/.cache/lrrt/jax``), on each node's own disk."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "lrrt" / "jax"
+
+
+def use_jax_compilation_cache() -> str | None:
+    """Turn on JAX's persistent compilation cache in this (worker) process, before its first
+    compile, and return the folder in use (``None``: off).
+
+    Every trial process of a node then reads the programs that any earlier process compiled,
+    also in an earlier sweep: a fresh worker's first trial of an architecture loads its step,
+    the initialisers and the gathers instead of compiling them (measured on the digits
+    ConvNet, CPU: 4.7 s -> 2.8 s). JAX keys each entry by the program, the jaxlib version and
+    the device, so a stale entry is never used. A user's own setting wins:
+    ``JAX_COMPILATION_CACHE_DIR`` in the environment (empty: no cache), or a folder already
+    configured in this process.
+    """
+    import jax
+
+    configured = jax.config.jax_compilation_cache_dir
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR") is not None or configured:
+        return configured or None
+    path = jax_cache_dir()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        logger.debug("no JAX compilation cache (%s): %s", path, err)
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    if os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS") is None:
+        # every program: a trial's many small ones (initialisers, gathers) add up to seconds
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    return str(path)
 
 
 def missing_packages(backend: str, find_spec: Callable[[str], object] | None = None) -> list[str]:

@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-from sweeps.backends import DEFAULT_BACKEND
+from sweeps.backends import DEFAULT_BACKEND, use_jax_compilation_cache
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,9 @@ def prepare_worker(backend: str, cpus: float, has_gpu: bool) -> None:
     it is set here too in case Keras is not imported yet. Then, per backend: TensorFlow's
     thread pools and GPU memory growth (:func:`configure_tensorflow`); ``torch.set_num_threads``
     from the CPU share; for JAX the threads were set through ``XLA_FLAGS`` before its import
-    (one-CPU trials), and GPUs are hidden from a trial without a GPU share on every backend.
+    (one-CPU trials) and its persistent compilation cache is turned on
+    (:func:`sweeps.backends.use_jax_compilation_cache`); GPUs are hidden from a trial without
+    a GPU share on every backend.
 
     Raises:
         BackendMismatch: Keras in this process runs on another backend (fails the trial with
@@ -116,6 +118,8 @@ def prepare_worker(backend: str, cpus: float, has_gpu: bool) -> None:
         import torch
 
         torch.set_num_threads(max(1, int(cpus)))
+    if backend == "jax":
+        use_jax_compilation_cache()  # before this worker's first compile
     gc.freeze()  # as configure_tensorflow does: cheap collections between trials
     _WORKER_READY.update(backend=backend)
 

@@ -12,8 +12,9 @@
 #      bare train_on_batch loop, a jitted step and the lax.scan of all steps (the limit), at
 #      batch 32, 250 and 1024, and the packing of 1, 4 and 8 processes on the one GPU;
 #   2. a sweep with `backend: jax` on local Ray (8 range tests of the digits ConvNet) at
-#      --gpus-per-trial 0.25 and at 1, wall time of each and each trial's cost (the first
-#      trial on a worker compiles, the later ones reuse the compiled step).
+#      --gpus-per-trial 1 (the node's JAX compilation cache cold, then warm) and 0.25: wall
+#      time of each and each trial's cost (a worker's first trial compiles or reads the cache,
+#      the later ones reuse the compiled step).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mode="${1:-run}"
@@ -86,19 +87,23 @@ range_test:
   end_lr: 10.0
   steps: 200
 YAML
-[[ $phases == *sweep* ]] && for g in 0.25 1; do
+# in this order: the node's JAX compilation cache ($work/xdg) cold, then warm
+export XDG_CACHE_HOME="$work/xdg"
+i=0
+[[ $phases == *sweep* ]] && for g in ${SWEEPS:-1 1 0.25}; do
+  i=$((i + 1)); name="sweep${i}_gpu$g"
   t0=$(date +%s.%N)
-  timeout "${lim[1]}" python3 -m sweeps.cli sweep "$work/gpu_sweep.yaml" --out "$work/sweep_gpu$g" \
-    --gpus-per-trial "$g" --cpus-per-trial 1 "${gpus[@]}" -q > "$work/sweep_gpu$g.log" 2>&1
-  echo "phase sweep at $g GPU/trial: exit $?"
+  timeout "${lim[1]}" python3 -m sweeps.cli sweep "$work/gpu_sweep.yaml" --out "$work/$name" \
+    --gpus-per-trial "$g" --cpus-per-trial 1 "${gpus[@]}" -q > "$work/$name.log" 2>&1
+  echo "phase $name: exit $?"
   t1=$(date +%s.%N)
-  python3 - "$work/sweep_gpu$g" "$g" "$(python3 -c "print($t1 - $t0)")" <<'PY' | tee -a "$OUT/figs.txt"
+  python3 - "$work/$name" "$g" "$(python3 -c "print($t1 - $t0)")" <<'PY' | tee -a "$OUT/figs.txt"
 import json, pathlib, sys
 out, g, wall = pathlib.Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
 recs = sorted((json.loads(p.read_text()) for p in (out / "trials").glob("*.json")), key=lambda r: r["finished_at"])
 trials = [(r["name"], r["status"], round(r["wall_s"], 2), round(r["curve"]["wall_s"], 2) if r.get("curve") else None,
            (r.get("node") or "")[:8], r.get("gpu_ids")) for r in recs]
-print("FIG " + json.dumps({"kind": "sweep", "gpus_per_trial": float(g), "wall_s": round(wall, 1),
+print("FIG " + json.dumps({"kind": "sweep", "gpus_per_trial": float(g), "run": out.name, "wall_s": round(wall, 1),
                            "ok": sum(r["status"] == "ok" for r in recs), "trials": trials}))
 PY
 done
@@ -108,5 +113,6 @@ done
   --n "$n" --k 3 --skip-single 2>&1 | figs bench_pack
 echo "phase packing: exit ${PIPESTATUS[0]}"
 
-tar czf "$OUT/logs.tgz" -C "$work" . 2>/dev/null
+tar czf "$OUT/logs.tgz" --exclude=./xdg -C "$work" . 2>/dev/null
+ls "$work/xdg/lrrt/jax" 2>/dev/null | wc -l | sed "s/^/jax cache entries: /"
 ls -la "$OUT"

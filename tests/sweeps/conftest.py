@@ -31,9 +31,12 @@ def cli_env() -> dict[str, str]:
     return env
 
 
-def run_lrrt(*args: str, timeout: float = 600, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    """Run ``lrrt ARGS`` as a user would and return the finished process (text output)."""
-    return subprocess.run(lrrt_cmd(*args), cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=timeout)
+def run_lrrt(*args: str, timeout: float = 600, cwd: Path = REPO,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``lrrt ARGS`` as a user would and return the finished process (text output);
+    ``env``: variables added to :func:`cli_env`'s."""
+    return subprocess.run(lrrt_cmd(*args), cwd=cwd, env={**cli_env(), **(env or {})}, capture_output=True,
+                          text=True, timeout=timeout)
 
 
 def installed_lrrt() -> Path:

@@ -212,6 +212,36 @@ def test_python_find_refuses_to_switch_a_running_keras_to_another_backend():
     assert "KEY backend | backend: Keras is already running on torch in this process" in proc.stdout
 
 
+JAX_CACHE = textwrap.dedent("""
+    import jax
+    from sweeps.backends import use_jax_compilation_cache
+    print("DIR", use_jax_compilation_cache(), jax.config.jax_persistent_cache_min_compile_time_secs)
+    jax.jit(lambda x: x * 2 + 1)(jax.numpy.arange(3.0)).block_until_ready()
+""")
+
+
+@pytest.mark.parametrize("user", [None, "", "mine"])
+def test_jax_workers_share_compiled_programs_unless_the_user_chose_otherwise(user, tmp_path):
+    """A JAX worker turns on JAX's persistent compilation cache in the node's user cache
+    folder, every program cached; a user's JAX_COMPILATION_CACHE_DIR wins (empty: none)."""
+    _need("jax")
+    env = {**cli_env(), "XDG_CACHE_HOME": str(tmp_path / "xdg"), "JAX_PLATFORMS": "cpu"}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    if user is not None:
+        env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path / user) if user else ""
+    proc = subprocess.run([sys.executable, "-c", JAX_CACHE], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ours = tmp_path / "xdg" / "lrrt" / "jax"
+    if user is None:
+        assert f"DIR {ours} 0.0" in proc.stdout
+        assert list(ours.glob("*")), "the jitted program was not cached"
+    elif user:
+        assert f"DIR {tmp_path / user} 1.0" in proc.stdout and not ours.exists()
+    else:
+        assert "DIR None 1.0" in proc.stdout and not ours.exists()
+
+
 # --------------------------------------------------------------------------- real runs
 
 
@@ -245,8 +275,12 @@ def _tiny_sweep(backend: str, write_spec) -> Path:
 def test_a_sweep_runs_end_to_end_on_its_backend(backend, tmp_path, write_spec):
     _need(backend)
     out = tmp_path / "out"
-    proc = run_lrrt("sweep", _tiny_sweep(backend, write_spec), "--out", out, "-q", timeout=300)
+    proc = run_lrrt("sweep", _tiny_sweep(backend, write_spec), "--out", out, "-q", timeout=300,
+                    env={"XDG_CACHE_HOME": str(tmp_path / "xdg")})
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # JAX workers keep their compiled programs in the node's persistent cache for later workers
+    cached = list((tmp_path / "xdg" / "lrrt" / "jax").glob("*"))
+    assert len(cached) >= 5 if backend == "jax" else not cached, cached
     trials = pd.read_csv(out / "trials.csv")
     assert len(trials) == 2 and (trials["status"] == "ok").all(), trials[["name", "status", "error"]]
     assert (trials["steps"] == 30).all()
