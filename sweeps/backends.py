@@ -37,7 +37,7 @@ PACKAGES = {"tensorflow": ("tensorflow",), "jax": ("jax", "jaxlib"), "torch": ("
 """The packages each backend needs, besides Keras."""
 INSTALL = {
     "tensorflow": 'pip install "lrrt" (TensorFlow is a default dependency; GPU: pip install "lrrt[gpu]")',
-    "jax": 'pip install "lrrt[jax]" (or pip install jax; GPU: pip install "lrrt[jax-gpu]", i.e. "jax[cuda12]")',
+    "jax": 'pip install "lrrt[jax]" (or pip install jax; GPU: pip install "lrrt[jax-gpu]" or "lrrt[jax-cuda13]", i.e. "jax[cuda12]" or "jax[cuda13]")',
     "torch": 'pip install "lrrt[torch]" (or pip install torch)',
 }
 """How to install each backend, as the error says it."""
