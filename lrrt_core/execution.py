@@ -326,6 +326,12 @@ class TFChunks(_Chunks):
         return self._function(kind)(data, lrs, self.val_data).numpy()
 
 
+#: How :class:`JaxChunks` runs a chunk: ``None`` (default) picks ``jax.lax.scan`` on an
+#: accelerator and k dispatched calls of the jitted step on the CPU; ``True``/``False``
+#: force one (the tests run the accelerator's scan on the CPU with it).
+JAX_SCAN: bool | None = None
+
+
 class JaxChunks(_Chunks):
     """``k`` steps of the stateless JAX train step per host read (JAX backend).
 
@@ -342,7 +348,7 @@ class JaxChunks(_Chunks):
             self._lr_index = next(i for i, v in enumerate(model.optimizer.variables) if v is lr_var)
         model.reset_metrics()
         self._metrics0 = [v.value for v in model.metrics_variables]
-        self.scan = jax.default_backend() != "cpu"
+        self.scan = jax.default_backend() != "cpu" if JAX_SCAN is None else JAX_SCAN
 
     def _to_device(self, tree):
         import keras

@@ -78,6 +78,10 @@ CHECK = textwrap.dedent(
     # several steps per compiled call against one per call (tests/core/fused_check.py)
     from tests.core import fused_check
     print(fused_check.check_all())
+    if BACKEND == "jax":  # the accelerator's path (lax.scan of k steps), run on this CPU
+        from lrrt_core import execution
+        execution.JAX_SCAN = True
+        print(fused_check.check_all(), "scan")
     """
 )
 
@@ -98,3 +102,5 @@ def test_exact_loss_and_restore_on_other_backends(backend, executor, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert f"BACKEND-OK {backend}" in proc.stdout
     assert f"FUSED-OK {backend} {executor}" in proc.stdout
+    if backend == "jax":
+        assert "FUSED-OK jax JaxChunks scan" in proc.stdout
