@@ -178,10 +178,20 @@ def launch_pending(spec, kind, trials, sdir, *, ray: RayOptions, builder=None, m
     if not todo:
         _prepare(sdir, manifest, fresh)
         return LaunchOutcome(), len(trials)
-    with connected(spec, sdir.path, len(todo), ray, builder) as launcher:
-        _prepare(sdir, manifest, fresh)
-        attempts = {tid: int(r.attempts or 0) for tid, r in previous.items()}
-        outcome = launcher.run(kind, todo, on_record=sdir.write_record, attempts_before=attempts)
+    prepared = manifest is None  # a later stage of a directory already prepared
+    try:
+        with connected(spec, sdir.path, len(todo), ray, builder) as launcher:
+            _prepare(sdir, manifest, fresh)
+            prepared = True
+            attempts = {tid: int(r.attempts or 0) for tid, r in previous.items()}
+            outcome = launcher.run(kind, todo, on_record=sdir.write_record, attempts_before=attempts)
+    except KeyboardInterrupt:
+        # Ctrl-C that Tune did not catch (it came while Tune was still starting, before its own
+        # handler): the same as one it caught, once the directory is prepared. The records
+        # written so far stay, the rest are unfinished, and the partial report says so.
+        if not prepared:
+            raise
+        outcome = LaunchOutcome(launched=len(todo), unfinished=len(todo))
     return outcome, len(trials) - len(todo)
 
 

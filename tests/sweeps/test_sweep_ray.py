@@ -291,10 +291,13 @@ def test_sweep_flags_default_out_storage_max_concurrent_verbose_eta_and_report_w
     assert progress[-1].startswith("[lrrt] range tests 2/2 done (0 failed)"), progress
 
 
-def test_wait_for_nodes_launches_a_gpu_request_no_node_has_yet(tmp_path, write_spec):
+@pytest.mark.parametrize("when", ["tune_waiting", "tune_starting"])
+def test_wait_for_nodes_launches_a_gpu_request_no_node_has_yet(when, tmp_path, write_spec):
     """Without the flag, 1 GPU per trial on a machine with none is refused at once (exit 2,
     tested above); with ``--wait-for-nodes`` the sweep starts and waits for such a node.
-    Ctrl-C then stops it as usual (exit 130)."""
+    Ctrl-C then stops it as usual (exit 130, a partial report): while Tune waits for the
+    node, and right after the manifest, while Tune is still starting (before its own
+    Ctrl-C handler is in place)."""
     spec = write_spec(tiny_spec(grid={"optimizer": ["sgd"], "batch_size": [32], "seed": [0]}))
     out = tmp_path / "waits"
     proc = subprocess.Popen(lrrt_cmd("sweep", spec, "--out", out, "--gpus-per-trial", "1", "--wait-for-nodes"),
@@ -304,7 +307,9 @@ def test_wait_for_nodes_launches_a_gpu_request_no_node_has_yet(tmp_path, write_s
         # The manifest is written after the resource check, right before the trials launch;
         # Tune's experiment folder appears once its loop runs (the trial pending for a GPU).
         _wait_until(lambda: (out / "sweep.json").is_file(), 300, f"{out}/sweep.json (the sweep launching)", proc)
-        _wait_until(lambda: any((out / "ray").glob("run-*/*")), 300, f"Tune's experiment state in {out}/ray", proc)
+        if when == "tune_waiting":
+            _wait_until(lambda: any((out / "ray").glob("run-*/*")), 300, f"Tune's experiment state in {out}/ray",
+                        proc)
         assert proc.poll() is None
         os.kill(proc.pid, signal.SIGINT)
         _, stderr = proc.communicate(timeout=120)
@@ -313,5 +318,5 @@ def test_wait_for_nodes_launches_a_gpu_request_no_node_has_yet(tmp_path, write_s
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert proc.returncode == 130, stderr[-3000:]
-    assert "run the same command again to resume" in stderr
+    assert "lrrt: 1 trials did not finish; run the same command again to resume" in stderr, stderr[-3000:]
     assert pd.read_csv(out / "trials.csv")["status"].tolist() == ["missing"]
