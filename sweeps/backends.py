@@ -62,6 +62,10 @@ def preload(backend: str) -> tuple[str, ...]:
 XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
+#: The most a node's JAX compilation cache keeps (least recently used entries go first).
+JAX_CACHE_MAX_BYTES = 2 << 30
+
+
 def jax_cache_dir() -> Path:
     """Where a node's JAX trials keep compiled programs: ``$XDG_CACHE_HOME/lrrt/jax``
     (``~/.cache/lrrt/jax``), on each node's own disk."""
@@ -79,7 +83,8 @@ def use_jax_compilation_cache() -> str | None:
     ConvNet, CPU: 4.7 s -> 2.8 s). JAX keys each entry by the program, the jaxlib version and
     the device, so a stale entry is never used. A user's own setting wins:
     ``JAX_COMPILATION_CACHE_DIR`` in the environment (empty: no cache), or a folder already
-    configured in this process.
+    configured in this process; ``JAX_COMPILATION_CACHE_MAX_SIZE`` (bytes) replaces
+    :data:`JAX_CACHE_MAX_BYTES`.
     """
     import jax
 
@@ -96,6 +101,10 @@ def use_jax_compilation_cache() -> str | None:
     if os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS") is None:
         # every program: a trial's many small ones (initialisers, gathers) add up to seconds
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    if os.environ.get("JAX_COMPILATION_CACHE_MAX_SIZE") is None and importlib.util.find_spec("filelock"):
+        # a bounded cache is also a locked one: JAX then reads and writes entries under a file
+        # lock, so the workers of a node never read an entry another one is still writing
+        jax.config.update("jax_compilation_cache_max_size", JAX_CACHE_MAX_BYTES)
     return str(path)
 
 

@@ -214,7 +214,8 @@ def test_python_find_refuses_to_switch_a_running_keras_to_another_backend():
 JAX_CACHE = textwrap.dedent("""
     import jax
     from sweeps.backends import use_jax_compilation_cache
-    print("DIR", use_jax_compilation_cache(), jax.config.jax_persistent_cache_min_compile_time_secs)
+    print("DIR", use_jax_compilation_cache(), jax.config.jax_persistent_cache_min_compile_time_secs,
+          jax.config.jax_compilation_cache_max_size)
     jax.jit(lambda x: x * 2 + 1)(jax.numpy.arange(3.0)).block_until_ready()
 """)
 
@@ -233,12 +234,12 @@ def test_jax_workers_share_compiled_programs_unless_the_user_chose_otherwise(use
     assert proc.returncode == 0, proc.stderr[-2000:]
     ours = tmp_path / "xdg" / "lrrt" / "jax"
     if user is None:
-        assert f"DIR {ours} 0.0" in proc.stdout
+        assert f"DIR {ours} 0.0 {2 << 30}" in proc.stdout  # bounded, so JAX locks its reads and writes
         assert list(ours.glob("*")), "the jitted program was not cached"
     elif user:
-        assert f"DIR {tmp_path / user} 1.0" in proc.stdout and not ours.exists()
+        assert f"DIR {tmp_path / user} 1.0 -1" in proc.stdout and not ours.exists()
     else:
-        assert "DIR None 1.0" in proc.stdout and not ours.exists()
+        assert "DIR None 1.0 -1" in proc.stdout and not ours.exists()
 
 
 # --------------------------------------------------------------------------- real runs
