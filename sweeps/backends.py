@@ -47,9 +47,11 @@ def preload(backend: str) -> tuple[str, ...]:
     (``KERAS_BACKEND`` is already in their environment then, so ``keras`` comes up on it).
 
     TensorFlow is in the list for JAX and torch too when it is installed (it is a dependency
-    of lrrt): ``keras.utils.set_random_seed``, which workloads call to seed their weights,
-    imports TensorFlow whenever it is installed (to seed ``tf.data``), so every trial process
-    loads it anyway — better while the worker starts than inside the first trial.
+    of lrrt): Keras imports it whenever it is installed, on every backend —
+    ``keras.utils.set_random_seed`` (to seed ``tf.data``), which workloads call to seed their
+    weights, and its serialisation (an optimizer's ``get_config``, which the compiled-step
+    cache reads) — so every trial process loads it anyway: better while the worker starts
+    than inside the first trial.
     """
     tf = ("tensorflow",) if backend == "tensorflow" or not missing_packages("tensorflow") else ()
     first = () if backend == "tensorflow" else (backend,)
