@@ -99,14 +99,20 @@ def use_jax_compilation_cache() -> str | None:
     except OSError as err:
         logger.debug("no JAX compilation cache (%s): %s", path, err)
         return None
-    jax.config.update("jax_compilation_cache_dir", str(path))
+    settings = {"jax_compilation_cache_dir": str(path)}
     if os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS") is None:
         # every program: a trial's many small ones (initialisers, gathers) add up to seconds
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        settings["jax_persistent_cache_min_compile_time_secs"] = 0.0
     if os.environ.get("JAX_COMPILATION_CACHE_MAX_SIZE") is None and importlib.util.find_spec("filelock"):
         # a bounded cache is also a locked one: JAX then reads and writes entries under a file
         # lock, so the workers of a node never read an entry another one is still writing
-        jax.config.update("jax_compilation_cache_max_size", JAX_CACHE_MAX_BYTES)
+        settings["jax_compilation_cache_max_size"] = JAX_CACHE_MAX_BYTES
+    try:
+        for name, value in reversed(settings.items()):  # the folder last: no cache half set up
+            jax.config.update(name, value)
+    except (AttributeError, ValueError) as err:  # a JAX without one of these options
+        logger.debug("no JAX compilation cache: %s", err)
+        return None
     return str(path)
 
 

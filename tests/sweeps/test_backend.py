@@ -212,22 +212,33 @@ def test_python_find_refuses_to_switch_a_running_keras_to_another_backend():
 
 
 JAX_CACHE = textwrap.dedent("""
+    import os
     import jax
     from sweeps.backends import use_jax_compilation_cache
+    if os.environ.get("OLD_JAX"):  # a JAX without the size option: no cache, nothing half set
+        update = jax.config.update
+        def old_update(name, value):
+            if name == "jax_compilation_cache_max_size":
+                raise AttributeError(f"Unrecognized config option: {name}")
+            update(name, value)
+        jax.config.update = old_update
     print("DIR", use_jax_compilation_cache(), jax.config.jax_persistent_cache_min_compile_time_secs,
           jax.config.jax_compilation_cache_max_size)
     jax.jit(lambda x: x * 2 + 1)(jax.numpy.arange(3.0)).block_until_ready()
 """)
 
 
-@pytest.mark.parametrize("user", [None, "", "mine"])
+@pytest.mark.parametrize("user", [None, "", "mine", "old_jax"])
 def test_jax_workers_share_compiled_programs_unless_the_user_chose_otherwise(user, tmp_path):
     """A JAX worker turns on JAX's persistent compilation cache in the node's user cache
-    folder, every program cached; a user's JAX_COMPILATION_CACHE_DIR wins (empty: none)."""
+    folder, every program cached; a user's JAX_COMPILATION_CACHE_DIR wins (empty: none); a
+    JAX that lacks one of the options runs without the cache."""
     _need("jax")
     env = {**cli_env(), "XDG_CACHE_HOME": str(tmp_path / "xdg"), "JAX_PLATFORMS": "cpu"}
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
-    if user is not None:
+    if user == "old_jax":
+        env["OLD_JAX"] = "1"
+    elif user is not None:
         env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path / user) if user else ""
     proc = subprocess.run([sys.executable, "-c", JAX_CACHE], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=120)
@@ -236,6 +247,8 @@ def test_jax_workers_share_compiled_programs_unless_the_user_chose_otherwise(use
     if user is None:
         assert f"DIR {ours} 0.0 {2 << 30}" in proc.stdout  # bounded, so JAX locks its reads and writes
         assert list(ours.glob("*")), "the jitted program was not cached"
+    elif user == "old_jax":
+        assert "DIR None 1.0 -1" in proc.stdout and not list(ours.glob("*"))
     elif user:
         assert f"DIR {tmp_path / user} 1.0 -1" in proc.stdout and not ours.exists()
     else:
