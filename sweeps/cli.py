@@ -197,6 +197,10 @@ def cmd_find(args: argparse.Namespace) -> int:
 
             if keras.backend.backend() == "tensorflow":
                 tf.config.list_physical_devices("GPU")  # device discovery (cuInit) logs too
+    if keras.backend.backend() == "jax":  # this command's own process: reuse what earlier runs compiled
+        from sweeps.backends import use_jax_compilation_cache
+
+        use_jax_compilation_cache()
     from lrrt_core.runner import write_curve
     from lrrt_core.suggest import DEFAULT_METHOD, suggest_all
     from sweeps.api import find

@@ -264,13 +264,17 @@ def test_installed_find_with_backend_runs_there_and_says_so(backend, tmp_path):
     _need(backend)
     # The installed console script, from a folder outside the repository; PYTHONPATH makes it
     # this checkout's code where the editable install points at another one (a worktree).
-    env = user_env(PYTHONPATH=str(REPO), KERAS_BACKEND="tensorflow", CUDA_VISIBLE_DEVICES="")
+    env = user_env(PYTHONPATH=str(REPO), KERAS_BACKEND="tensorflow", CUDA_VISIBLE_DEVICES="",
+                   XDG_CACHE_HOME=str(tmp_path / "xdg"))
     proc = run_installed_lrrt("find", "--backend", backend, "--steps", "20", "--batch-size", "32", "--out", "f",
                               cwd=tmp_path, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"range test: digits_cnn, adam, batch 32, {backend}: " in proc.stdout, proc.stdout
     assert len(pd.read_csv(tmp_path / "f" / "curve.csv")) == 20
     assert "I0000" not in proc.stderr and "Traceback" not in proc.stderr
+    # on JAX the command keeps what it compiled in the node's cache for the next run
+    cached = list((tmp_path / "xdg" / "lrrt" / "jax").glob("*"))
+    assert len(cached) >= 5 if backend == "jax" else not cached, cached
 
 
 def _tiny_sweep(backend: str, write_spec) -> Path:
