@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from lrrt_core.workloads import workload_dirs
 from sweeps import store
@@ -298,11 +298,9 @@ def check_fits(cpus_per_trial: float, gpus_per_trial: float, *, wait_for_nodes: 
     for an autoscaling cluster whose GPU nodes are not up yet. ``joined``: an existing
     cluster (``--address``), which the message calls a cluster even with one node alive.
     """
-    import ray
-
     if wait_for_nodes:
         return
-    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    nodes = alive_node_resources()
     if any(r.get("CPU", 0.0) >= cpus_per_trial and r.get("GPU", 0.0) >= gpus_per_trial for r in nodes):
         return
     best_gpu = max((r.get("GPU", 0.0) for r in nodes), default=0.0)
@@ -320,6 +318,24 @@ def check_fits(cpus_per_trial: float, gpus_per_trial: float, *, wait_for_nodes: 
         f"--cpus-per-trial/--gpus-per-trial: no node has {cpus_per_trial:g} CPUs and {gpus_per_trial:g} GPUs "
         "together; ask for fewer CPUs per GPU trial, or --wait-for-nodes on an autoscaling cluster"
     )
+
+
+def alive_node_resources() -> list[dict[str, float]]:
+    """The resources (``CPU``, ``GPU``, ...) of each live node of the connected Ray."""
+    import ray
+
+    return [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+
+
+def idle_gpus_note(gpus_per_trial: float, nodes: Sequence[Mapping[str, float]], joined: bool) -> str | None:
+    """The note a sweep prints when it leaves GPUs idle: the machine (or cluster) has some,
+    but ``gpus_per_trial`` is 0, so every trial runs on CPUs with the GPUs hidden."""
+    total = sum(n.get("GPU", 0.0) for n in nodes)
+    if gpus_per_trial > 0 or total <= 0:
+        return None
+    where = "this machine has" if len(nodes) == 1 and not joined else "the cluster has"
+    return (f"lrrt: note: {where} {total:g} GPU{'' if total == 1 else 's'}, but gpus_per_trial is 0: the trials "
+            "run on CPUs only; --gpus-per-trial 1 (or a fraction such as 0.25, to share one) runs them on the GPUs")
 
 
 # --------------------------------------------------------------------------- trial kinds
@@ -722,6 +738,9 @@ def connected(spec, out_dir: Path, n_trials: int, ray: RayOptions = RayOptions()
     logger.info("Ray ready in %.1f s (%s)", time.monotonic() - t_connect, "local" if owns_ray else ray.address)
     try:
         check_fits(res.cpus_per_trial, res.gpus_per_trial, wait_for_nodes=ray.wait_for_nodes, joined=not owns_ray)
+        note = None if ray.quiet else idle_gpus_note(res.gpus_per_trial, alive_node_resources(), not owns_ray)
+        if note:
+            print(note, file=sys.stderr)
         storage = storage_uri(ray.storage) if ray.storage else str(Path(out_dir) / "ray")
         yield Launcher(spec, ray, builder, owns_ray, storage)
     except BaseException:

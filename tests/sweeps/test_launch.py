@@ -48,3 +48,17 @@ def test_a_finished_trial_becomes_a_record_with_the_old_keys():
     assert (data["trial_id"], data["status"], data["attempts"], data["retried"], data["node_ip"]) == (
         trial.trial_id, "failed", 2, True, "10.0.0.1")
     assert data["error"].startswith("no finite loss") and data["params"] == trial.params()
+
+
+def test_a_sweep_that_leaves_gpus_idle_says_so():
+    from sweeps.launch import idle_gpus_note
+
+    one = idle_gpus_note(0, [{"CPU": 8.0, "GPU": 1.0}], joined=False)
+    assert one == ("lrrt: note: this machine has 1 GPU, but gpus_per_trial is 0: the trials run on CPUs only; "
+                   "--gpus-per-trial 1 (or a fraction such as 0.25, to share one) runs them on the GPUs")
+    cluster = idle_gpus_note(0, [{"CPU": 4.0}, {"CPU": 8.0, "GPU": 4.0}, {"CPU": 8.0, "GPU": 1.0}], joined=True)
+    assert cluster.startswith("lrrt: note: the cluster has 5 GPUs, but gpus_per_trial is 0")
+    assert idle_gpus_note(0, [{"CPU": 8.0, "GPU": 2.0}], joined=True).startswith("lrrt: note: the cluster has 2 GPUs")
+    assert idle_gpus_note(0.25, [{"CPU": 8.0, "GPU": 1.0}], joined=False) is None  # they use them
+    assert idle_gpus_note(0, [{"CPU": 8.0}], joined=False) is None  # no GPU to leave idle
+    assert idle_gpus_note(0, [], joined=True) is None

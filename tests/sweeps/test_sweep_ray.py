@@ -232,6 +232,7 @@ def test_ctrl_c_stops_gracefully_with_a_partial_report_then_resumes(tmp_path, wr
 def test_sweep_flags_default_out_storage_max_concurrent_verbose_eta_and_report_while_running(tmp_path, write_spec):
     """One small sweep checks several README flags at once.
 
+    ``--local-gpus 1`` with no GPU per trial: the note that the GPU stays idle.
     No ``--out``: the outputs go to ``runs/<name>`` under the current directory.
     ``--storage``: Tune's own state goes there, not to ``OUT/ray``. ``--max-concurrent 1``:
     the first trial waits 6 s at its start and no other starts meanwhile (with two CPUs the
@@ -253,7 +254,8 @@ def test_sweep_flags_default_out_storage_max_concurrent_verbose_eta_and_report_w
     out = work / "runs" / "flags"
     err_log = tmp_path / "sweep.stderr"
     with open(err_log, "w") as err:
-        proc = subprocess.Popen(lrrt_cmd("sweep", spec, "--storage", storage, "--max-concurrent", "1", "-v"),
+        proc = subprocess.Popen(lrrt_cmd("sweep", spec, "--storage", storage, "--max-concurrent", "1", "-v",
+                                         "--local-gpus", "1"),
                                 cwd=work, env=cli_env(), stdout=subprocess.PIPE, stderr=err, text=True,
                                 start_new_session=True)
     try:
@@ -281,6 +283,8 @@ def test_sweep_flags_default_out_storage_max_concurrent_verbose_eta_and_report_w
     # and none did (two CPUs: without the limit the held one starts within a second).
     saw = {p.name.split("-")[1]: int(p.read_text()) for p in (tmp_path / "meet").glob("saw-*")}
     assert saw == {"open": 1, "held": 2}, saw
+    # --local-gpus 1 without --gpus-per-trial: the GPU stays idle, and the sweep says so.
+    assert "lrrt: note: this machine has 1 GPU, but gpus_per_trial is 0" in stderr
     # -v: lrrt's own INFO log and the held worker's output.
     text = stderr + stdout
     assert "INFO sweeps.launch: Ray ready in" in text
