@@ -291,8 +291,10 @@ def connect(address: str | None, *, local_gpus: int | None, verbose: bool, prelo
     return True
 
 
-def check_fits(cpus_per_trial: float, gpus_per_trial: float, *, wait_for_nodes: bool, joined: bool = False) -> None:
-    """Refuse a per-trial request that no node of the cluster can ever satisfy.
+def check_fits(nodes: Sequence[Mapping[str, float]], cpus_per_trial: float, gpus_per_trial: float, *,
+               wait_for_nodes: bool, joined: bool = False) -> None:
+    """Refuse a per-trial request that no node of the cluster (``nodes``: each live node's
+    resources, :func:`alive_node_resources`) can ever satisfy.
 
     Ray would otherwise keep the trials pending forever. ``wait_for_nodes`` skips the check
     for an autoscaling cluster whose GPU nodes are not up yet. ``joined``: an existing
@@ -300,7 +302,6 @@ def check_fits(cpus_per_trial: float, gpus_per_trial: float, *, wait_for_nodes: 
     """
     if wait_for_nodes:
         return
-    nodes = alive_node_resources()
     if any(r.get("CPU", 0.0) >= cpus_per_trial and r.get("GPU", 0.0) >= gpus_per_trial for r in nodes):
         return
     best_gpu = max((r.get("GPU", 0.0) for r in nodes), default=0.0)
@@ -737,8 +738,10 @@ def connected(spec, out_dir: Path, n_trials: int, ray: RayOptions = RayOptions()
                        env=worker_env(spec.backend, cpus_per_trial=res.cpus_per_trial, gpus_per_trial=res.gpus_per_trial))
     logger.info("Ray ready in %.1f s (%s)", time.monotonic() - t_connect, "local" if owns_ray else ray.address)
     try:
-        check_fits(res.cpus_per_trial, res.gpus_per_trial, wait_for_nodes=ray.wait_for_nodes, joined=not owns_ray)
-        note = None if ray.quiet else idle_gpus_note(res.gpus_per_trial, alive_node_resources(), not owns_ray)
+        nodes = alive_node_resources()
+        check_fits(nodes, res.cpus_per_trial, res.gpus_per_trial, wait_for_nodes=ray.wait_for_nodes,
+                   joined=not owns_ray)
+        note = None if ray.quiet else idle_gpus_note(res.gpus_per_trial, nodes, not owns_ray)
         if note:
             print(note, file=sys.stderr)
         storage = storage_uri(ray.storage) if ray.storage else str(Path(out_dir) / "ray")

@@ -8,13 +8,17 @@
 #   bash tests/benchmarks/gpu_check.sh run --cpu  # a dry run of the same on this CPU machine
 #
 # "run" measures, on the JAX backend:
-#   1. tests/benchmarks/bench_gpu.py: the finder (several steps per compiled call) against a
-#      bare train_on_batch loop, a jitted step and the lax.scan of all steps (the limit), at
-#      batch 32, 250 and 1024, and the packing of 1, 4 and 8 processes on the one GPU;
-#   2. a sweep with `backend: jax` on local Ray (8 range tests of the digits ConvNet) at
+#   1. tests/benchmarks/bench_gpu.py: the finder (several steps per compiled call, also at
+#      1 and 100) against a bare train_on_batch loop, a jitted step and the lax.scan of all
+#      steps (the limit), at batch 32, 250 and 1024;
+#   2. bench_gpu.py --agreement: the per-step path twice, the fused path twice and fused
+#      against per-step, with XLA's default kernels and with deterministic ones, to tell the
+#      GPU's run-to-run differences from the fused path's;
+#   3. a sweep with `backend: jax` on local Ray (8 range tests of the digits ConvNet) at
 #      --gpus-per-trial 1 (the node's JAX compilation cache cold, then warm) and 0.25: wall
 #      time of each and each trial's cost (a worker's first trial compiles or reads the cache,
-#      the later ones reuse the compiled step).
+#      the later ones reuse the compiled step);
+#   4. the packing of 1, 4 and 8 processes of range tests on the one GPU.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mode="${1:-run}"
@@ -61,19 +65,26 @@ python3 -c "import jax, keras; print('devices', jax.devices(), 'keras', keras.__
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >> "$OUT/env.txt" 2>/dev/null
 
 if [[ $cpu == 1 ]]; then
-  steps=30; batches=32; pack=1,2; n=2000; gpus=(--local-gpus 1); lim=(300 150 200)
+  steps=30; batches=32; pack=1,2; n=2000; gpus=(--local-gpus 1); lim=(300 150 200 200)
 else
-  steps=300; batches=32,250,1024; pack=1,4,8; n=20000; gpus=(); lim=(210 110 150)
+  steps=300; batches=32,250,1024; pack=1,4,8; n=20000; gpus=(); lim=(210 110 150 120)
 fi
 figs() { tee -a "$work/$1.txt" | grep --line-buffered '^FIG' | tee -a "$OUT/figs.txt"; }
 
-phases="${PHASES:-single sweep pack}"
-# 1. the finder against the limits, at each batch size (and its curve against the per-step one)
+phases="${PHASES:-single agree sweep pack}"
+# 1. the finder against the limits, at each batch size
 [[ $phases == *single* ]] && timeout "${lim[0]}" python3 tests/benchmarks/bench_gpu.py --steps "$steps" --batches "$batches" --pack "" \
   --n "$n" --finder-k 1,100 2>&1 | figs bench_single
 echo "phase single: exit ${PIPESTATUS[0]}"
 
-# 2. a backend: jax sweep at 0.25 and at 1 GPU per trial
+# 2. curve agreement, default then deterministic XLA kernels
+for flags in "" "--xla_gpu_deterministic_ops=true"; do
+  [[ $phases == *agree* ]] && XLA_FLAGS="$flags" timeout "${lim[3]}" python3 tests/benchmarks/bench_gpu.py \
+    --agreement --steps "$steps" --batches "$batches" --n "$n" 2>&1 | figs bench_agree
+done
+echo "phase agree: exit ${PIPESTATUS[0]}"
+
+# 3. a backend: jax sweep at 1 GPU per trial (cache cold, then warm) and at 0.25
 cat > "$work/gpu_sweep.yaml" <<'YAML'
 name: gpu_sweep
 backend: jax
@@ -108,7 +119,7 @@ print("FIG " + json.dumps({"kind": "sweep", "gpus_per_trial": float(g), "run": o
 PY
 done
 
-# 3. packing: 1, 4 and 8 processes of range tests on the one GPU
+# 4. packing: 1, 4 and 8 processes of range tests on the one GPU
 [[ $phases == *pack* ]] && timeout "${lim[2]}" python3 tests/benchmarks/bench_gpu.py --steps "$steps" --batches "$batches" --pack "$pack" \
   --n "$n" --k 3 --skip-single 2>&1 | figs bench_pack
 echo "phase packing: exit ${PIPESTATUS[0]}"

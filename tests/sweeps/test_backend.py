@@ -258,6 +258,13 @@ def test_jax_workers_share_compiled_programs_unless_the_user_chose_otherwise(use
 # --------------------------------------------------------------------------- real runs
 
 
+def _assert_cached_on_jax_only(backend: str, xdg: Path) -> None:
+    """On JAX, lrrt's processes left compiled programs in the node's cache under ``xdg``
+    (``$XDG_CACHE_HOME``); on other backends nothing is written there."""
+    cached = list((xdg / "lrrt" / "jax").glob("*"))
+    assert len(cached) >= 5 if backend == "jax" else not cached, cached
+
+
 @pytest.mark.tf
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_installed_find_with_backend_runs_there_and_says_so(backend, tmp_path):
@@ -272,9 +279,7 @@ def test_installed_find_with_backend_runs_there_and_says_so(backend, tmp_path):
     assert f"range test: digits_cnn, adam, batch 32, {backend}: " in proc.stdout, proc.stdout
     assert len(pd.read_csv(tmp_path / "f" / "curve.csv")) == 20
     assert "I0000" not in proc.stderr and "Traceback" not in proc.stderr
-    # on JAX the command keeps what it compiled in the node's cache for the next run
-    cached = list((tmp_path / "xdg" / "lrrt" / "jax").glob("*"))
-    assert len(cached) >= 5 if backend == "jax" else not cached, cached
+    _assert_cached_on_jax_only(backend, tmp_path / "xdg")  # for the command's next run
 
 
 def _tiny_sweep(backend: str, write_spec) -> Path:
@@ -295,9 +300,7 @@ def test_a_sweep_runs_end_to_end_on_its_backend(backend, tmp_path, write_spec):
     proc = run_lrrt("sweep", _tiny_sweep(backend, write_spec), "--out", out, "-q", timeout=300,
                     env={"XDG_CACHE_HOME": str(tmp_path / "xdg")})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    # JAX workers keep their compiled programs in the node's persistent cache for later workers
-    cached = list((tmp_path / "xdg" / "lrrt" / "jax").glob("*"))
-    assert len(cached) >= 5 if backend == "jax" else not cached, cached
+    _assert_cached_on_jax_only(backend, tmp_path / "xdg")  # for later workers and sweeps
     trials = pd.read_csv(out / "trials.csv")
     assert len(trials) == 2 and (trials["status"] == "ok").all(), trials[["name", "status", "error"]]
     assert (trials["steps"] == 30).all()
