@@ -19,6 +19,7 @@ import dataclasses
 import logging
 import os
 import re
+import signal
 import socket
 import sys
 import threading
@@ -627,8 +628,22 @@ def storage_uri(storage: str) -> str:
     return storage if "://" in storage else str(Path(storage).expanduser().resolve())
 
 
+def _stop_on_ctrl_c():
+    """A Tune stopper that ends the whole run once :func:`_ctrl_c_as_stop` saw Ctrl-C."""
+    from ray import tune
+
+    class StopOnCtrlC(tune.Stopper):
+        def __call__(self, trial_id, result) -> bool:
+            return False
+
+        def stop_all(self) -> bool:
+            return _ctrl_c_pressed()
+
+    return StopOnCtrlC()
+
+
 def _make_tuner(spec, kind: TrialKind, todo: Sequence, callbacks: list, storage_path: str,
-                builder: Callable[..., Any] | None):
+                builder: Callable[..., Any] | None, stop=None):
     """The Tune ``Tuner`` of one launch: one grid entry per pending trial, our callbacks, no reporter."""
     from ray import tune
 
@@ -649,12 +664,48 @@ def _make_tuner(spec, kind: TrialKind, todo: Sequence, callbacks: list, storage_
             name=time.strftime(prefix + "-%Y%m%d-%H%M%S"),
             storage_path=storage_path,
             failure_config=tune.FailureConfig(max_failures=spec.retries),
+            stop=stop,
             callbacks=callbacks,
             progress_reporter=_silent_reporter(),
             verbose=0,
             log_to_file=True,
         ),
     )
+
+
+#: Set by :func:`_ctrl_c_as_stop`'s handler; read by the stopper Tune pickles with its
+#: experiment (a module global, so the stopper pickles without it).
+_CTRL_C = threading.Event()
+
+
+def _ctrl_c_pressed() -> bool:
+    return _CTRL_C.is_set()
+
+
+@contextlib.contextmanager
+def _ctrl_c_as_stop():
+    """Until Tune's own Ctrl-C handler takes over, Ctrl-C sets a flag instead of raising
+    ``KeyboardInterrupt`` wherever the main thread is: inside Tune's import or Ray's C code,
+    such an exception can leave the interpreter unable to import anything (seen: the partial
+    report's ``import pandas`` failing after it). Tune's run then ends at its first step
+    (:func:`_stop_on_ctrl_c`), the trials unfinished, as after a Ctrl-C Tune caught. A second
+    Ctrl-C raises as usual. Outside the main thread nothing changes."""
+    _CTRL_C.clear()
+
+    def handler(signum, frame):
+        if _CTRL_C.is_set():
+            raise KeyboardInterrupt
+        _CTRL_C.set()
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _fit(spec, kind: TrialKind, todo: Sequence, on_record: OnRecord, attempts_before: dict, *, owns_ray: bool,
@@ -668,11 +719,12 @@ def _fit(spec, kind: TrialKind, todo: Sequence, on_record: OnRecord, attempts_be
 
     progress = None if ray.quiet else Progress(len(todo), kind.steps, label=f"{kind.what}s")
     callbacks = _make_callbacks(kind, {t.trial_id: t for t in todo}, attempts_before, record, progress)
-    # Tune is imported after connect: a local Ray's workers load TensorFlow meanwhile.
-    tuner = _make_tuner(spec, kind, todo, callbacks, storage_path, builder)
-    t_fit = time.monotonic()
-    with _tune_actors_without_runtime_env() if owns_ray else contextlib.nullcontext():
-        result_grid = tuner.fit()
+    with _ctrl_c_as_stop():
+        # Tune is imported after connect: a local Ray's workers load TensorFlow meanwhile.
+        tuner = _make_tuner(spec, kind, todo, callbacks, storage_path, builder, stop=_stop_on_ctrl_c())
+        t_fit = time.monotonic()
+        with _tune_actors_without_runtime_env() if owns_ray else contextlib.nullcontext():
+            result_grid = tuner.fit()
     logger.info("Tune finished %d trials in %.1f s", len(todo), time.monotonic() - t_fit)
     if progress:
         progress.close()

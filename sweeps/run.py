@@ -186,9 +186,9 @@ def launch_pending(spec, kind, trials, sdir, *, ray: RayOptions, builder=None, m
             attempts = {tid: int(r.attempts or 0) for tid, r in previous.items()}
             outcome = launcher.run(kind, todo, on_record=sdir.write_record, attempts_before=attempts)
     except KeyboardInterrupt:
-        # Ctrl-C that Tune did not catch (it came while Tune was still starting, before its own
-        # handler): the same as one it caught, once the directory is prepared. The records
-        # written so far stay, the rest are unfinished, and the partial report says so.
+        # Ctrl-C raised in the few lines between the manifest and the launch's own handler
+        # (launch._ctrl_c_as_stop, then Tune's): the same as one Tune caught, once the
+        # directory is prepared. The records stay, the rest are unfinished, as the report says.
         if not prepared:
             raise
         outcome = LaunchOutcome(launched=len(todo), unfinished=len(todo))
