@@ -99,8 +99,11 @@ class SweepResult:
 
     @property
     def ok(self) -> bool:
-        """True when every planned trial finished and none failed."""
-        return bool(self.reduction.complete)
+        """True when every planned range test and verification training finished and none
+        failed (``exit_code`` 0)."""
+        from sweeps.run import EXIT_OK, exit_code
+
+        return exit_code(self.reduction) == EXIT_OK
 
     # ---- report files
     def _file(self, name: str) -> Path | None:
@@ -294,14 +297,14 @@ def load(out_dir: str | os.PathLike, *, rank_by: str | None = None) -> SweepResu
     """
     from sweeps.reduce import reduce_dir
     from lrrt_core.suggest import method_name
-    from sweeps.run import EXIT_FAILED, EXIT_OK, check_rank_by, read_manifest_or_fail
+    from sweeps.run import check_rank_by, exit_code, read_manifest_or_fail
 
     out = Path(out_dir).resolve()
     if not out.is_dir() or read_manifest_or_fail(out, str(out_dir)) is None:
         raise UsageError(f"out_dir: {out_dir}: not an lrrt sweep output directory (no sweep.json)", key="out_dir")
     check_rank_by(rank_by, "rank_by")
     red = reduce_dir(out, rank_by=method_name(rank_by))
-    return SweepResult(red, exit_code=EXIT_OK if red.complete else EXIT_FAILED)
+    return SweepResult(red, exit_code=exit_code(red))  # the code `lrrt report` exits with
 
 
 # --------------------------------------------------------------------------- find

@@ -154,14 +154,23 @@ def _print_verification(reduction) -> None:
         print(f"FAILED {row['name']}: {row['error']}")
 
 
+VERIFY_OPTIONS = ("epochs", "steps", "candidates", "top", "metric")
+
+
+def verify_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``lrrt verify``'s options as :func:`sweeps.run.run_verify`'s keywords (all but ``ray``):
+    ``verify`` (the settings that override the file's ``verify:``; ``None``: not given),
+    the resource options and ``rank_by``."""
+    return {"verify": {k: getattr(args, k) for k in VERIFY_OPTIONS}, "cpus_per_trial": args.cpus_per_trial,
+            "gpus_per_trial": args.gpus_per_trial, "max_concurrent": args.max_concurrent, "rank_by": args.rank_by}
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     """``lrrt verify DIR``: add (or complete) the verification stage of a finished sweep."""
     from sweeps.launch import RayOptions
     from sweeps.run import run_verify
 
-    settings = {k: getattr(args, k) for k in ("epochs", "steps", "candidates", "top", "metric")}
-    run = run_verify(args.dir, verify=settings, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-                     max_concurrent=args.max_concurrent, ray=RayOptions.from_args(args), rank_by=args.rank_by)
+    run = run_verify(args.dir, **verify_options(args), ray=RayOptions.from_args(args))
     if not args.quiet:
         _print_summary(run.out_dir, run.reduction)
     return run.exit_code

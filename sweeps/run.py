@@ -31,7 +31,7 @@ EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 RANK_CHOICES = (*METHODS, *ALIASES)
 
 __all__ = ["UsageError", "SweepRun", "run_sweep", "run_verify", "launch_pending", "write_report",
-           "read_manifest_or_fail", "exit_code",
+           "read_manifest_or_fail", "exit_code", "verify_inputs", "verify_settings",
            "EXIT_OK", "EXIT_FAILED", "EXIT_INVALID", "EXIT_INTERRUPTED", "RANK_CHOICES"]
 
 
@@ -287,9 +287,10 @@ def run_verify(
 
     _check_options(ray.local_gpus, rank_by)
     sdir = SweepDir(Path(out).resolve())
-    spec, settings = _verify_settings(sdir.path, verify or {}, builder)
+    spec, settings = verify_inputs(_sweep_manifest(sdir.path), sdir.path, verify=verify, builder=builder,
+                                   cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                                   max_concurrent=max_concurrent)
     check_backend(spec)
-    spec = spec.with_resources(cpus_per_trial, gpus_per_trial, max_concurrent)
     if not any(r.ok for r in sdir.records().values()):
         raise UsageError(f"{sdir.path}: no finished range test to verify; run lrrt sweep first", key="dir")
     try:
@@ -304,24 +305,51 @@ def run_verify(
         sdir.unlock()
 
 
-def _verify_settings(out: Path, given: dict[str, Any], builder: Callable[..., Any] | None = None):
-    """The sweep spec stored in ``out`` and its verification settings with ``given`` applied
-    (``builder``: the Python callable a sweep run from the API was given)."""
-    from pydantic import ValidationError
-
-    from sweeps.spec import VerifySpec, spec_from_dict
-    from sweeps.store import MANIFEST_NAME
-
+def _sweep_manifest(out: Path):
+    """The :class:`~sweeps.store.Manifest` of the sweep in ``out``; ``UsageError`` when there is none."""
     manifest = read_manifest_or_fail(out, str(out)) if out.is_dir() else None
     if manifest is None:
         raise UsageError(f"{out}: sweep.json: not an lrrt sweep output directory (no sweep.json)", key="dir")
+    return manifest
+
+
+def verify_inputs(manifest, out: Path, *, verify: dict[str, Any] | None = None, builder: Callable[..., Any] | None = None,
+                  cpus_per_trial: float | None = None, gpus_per_trial: float | None = None,
+                  max_concurrent: int | None = None):
+    """What ``lrrt verify`` / ``sweeps.verify`` run, from the sweep's manifest and the options
+    (pure: reads nothing, starts nothing).
+
+    Returns ``(spec, VerifySpec)``: the stored spec with the resource options applied
+    (``None`` keeps the file's) and :func:`verify_settings` of its ``verify:`` section and
+    ``verify``. ``builder``: the Python callable a sweep run from the API was given.
+    """
+    from sweeps.spec import spec_from_dict
+    from sweeps.store import MANIFEST_NAME
+
     spec = spec_from_dict(manifest.spec, source=out / MANIFEST_NAME, builder=builder)
-    base = spec.verify.model_dump() if spec.verify is not None else {}
+    settings = verify_settings(spec.verify.model_dump() if spec.verify is not None else None, verify or {})
+    return spec.with_resources(cpus_per_trial, gpus_per_trial, max_concurrent), settings
+
+
+def verify_settings(file_section: dict[str, Any] | None, given: dict[str, Any]):
+    """The verification settings: the sweep file's ``verify:`` section with the options that
+    were ``given`` (not ``None``) on top; giving ``epochs`` or ``steps`` replaces both of the
+    file's. A bad value raises ``UsageError`` naming the option (``--candidates: ...``).
+
+    Example:
+        >>> verify_settings({"epochs": 3, "top": 2}, {"steps": 20, "top": None}).model_dump(include={"epochs", "steps", "top"})
+        {'epochs': None, 'steps': 20, 'top': 2}
+    """
+    from pydantic import ValidationError
+
+    from sweeps.spec import VerifySpec
+
+    base = dict(file_section or {})
     given = {k: v for k, v in given.items() if v is not None}
     if "epochs" in given or "steps" in given:
         base = {k: v for k, v in base.items() if k not in ("epochs", "steps")}
     try:
-        return spec, VerifySpec.model_validate({**base, **given})
+        return VerifySpec.model_validate({**base, **given})
     except ValidationError as err:
         first = err.errors(include_url=False)[0]
         key = next((str(p) for p in first["loc"] if not isinstance(p, int)), "verify")
