@@ -256,7 +256,10 @@ CLR_PEAK, CLR_RATIO = 3.0, 4.0
 
 
 def recipes(ranking: pd.DataFrame, method: str) -> list[dict[str, Any]]:
-    """A training recipe per configuration, in ranking order.
+    """A training recipe per configuration, best first: by ``verified_rank`` after
+    verification (configurations it did not verify follow, by range-test rank), else by
+    ``rank``. Each names both ranks: ``rank`` (the range test's) and ``verified_rank``
+    (``None`` where not verified, or not ranked).
 
     * ``lr`` — the constant rate to train with: the verified rate when verification ran,
       else the range test's recommendation (``method``); ``lr_source`` says which.
@@ -268,18 +271,25 @@ def recipes(ranking: pd.DataFrame, method: str) -> list[dict[str, Any]]:
       size of 2-10 epochs of iterations (``lrrt_core.schedules.triangular``).
     """
     out = []
-    for r in ranking.sort_values("rank").itertuples():
+    keys = [c for c in ("verified_rank", "rank") if c in ranking]
+    for r in ranking.sort_values(keys, na_position="last", kind="mergesort").itertuples():
         verified = getattr(r, "verified_lr", math.nan)
         lr, source = (verified, "verified") if _finite(verified) else (r.suggested_lr_gmean, method)
         if not _finite(lr):
             continue
         peak = float(lr) * CLR_PEAK
         out.append({
-            "config": str(r.config), "rank": int(r.rank), "lr": float(lr), "lr_source": source,
+            "config": str(r.config), "rank": _rank_or_none(r.rank),
+            "verified_rank": _rank_or_none(getattr(r, "verified_rank", None)), "lr": float(lr), "lr_source": source,
             "one_cycle": {"max_lr": float(lr) * ONE_CYCLE_PEAK, **ONE_CYCLE},
             "triangular": {"base_lr": peak / CLR_RATIO, "max_lr": peak, "step_size_epochs": [2, 10]},
         })
     return out
+
+
+def _rank_or_none(value: Any) -> int | None:
+    """A rank as an ``int`` for JSON, ``None`` when empty (NaN, ``pd.NA``)."""
+    return int(value) if _finite(value) else None
 
 
 def _finite(value: Any) -> bool:

@@ -18,8 +18,7 @@ import html
 from pathlib import Path
 from typing import Any, Sequence
 
-from sweeps.report.info import (CAPTIONS, RANKING_TOP, ReportInfo, Section, Table, _ranking_rows, _rest_summary,
-                                plot_dict)
+from sweeps.report.info import CAPTIONS, RANKING_TOP, ReportInfo, Section, Table, _rest_summary, plot_dict
 
 __all__ = ["render_html", "render_notebook", "TABLE_SCRIPT", "TABLE_SCRIPT_TAG"]
 
@@ -181,25 +180,45 @@ def _html_figure(stem: str, path: Path) -> str:
 
 def render_notebook(info: ReportInfo) -> str:
     """A sweep as a notebook shows it (``SweepResult._repr_html_``): an HTML fragment with the
-    summary line, a partial-results note, the ranking table (its top rows; how many more) and
-    the loss-vs-rate plot as an embedded PNG. No page, no CSS: the notebook styles it."""
-    import io
-
-    from sweeps.report.figures import fig_loss_vs_lr
-
-    header, rows = _ranking_rows(info.reduction)
+    summary line, a partial-results note, the Recommendations (after verification: the verified
+    rate beside the range test's, and how they differ), the ranking table (its top rows; how
+    many more; the unranked configurations apart) and the loss-vs-rate plot as an embedded PNG.
+    No page, no CSS: the notebook styles it."""
     parts = [f'<div class="lrrt-sweep"><p><b>{_h(info.name)}</b>: {_h(info.summary)} '
              f"&mdash; <code>{_h(info.out_dir)}</code></p>"]
     if info.banner:
         parts.append(f"<p><i>{_h(info.banner)}</i></p>")
-    parts.append(_html_table(header, rows[:RANKING_TOP], best_first=True))
-    if rows[RANKING_TOP:]:
-        parts.append(f"<p>{_h(_rest_summary(RANKING_TOP, len(rows)))}: see report.html.</p>")
-    fig = fig_loss_vs_lr(info)
-    if fig is not None:
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=90)
-        parts.append(f'<img alt="smoothed loss vs learning rate" style="max-width:100%" '
-                     f'src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode("ascii")}">')
+    for title in ("Recommendations", "Ranking"):
+        parts += _notebook_blocks(info.section(title))
+    parts += _notebook_figure(info)
     parts.append("</div>")
     return "\n".join(parts)
+
+
+def _notebook_blocks(sec: Section) -> list[str]:
+    """A section's sentences and tables, compact: each table's top rows and a line for the rest."""
+    parts = [f"<p><b>{_h(sec.title)}</b></p>"]
+    for block in sec.blocks:
+        if block[0] == "p":
+            parts.append(f"<p>{_h(block[1])}</p>")
+        elif block[0] == "table":
+            t: Table = block[1]
+            parts.append(_html_table(t.header, t.rows[:RANKING_TOP], t.num_cols, best_first=t.best_first))
+            if t.rest or len(t.rows) > RANKING_TOP:
+                parts.append(f"<p>{_h(t.rest_summary or _rest_summary(RANKING_TOP, len(t.rows)))}: see report.html.</p>")
+    return parts
+
+
+def _notebook_figure(info: ReportInfo) -> list[str]:
+    """The loss-vs-rate figure as an embedded PNG (``[]`` when no trial is ok)."""
+    import io
+
+    from sweeps.report.figures import fig_loss_vs_lr
+
+    fig = fig_loss_vs_lr(info)
+    if fig is None:
+        return []
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    return [f'<img alt="smoothed loss vs learning rate" style="max-width:100%" '
+            f'src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode("ascii")}">']

@@ -129,6 +129,13 @@ class Recommendation:
             (:func:`falling_range`: from the start of the descent to the minimum). NaN when
             the curve never falls.
         slope: fitted lr-vs-batch-size slope of this optimizer (NaN if not fitted).
+        verified_config: after verification, this optimizer's configuration with the best
+            verified rank (``None`` before verification); it may differ from ``config``.
+        verified_lr: the candidate rate that trained best for ``verified_config``.
+        verified_rank / n_verified: its rank among the verified configurations.
+        verified_range_lr / verified_range_rank: the range test's suggestion and rank for
+            ``verified_config`` (what the verified answer replaces).
+        metric / verified_metric: the held-out metric that picked the rate, and its value.
     """
 
     optimizer: str
@@ -145,6 +152,35 @@ class Recommendation:
     falling_lo: float = math.nan
     falling_hi: float = math.nan
     slope: float = math.nan
+    verified_config: str | None = None
+    verified_lr: float = math.nan
+    verified_rank: int | None = None
+    n_verified: int = 0
+    verified_range_lr: float = math.nan
+    verified_range_rank: int | None = None
+    metric: str = ""
+    verified_metric: float = math.nan
+
+    @property
+    def verified(self) -> bool:
+        """True when verification picked a rate for this optimizer."""
+        return self.verified_config is not None and math.isfinite(self.verified_lr)
+
+    @property
+    def lr(self) -> float:
+        """The rate to train with: the verified one when there is one, else the range test's."""
+        return self.verified_lr if self.verified else self.suggested_lr
+
+    @property
+    def lr_source(self) -> str:
+        """``"verified"`` or ``"range test"``: where :attr:`lr` comes from."""
+        return "verified" if self.verified else "range test"
+
+    @property
+    def lr_change(self) -> float:
+        """``verified_lr / verified_range_lr`` (NaN before verification): how far training
+        moved the range test's rate for the verified configuration."""
+        return self.verified_lr / self.verified_range_lr if self.verified and self.verified_range_lr > 0 else math.nan
 
 
 def falling_range(lrs: np.ndarray, loss: np.ndarray, frac: float = 0.05) -> tuple[float, float]:
@@ -194,10 +230,12 @@ def recommendations(red, bands: pd.DataFrame | None = None) -> list[Recommendati
         for _, s in red.scaling.iterrows():
             slopes.setdefault(s["optimizer"], float(s["slope"]))
     out = []
+    n_ranked = int(ranking["rank"].notna().sum())
+    metric = red.verification.metric if getattr(red, "verification", None) is not None else ""
     for opt in pd.unique(ranking["optimizer"]):
         rows = ranking[(ranking["optimizer"] == opt) & (ranking["n_ok"] > 0)].sort_values("rank")
         if rows.empty:
-            out.append(Recommendation(optimizer=str(opt), config=None, n_configs=len(ranking)))
+            out.append(Recommendation(optimizer=str(opt), config=None, n_configs=n_ranked))
             continue
         best = rows.iloc[0]
         b = bands[(bands["config"] == best["config"]) & bands["full"]] if not bands.empty else bands
@@ -208,8 +246,8 @@ def recommendations(red, bands: pd.DataFrame | None = None) -> list[Recommendati
                 config=str(best["config"]),
                 series=series_label(best, red.axes),
                 batch_size=best["batch_size"],
-                rank=int(best["rank"]),
-                n_configs=len(ranking),
+                rank=None if _is_nan(best["rank"]) else int(best["rank"]),
+                n_configs=n_ranked,
                 min_loss_mean=float(best["min_loss_mean"]),
                 min_loss_std=float(best["min_loss_std"]),
                 n_ok=int(best["n_ok"]),
@@ -218,9 +256,27 @@ def recommendations(red, bands: pd.DataFrame | None = None) -> list[Recommendati
                 falling_lo=lo,
                 falling_hi=hi,
                 slope=slopes.get(opt, math.nan),
+                **_verified_fields(ranking, opt, metric),
             )
         )
     return out
+
+
+def _verified_fields(ranking: pd.DataFrame, optimizer: str, metric: str) -> dict[str, Any]:
+    """The :class:`Recommendation` fields of ``optimizer``'s best verified configuration
+    (``{}`` when none of its configurations was verified)."""
+    if "verified_rank" not in ranking:
+        return {}
+    verified = ranking[ranking["verified_rank"].notna() & np.isfinite(ranking["verified_lr"].astype(float))]
+    mine = verified[verified["optimizer"] == optimizer].sort_values("verified_rank")
+    if mine.empty:
+        return {}
+    b = mine.iloc[0]
+    return {"verified_config": str(b["config"]), "verified_lr": float(b["verified_lr"]),
+            "verified_rank": int(b["verified_rank"]), "n_verified": len(verified),
+            "verified_range_lr": float(b["suggested_lr_gmean"]),
+            "verified_range_rank": None if _is_nan(b["rank"]) else int(b["rank"]),
+            "metric": metric, "verified_metric": float(b["verified_metric"])}
 
 
 def method_note(red) -> str:
@@ -307,17 +363,22 @@ def recipes_section(red) -> Section:
     """The training recipe per configuration (``recipes.json``)."""
     from sweeps.verification import recipes
 
-    rows = [[x["config"], _fmt_lr(x["lr"]), x["lr_source"], _fmt_lr(x["one_cycle"]["max_lr"]),
-             _fmt_lr(x["triangular"]["base_lr"]), _fmt_lr(x["triangular"]["max_lr"])]
+    rows = [[x["config"], _fmt_int(x["verified_rank"]), _fmt_int(x["rank"]), _fmt_lr(x["lr"]), x["lr_source"],
+             _fmt_lr(x["one_cycle"]["max_lr"]), _fmt_lr(x["triangular"]["base_lr"]), _fmt_lr(x["triangular"]["max_lr"])]
             for x in recipes(red.ranking, red.rank_by)]
-    text = ("What to train with (recipes.json): the constant learning rate (verified when verification ran), a "
+    text = ("What to train with (recipes.json), best first (by verified rank after verification, else by the range "
+            "test's rank): the constant learning rate (verified when verification ran), a "
             "one-cycle schedule peaking at 3x that rate (fastai's warm-up and annealing: start at max/25, 25 % "
             "warm-up), and triangular cyclical rates between max/4 and max = 3x the rate (Smith 2015, 3.3). "
             "lrrt_core.schedules.one_cycle and .triangular build them as Keras schedules.")
     if not rows:
         return Section("Training recipes", [("p", "No recommendation yet.")])
-    header = ["config", "constant lr", "from", "one-cycle max_lr", "CLR base_lr", "CLR max_lr"]
-    return Section("Training recipes", [("p", text), ("table", Table(header, rows, frozenset({1, 3, 4, 5})))])
+    header = ["config", "verified rank", "range-test rank", "constant lr", "from", "one-cycle max_lr", "CLR base_lr",
+              "CLR max_lr"]
+    if not any(row[1] for row in rows):  # before verification: no verified rank to show
+        header, rows = [header[0], *header[2:]], [[row[0], *row[2:]] for row in rows]
+    num = frozenset(i for i, h in enumerate(header) if h not in ("config", "from"))
+    return Section("Training recipes", [("p", text), ("table", Table(header, rows, num))])
 
 
 def failed_section(red) -> Section:
@@ -393,8 +454,9 @@ def _fmt_int(v: Any) -> str:
 def _ranking_rows(red) -> tuple[list[str], list[list[str]]]:
     """Header and plain-text cells of the ranking table (escaped by the renderer)."""
     extra = [m for m in ("steepest", "valley") if m != red.rank_by]  # the suggested column is the rank_by one
-    header = ["rank", "config", "optimizer", "batch size", *red.axes, "seeds ok / failed / missing",
-              "min loss (mean ± sd)", f"suggested lr ({red.rank_by}) ×/÷ gsd",
+    groups = _rank_groups(red.ranking)
+    header = ["rank", *(["rank group"] if groups else []), "config", "optimizer", "batch size", *red.axes,
+              "seeds ok / failed / missing", "min loss (mean ± sd)", f"suggested lr ({red.rank_by}) ×/÷ gsd",
               *[f"{m} lr" for m in extra], "lr at min loss"]
     rows = []
     for _, r in red.ranking.iterrows():
@@ -405,13 +467,23 @@ def _ranking_rows(red) -> tuple[list[str], list[list[str]]]:
         if np.isfinite(r["suggested_lr_gsd"]):
             sugg += f" ×/÷ {r['suggested_lr_gsd']:.2f}"
         rows.append(
-            [_fmt_int(r["rank"]), str(r["config"]), str(r["optimizer"]), _fmt_int(r["batch_size"]) if not _is_nan(r["batch_size"]) else "",
+            [_fmt_int(r["rank"]), *([_fmt_value(r["rank_group"]) if not _is_nan(r["rank_group"]) else ""]
+                                    if groups else []), str(r["config"]), str(r["optimizer"]), _fmt_int(r["batch_size"]) if not _is_nan(r["batch_size"]) else "",
              *["" if _is_nan(r[a]) else str(r[a]) for a in red.axes],
              f"{int(r['n_ok'])} / {int(r['n_failed'])} / {int(r['n_missing'])}",
              loss, sugg, *[_fmt_lr(r[f"{m}_lr_gmean"]) for m in extra],
              _fmt_lr(r["lr_at_min_loss_gmean"])]
         )
     return header, rows
+
+
+def _rank_groups(ranking: pd.DataFrame) -> list[str]:
+    """The ``rank_group`` values of a ranking whose ranks are given within groups (``[]`` when
+    there is one group or none: the ranks are then over all configurations)."""
+    if "rank_group" not in ranking:
+        return []
+    values = [str(v) for v in pd.unique(ranking["rank_group"]) if not _is_nan(v) and str(v) != ""]
+    return values if len(values) > 1 else []
 
 
 def _rest_summary(shown: int, total: int) -> str:
@@ -422,12 +494,18 @@ def _recommendation_text(rec: Recommendation, rank_by: str) -> tuple[str, str]:
     """(optimizer label, sentence) in plain text; the renderer escapes both."""
     if rec.config is None:
         return rec.optimizer, "no successful trial, so no recommendation."
+    head = ""
+    if rec.verified:
+        head = (f"verified: train {rec.verified_config} at {_fmt_lr(rec.verified_lr)} (best held-out {rec.metric} "
+                f"{_fmt_loss(rec.verified_metric)} of the candidates, verified rank {rec.verified_rank} of "
+                f"{rec.n_verified}); the range test suggested {_fmt_lr(rec.verified_range_lr)} for it "
+                f"({_ratio_text(rec.lr_change)}). Range test: ")
     where = f"batch size {rec.batch_size}"
     if rec.series and rec.series != rec.optimizer:
         where += f" ({rec.series})"
     seeds = f"{rec.n_ok} seed" + ("s" if rec.n_ok != 1 else "")
     loss = _fmt_loss(rec.min_loss_mean) + (f" ± {rec.min_loss_std:.2g}" if np.isfinite(rec.min_loss_std) else "")
-    s = (f"best at {where}, rank {rec.rank} of {rec.n_configs} (mean minimum loss {loss} over {seeds}). "
+    s = head + (f"best at {where}, rank {rec.rank} of {rec.n_configs} (mean minimum loss {loss} over {seeds}). "
          f"Suggested learning rate {_fmt_lr(rec.suggested_lr)} ({rank_by}, geometric mean over seeds")
     s += f", ×/÷ {rec.suggested_gsd:.2f} across seeds)." if np.isfinite(rec.suggested_gsd) else ")."
     if np.isfinite(rec.falling_lo) and np.isfinite(rec.falling_hi):
@@ -465,22 +543,95 @@ def status_banner(red) -> str:
 
 
 def ranking_section(red) -> Section:
-    """The ranking table: its top :data:`RANKING_TOP` rows, the rest collapsed."""
+    """The ranking table: its top :data:`RANKING_TOP` ranked rows, the rest collapsed; the
+    configurations without a rank (no finished trial) listed apart under their own heading."""
     if red.ranking.empty:
         return Section("Ranking", [("p", "No configurations.")])
+    ranked = red.ranking["rank"].notna().to_numpy()
     header, rows = _ranking_rows(red)
-    n_ax = len(red.axes)
-    num = frozenset({0, 3, 5 + n_ax, 6 + n_ax, 7 + n_ax, 8 + n_ax, 9 + n_ax})
-    top, rest = rows[:RANKING_TOP], rows[RANKING_TOP:]
-    table = Table(header, top, num, best_first=bool(red.ranking["n_ok"].iloc[0] > 0), css_class="ranking",
-                  rest=rest, rest_summary=_rest_summary(len(top), len(rows)) if rest else "")
-    return Section("Ranking", [("table", table)])
+    num = frozenset(i for i, h in enumerate(header) if h in _NUMERIC_HEADERS or h.startswith(_NUMERIC_PREFIXES))
+    rows, unranked = [r for r, k in zip(rows, ranked) if k], [r for r, k in zip(rows, ranked) if not k]
+    blocks: list[tuple] = []
+    if rows:
+        top, rest = rows[:RANKING_TOP], rows[RANKING_TOP:]
+        blocks.append(("table", Table(header, top, num, best_first=True, css_class="ranking", rest=rest,
+                                      rest_summary=_rest_summary(len(top), len(rows)) if rest else "")))
+    else:
+        blocks.append(("p", "No configuration is ranked yet: none has a finished trial."))
+    if unranked:
+        blocks += [("p", f"Not ranked ({len(unranked)}): {UNRANKED_NOTE}"),
+                   ("table", Table(header, unranked, num, css_class="unranked"))]
+    return Section("Ranking", blocks)
+
+
+#: what the report says about configurations with an empty rank.
+UNRANKED_NOTE = ("configurations with no finished trial (missing or failed), so no rank; they are listed here, "
+                 "apart from the ranking, until a trial of theirs finishes.")
+_NUMERIC_HEADERS = frozenset({"rank", "batch size", "lr at min loss"})
+_NUMERIC_PREFIXES = ("min loss", "suggested lr", "steepest lr", "valley lr")
 
 
 def recommendations_section(red, recs: list[Recommendation]) -> Section:
-    """One line per optimizer: its best configuration, rate and falling range."""
+    """The report's first section: what to train with, per optimizer.
+
+    After verification it leads with the verified answer — a sentence on how it differs
+    from the range test's, then a table of the verified rate beside the range test's —
+    and before it with the range test's suggestion. One line per optimizer follows (its
+    best configuration, rate, falling range)."""
     items = [_recommendation_text(rec, red.rank_by) for rec in recs]
-    return Section("Recommendations", [*([] if recs else [("p", "No successful trials yet.")]), ("labelled", items)])
+    if not recs:
+        return Section("Recommendations", [("p", "No successful trials yet."), ("labelled", items)])
+    lead = verified_lead(red, recs) if any(r.verified for r in recs) else ""
+    table = _recommendation_table(recs, red.rank_by)
+    return Section("Recommendations", [*([("p", lead)] if lead else []), ("table", table), ("labelled", items)])
+
+
+def verified_lead(red, recs: list[Recommendation]) -> str:
+    """How the verified answer differs from the range test's, in words (``""`` before verification)."""
+    done = [r for r in recs if r.verified]
+    if not done:
+        return ""
+    moved = [r for r in done if not np.isclose(r.lr_change, 1.0, rtol=0.01)]
+    other = [r for r in done if r.verified_config != r.config]
+    text = (f"Verified by short real trainings (held-out {done[0].metric}): train with the verified rate. It differs from "
+            f"the range test's suggestion for {len(moved)} of {len(done)} optimizers")
+    text += ("" if not moved else " (" + ", ".join(f"{r.optimizer} {_ratio_text(r.lr_change)}" for r in moved) + ")")
+    if other:
+        text += ("; the best configuration changed for " + ", ".join(
+            f"{r.optimizer} ({r.config} -> {r.verified_config})" for r in other))
+    return text + ". " + verification_verdict(red)
+
+
+def _ratio_text(ratio: float) -> str:
+    """``"3x higher"``, ``"3x lower"`` or ``"the same"``: a verified rate against the range test's."""
+    if not np.isfinite(ratio):
+        return "n/a"
+    if np.isclose(ratio, 1.0, rtol=0.01):
+        return "the same"
+    return f"{ratio:.3g}x higher" if ratio > 1 else f"{1 / ratio:.3g}x lower"
+
+
+def _recommendation_table(recs: list[Recommendation], rank_by: str) -> Table:
+    """One row per optimizer, best first: the verified rate beside the range test's (after
+    verification), else the range test's suggestion and where the loss falls."""
+    if any(r.verified for r in recs):
+        order = sorted(recs, key=lambda r: (r.verified_rank is None, r.verified_rank or 0, r.rank or 0))
+        header = ["optimizer", "train at (verified lr)", "configuration", "verified rank",
+                  f"range test's lr ({rank_by})", "range-test rank", "verified vs range test"]
+        rows = [[r.optimizer, _fmt_lr(r.verified_lr), str(r.verified_config), f"{r.verified_rank} of {r.n_verified}",
+                 _fmt_lr(r.verified_range_lr), _rank_of(r.verified_range_rank, r.n_configs), _ratio_text(r.lr_change)]
+                if r.verified else [r.optimizer, "not verified", str(r.config or ""), "", _fmt_lr(r.suggested_lr),
+                                    _rank_of(r.rank, r.n_configs), ""] for r in order]
+        return Table(header, rows, frozenset({1, 3, 4, 5}), best_first=True, css_class="recommendations")
+    order = sorted(recs, key=lambda r: (r.rank is None, r.rank or 0))
+    header = ["optimizer", f"train at (suggested lr, {rank_by})", "configuration", "rank", "loss falls from", "to"]
+    rows = [[r.optimizer, _fmt_lr(r.suggested_lr), str(r.config or "no successful trial"), _rank_of(r.rank, r.n_configs),
+             _fmt_lr(r.falling_lo), _fmt_lr(r.falling_hi)] for r in order]
+    return Table(header, rows, frozenset({1, 3, 4, 5}), best_first=True, css_class="recommendations")
+
+
+def _rank_of(rank: int | None, n: int) -> str:
+    return "" if rank is None else f"{rank} of {n}"
 
 
 def plots_section() -> Section:
@@ -553,7 +704,7 @@ def build_report(red) -> ReportInfo:
     recs = recommendations(red, bands)
     effects = axis_effects(red)
     extra = [effects_section(red, effects), verification_section(red), recipes_section(red)]
-    sections = [ranking_section(red), recommendations_section(red, recs), *[s for s in extra if s is not None],
+    sections = [recommendations_section(red, recs), ranking_section(red), *[s for s in extra if s is not None],
                 plots_section(), scaling_section(red), failed_section(red), missing_section(red)]
     return ReportInfo(reduction=red, name=red.name, out_dir=red.out_dir, rank_by=red.rank_by,
                       backend=keras_backend(red), axes=list(red.axes),

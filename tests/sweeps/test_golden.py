@@ -84,7 +84,9 @@ def test_outputs_of_a_fixed_partial_sweep_are_the_golden_files(tmp_path):
     """trials.csv, ranking.csv, recipes.json and report.md of a fixed set of records (one trial
     failed, one missing, markup in the names) are byte for byte what lrrt wrote before the
     store/reduce/report refactor (issue 10). The files in tests/sweeps/golden/ were made by
-    that earlier code from this same synthetic sweep; report.md has no timestamp or path."""
+    that earlier code from this same synthetic sweep; report.md has no timestamp or path.
+    Regenerated on purpose since: recipes.json and report.md for issue 21 (the Recommendations
+    section first, with a table; both ranks in recipes.json and its table)."""
     d = tmp_path / "sweep"
     S.standard_sweep(d, name="golden | <b>sweep</b>", skip={"adam-bs512-s1"},
                      fail={"sgd-bs32-s1": "Traceback ...\nValueError: boom <x>"})

@@ -56,7 +56,7 @@ def test_html_content_partial_results(partial_dir):
     text = (d / "report.html").read_text()
     assert "12 trials: 10 ok, 1 failed, 1 missing" in text
     assert "Partial results" in text
-    assert text.index("<h2>Ranking</h2>") < text.index("<h2>Recommendations</h2>") < text.index("<h2>Plots</h2>")
+    assert text.index("<h2>Recommendations</h2>") < text.index("<h2>Ranking</h2>") < text.index("<h2>Plots</h2>")
     assert "Failed trials (1)" in text and "Missing trials (1)" in text
     assert "adam-bs512-s1" in text.split("Missing trials (1)")[1]
     assert "ValueError: bad &lt;script&gt;alert(1)&lt;/script&gt; | x" in text
@@ -302,7 +302,7 @@ def test_report_info_holds_every_section_as_data(tmp_path):
     S.standard_sweep(tmp_path, name="info", skip={"adam-bs512-s1"}, fail={"sgd-bs32-s1": "ValueError: boom"})
     info = report.build_report(reduce.reduce_dir(tmp_path))
     assert [s.title for s in info.sections] == [
-        "Ranking", "Recommendations", "Per-axis effects", "Training recipes", "Plots",
+        "Recommendations", "Ranking", "Per-axis effects", "Training recipes", "Plots",
         "Learning rate vs batch size", "Failed trials (1)", "Missing trials (1)"]
     assert info.summary == "12 trials: 10 ok, 1 failed, 1 missing" and info.banner.startswith("Partial results")
     (kind, table), = info.section("Ranking").blocks
