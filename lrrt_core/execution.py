@@ -458,6 +458,12 @@ def default_steps_per_call() -> int:
         on_accelerator = bool(tf.config.list_logical_devices("GPU"))
     else:
         on_accelerator = False
+    return steps_per_call_for(on_accelerator)
+
+
+def steps_per_call_for(on_accelerator: bool) -> int:
+    """The default steps per compiled call on a CPU (:data:`DEFAULT_STEPS_PER_CALL`, 16) or on
+    a GPU/TPU (:data:`DEFAULT_STEPS_PER_CALL_ACCELERATOR`, 32)."""
     return DEFAULT_STEPS_PER_CALL_ACCELERATOR if on_accelerator else DEFAULT_STEPS_PER_CALL
 
 
@@ -485,5 +491,5 @@ def make_executor(model, source, lrs, lr_var, val, steps_per_call: int | None, s
 
 
 __all__ = ["DEFAULT_STEPS_PER_CALL", "DEFAULT_STEPS_PER_CALL_ACCELERATOR", "STAGE_BYTES", "PerStep", "TFChunks",
-           "JaxChunks", "make_executor", "default_steps_per_call", "fused_support", "Program", "program_for",
+           "JaxChunks", "make_executor", "default_steps_per_call", "steps_per_call_for", "fused_support", "Program", "program_for",
            "architecture_key"]
