@@ -110,3 +110,20 @@ def test_a_callable_object_as_builder_is_named_by_its_type():
     assert callable_name(Builder()) == f"{__name__}:test_a_callable_object_as_builder_is_named_by_its_type.<locals>.Builder"
     curve = run_workload(Builder(), optimizer="sgd", batch_size=32, start_lr=1e-3, end_lr=1.0, steps=10)
     assert curve.params["workload"].endswith(".<locals>.Builder") and curve.steps_run == 10
+
+
+def test_a_finite_blow_up_is_diverged_with_its_references_recorded():
+    """Adam at 30 on the tiny classifier: the loss climbs to ~1e3 without a NaN, accuracy still
+    looks normal (0.79 here); the untrained model's held-out loss is measured before training."""
+    from lrrt_core.verify import chance_loss, train_fixed
+
+    wl = _compiled()
+    untrained = wl.model.evaluate(wl.x_val, wl.y_val, verbose=0, return_dict=True)["loss"]
+    r = train_fixed(wl.model, wl.x, wl.y, wl.x_val, wl.y_val, lr=30.0, batch_size=16, epochs=3, restore=True)
+    assert r.diverged and r.diverged_reason == "loss blew up"
+    assert math.isfinite(r.val_loss) and r.val_loss > 4 * r.initial_val_loss  # recorded as measured
+    assert r.initial_val_loss == pytest.approx(untrained, rel=1e-6)
+    assert r.chance_loss == pytest.approx(chance_loss("sparse_categorical_crossentropy", wl.y, wl.y_val))
+    ok = train_fixed(wl.model, wl.x, wl.y, wl.x_val, wl.y_val, lr=0.02, batch_size=16, epochs=3, restore=True)
+    assert not ok.diverged and ok.diverged_reason == "" and ok.val_loss < ok.chance_loss
+    assert r.to_dict()["diverged_reason"] == "loss blew up"
