@@ -8,8 +8,9 @@ import re
 import numpy as np
 import pytest
 
-from sweeps import reduce, report
+from sweeps import reduce, report, store
 from sweeps.effects import axis_effects
+from sweeps.report.info import focus_note
 from tests.sweeps import scale as SC
 from tests.sweeps import synthetic as S
 from tests.sweeps.test_report import CHROMIUM, _chromium
@@ -137,22 +138,38 @@ def test_600_configurations_figures_are_focused_with_legends_outside_the_axes(bi
     red = reduce.reduce_dir(d)
     info = report.build_report(red)
     focus = info.focus
-    assert focus == report.focus_configs(red)
-    assert focus[:report.FOCUS_TOP] == list(red.ranking["config"].head(report.FOCUS_TOP))
-    by = red.ranking.set_index("config")
-    assert {by.loc[c, "optimizer"] for c in focus} == {"sgd", "adam"}
-    assert {by.loc[c, "batch_size"] for c in focus} == set(S.BATCH_SIZES)
-    # the top 8 are adam at batch size 128; sgd's best and the best at 32 and 512 are added
-    assert len(focus) == report.FOCUS_TOP + 3
+    # By construction (tests/sweeps/scale.py) the 8 best (README: "the 8 best-ranked") are adam at
+    # batch size 128 from the widest width (1600) down; then adam's best at 32, sgd's best, the best at 512.
+    top8 = [f"adam-bs128-width{w}" for w in range(1600, 1600 - 8 * 16, -16)]
+    assert focus == top8 + ["adam-bs32-width1600", "sgd-bs128-width1600", "adam-bs512-width1600"]
+    assert report.focus_configs(red) == focus
     for stem in ("loss_vs_lr", "loss_change", "lr_scaling"):
         fig = report.FIGURES[stem](info)
         legends = _extent_checks(fig)
         n_entries = sum(len(leg.get_texts()) for leg in legends)
         assert n_entries <= len(focus), (stem, n_entries)
     fig = report.fig_loss_vs_lr(info)
-    assert f"top {len(focus)} of 600 configurations shown" in fig._suptitle.get_text()
+    assert "top 11 of 600 configurations shown" in fig._suptitle.get_text()
     heat = report.fig_min_loss_heatmap(info)
     assert len(heat.axes[0].get_yticklabels()) <= len(focus)
+
+
+def test_focus_note_counts_only_configurations_with_an_ok_seed(tmp_path):
+    """18 configurations, one of them failed on both seeds: "top 9 of 17", not "of 18"."""
+    SC.scale_sweep(tmp_path, 3)  # widths 16, 32, 48
+    dead = [e for e in store.read_manifest(tmp_path)["trials"] if e["config"] == "sgd-bs512-width16"]
+    for e in dead:
+        store.write_record(tmp_path, S.failed_record(e, "boom"))
+    red = reduce.reduce_dir(tmp_path)
+    assert len(red.ranking) == 18 and int((red.ranking["n_ok"] == 0).sum()) == 1
+    info = report.build_report(red)
+    # the 8 best: adam-bs128 (3 widths), adam-bs32 (3), sgd-bs128 at 48 and 32; plus the best at 512
+    assert info.focus == ["adam-bs128-width48", "adam-bs128-width32", "adam-bs128-width16", "adam-bs32-width48",
+                          "adam-bs32-width32", "adam-bs32-width16", "sgd-bs128-width48", "sgd-bs128-width32",
+                          "adam-bs512-width48"]
+    assert focus_note(red, len(info.focus)) == "top 9 of 17 configurations shown"
+    assert "top 9 of 17 configurations shown" in report.fig_loss_vs_lr(info)._suptitle.get_text()
+    assert focus_note(red, 17) == ""
 
 
 def test_600_configurations_rank_1_in_the_first_screen(big_dir, tmp_path):
