@@ -195,7 +195,8 @@ def test_plain_arrays_are_the_peer_record(n):
 def test_plain_arrays_default_steps_planned_is_their_length():
     lrs = ladder(200)
     losses = shape(200, "minimum", 3)
-    assert valley(lrs, losses).index == valley(lrs, losses, steps_planned=200).index
+    assert valley(lrs, losses).ok and valley(lrs, losses, steps_planned=100).ok  # equal indexes, not two Nones
+    assert valley(lrs, losses).index == valley(lrs, losses, steps_planned=200).index == 119
     assert valley(lrs, losses, skip_start=20).index == valley(lrs, losses).index
     assert valley(lrs, losses, steps_planned=100).index == valley(lrs, losses, skip_start=10).index
 
@@ -234,19 +235,31 @@ def test_nonfinite_loss_survives_json_and_validates():
 # ------------------------------------------------------------------ short windows
 
 
-@pytest.mark.parametrize("k", [6, 10, 13, 14, 15, 18, 25])
+#: stop step k -> (valley's index, minimum's index) on shape(100, "descent", 0); None: no suggestion.
+#: From k = 18 fastai's window [10:k] has >= MIN_POINTS points and every method answers in it.
+SHORT_WINDOW_PICKS = {6: (None, None), 10: (None, 6), 13: (9, None), 14: (9, None), 15: (None, 11),
+                      18: (14, 11), 25: (21, 11)}
+
+
+@pytest.mark.parametrize("k", sorted(SHORT_WINDOW_PICKS))
 def test_short_windows_shrink_instead_of_crashing(k):
-    """fastai's window [10:-5] of a 100-step test stopped at step k: lrrt answers inside the curve."""
+    """fastai's window [10:-5] of a 100-step test stopped at step k: lrrt answers inside the
+    curve, at the literal steps above (a method that stops answering fails here)."""
     raw = shape(100, "descent", 0)
     raw[k:] = np.nan
     curve = ref.lrrt_record(raw, ladder(100))
     rec_lrs, rec_losses = ref.fastai_lr_find_record(raw, ladder(100), 100)
     w = fastai_window(rec_lrs, rec_losses, 100)[1]
-    for method in (valley, minimum, minimum_div10):
-        s = method(curve)
-        assert s.ok is False or 0 <= s.index < k
-        if w.size >= MIN_POINTS:
-            assert s.index is None or 10 <= s.index < k
+    v, m, d = valley(curve), minimum(curve), minimum_div10(curve)
+    assert (v.index, m.index, d.index) == (*SHORT_WINDOW_PICKS[k], SHORT_WINDOW_PICKS[k][1])
+    for s in (v, m, d):
+        assert s.ok is (s.index is not None)
+        if s.ok:
+            assert 0 <= s.index < k and (10 <= s.index or w.size < MIN_POINTS)
+    if m.ok:
+        assert d.lr == curve.lrs[m.index] / 10
+    if w.size >= MIN_POINTS and k >= 18:
+        assert v.ok and m.ok and d.ok
 
 
 def test_peer_window_pieces():
