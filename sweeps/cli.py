@@ -22,8 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from sweeps.backends import BACKENDS  # noqa: E402  (light: the names only)
 from sweeps.run import (  # noqa: E402  (the shared sweep code path; light: no Ray, no TensorFlow)
-    EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, RANK_CHOICES, UsageError, exit_code,
-    read_manifest_or_fail,
+    EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, UsageError, exit_code, read_manifest_or_fail,
 )
 
 
@@ -114,28 +113,73 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _print_summary(out: Path, reduction) -> None:
-    t = reduction.trials
+    """The command's closing printout: after verification the verified ranking first (both rates,
+    both ranks, how they differ), then the range test's ranking, the unranked configurations
+    apart, failures, and the report's path."""
     print(f"\n{reduction.summary_line()}")
-    r = reduction.ranking
-    if len(r):
-        method = reduction.rank_by
-        table = r.sort_values("rank").assign(
-            seeds_ok=lambda d: d["n_ok"].astype(str) + "/" + (d["n_ok"] + d["n_failed"] + d["n_missing"]).astype(str)
-        )
-        cols = {"rank": "rank", "config": "config", "min_loss_mean": "min loss",
-                "suggested_lr_gmean": f"lr ({method})", "valley_lr_gmean": "lr (valley)",
-                "lr_at_min_loss_gmean": "lr at min", "seeds_ok": "seeds ok"}
-        if method == "valley":
-            cols.pop("valley_lr_gmean")
-        shown = table[list(cols)].rename(columns=cols).head(10)
-        print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-        if len(table) > 10:
-            print(f"... {len(table) - 10} more in ranking.csv")
-    bad = t[t["status"] == "failed"]
-    for _, row in bad.iterrows():
+    verified = _print_verified(reduction)
+    _print_ranking(reduction, "range-test ranking (what the verified ranking replaces):" if verified else "")
+    t = reduction.trials
+    for _, row in t[t["status"] == "failed"].iterrows():
         print(f"FAILED {row['name']}: {row['error']}")
     _print_verification(reduction)
     print(f"\nreport: {out / 'report.html'}")
+
+
+def _table_text(frame, cols: dict[str, str], limit: int = 10) -> str:
+    """``frame``'s columns ``cols`` (renamed) as text: its first ``limit`` rows and how many more."""
+    text = frame[list(cols)].rename(columns=cols).head(limit).to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    return text + (f"\n... {len(frame) - limit} more in ranking.csv" if len(frame) > limit else "")
+
+
+def _print_ranking(reduction, title: str = "") -> None:
+    """The range test's ranking (top 10), then the configurations without a rank, apart."""
+    r = reduction.ranking
+    if not len(r):
+        return
+    method = reduction.rank_by
+    table = r.assign(
+        seeds_ok=lambda d: d["n_ok"].astype(str) + "/" + (d["n_ok"] + d["n_failed"] + d["n_missing"]).astype(str))
+    cols = {"rank": "rank", "config": "config", "min_loss_mean": "min loss",
+            "suggested_lr_gmean": f"lr ({method})", "valley_lr_gmean": "lr (valley)",
+            "lr_at_min_loss_gmean": "lr at min", "seeds_ok": "seeds ok"}
+    if method == "valley":
+        cols.pop("valley_lr_gmean")
+    if "rank_group" in table and table["rank_group"].dropna().astype(str).nunique() > 1:
+        cols = {"rank": "rank", "rank_group": "rank group", **{k: v for k, v in cols.items() if k != "rank"}}
+    ranked = table[table["rank"].notna()]
+    if title:
+        print(f"\n{title}")
+    if len(ranked):
+        ranked = ranked.assign(rank=ranked["rank"].astype(int))
+        print(_table_text(ranked, cols))
+    unranked = table[table["rank"].isna()]
+    if len(unranked):
+        print(f"not ranked (no finished trial): {', '.join(map(str, unranked['config']))}")
+
+
+def _print_verified(reduction) -> bool:
+    """After verification: how the verified answer differs from the range test's, and the
+    verified ranking with both rates and both ranks (top 10). Returns whether it printed."""
+    from sweeps.report.info import _ratio_text, verification_verdict
+
+    v = reduction.verification
+    if v is None or not v.ran or "verified_rank" not in reduction.ranking:
+        return False
+    verified = reduction.ranking.dropna(subset=["verified_rank"]).sort_values("verified_rank")
+    if not len(verified):
+        return False
+    verified = verified.assign(
+        verified_rank=verified["verified_rank"].astype(int),
+        rank=verified["rank"].map(lambda x: "" if x != x else int(x)),
+        change=[_ratio_text(a / b) if b > 0 else "n/a"
+                for a, b in zip(verified["verified_lr"], verified["suggested_lr_gmean"])])
+    print(f"\nverified by short training (held-out {v.metric}): {verification_verdict(reduction)}")
+    cols = {"verified_rank": "verified rank", "config": "config", "verified_lr": "lr (verified)",
+            "suggested_lr_gmean": f"lr ({reduction.rank_by})", "change": "verified vs range test",
+            "rank": "range-test rank", "verified_metric": f"held-out {v.metric}"}
+    print(_table_text(verified, cols))
+    return True
 
 
 def _print_verification(reduction) -> None:
@@ -143,13 +187,8 @@ def _print_verification(reduction) -> None:
     if v is None or not v.ran:
         return
     c = v.counts()
-    print(f"\nverification: {len(v.rows)} trainings: {c['ok']} ok, {c['failed']} failed, {c['missing']} missing")
-    verified = reduction.ranking.dropna(subset=["verified_rank"]).sort_values("verified_rank")
-    if len(verified):
-        best = verified.iloc[0]
-        print(f"verified best: {best['config']} at lr {best['verified_lr']:.4g} "
-              f"(held-out {v.metric} {best['verified_metric']:.4g}); rank correlation with the range test "
-              + ("n/a" if v.agreement != v.agreement else f"{v.agreement:.2f}"))
+    print(f"\nverification: {len(v.rows)} trainings: {c['ok']} ok, {c['failed']} failed, {c['missing']} missing; "
+          "rank correlation with the range test " + ("n/a" if v.agreement != v.agreement else f"{v.agreement:.2f}"))
     for _, row in v.rows[v.rows["status"] == "failed"].iterrows():
         print(f"FAILED {row['name']}: {row['error']}")
 
@@ -259,6 +298,14 @@ def _ray_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("-v", "--verbose", action="store_true", help="show Ray's and the workers' logs")
 
 
+def _rank_by(sp: argparse.ArgumentParser, text: str) -> None:
+    """``--rank-by``: the suggestion methods by their registry names (an alias such as
+    ``sma`` is accepted and read as its method, but not listed)."""
+    from lrrt_core.suggest import METHODS, method_name
+
+    sp.add_argument("--rank-by", type=method_name, choices=METHODS, metavar="{" + ",".join(METHODS) + "}", help=text)
+
+
 def _add_sweep(sub) -> None:
     s = sub.add_parser("sweep", help="run a sweep file on Ray, then write the report",
                        description="Run every trial of CONFIG on Ray Tune and write the ranked report into --out. "
@@ -267,8 +314,7 @@ def _add_sweep(sub) -> None:
     s.add_argument("--out", help="output directory (default runs/<sweep name>)")
     _ray_options(s)
     s.add_argument("--fresh", action="store_true", help="discard the results already in --out and start over")
-    s.add_argument("--rank-by", choices=RANK_CHOICES,
-                   help="suggestion that gives suggested_lr and breaks ranking ties (default: the file's report.rank_by)")
+    _rank_by(s, "suggestion that gives suggested_lr and breaks ranking ties (default: the file's report.rank_by)")
     s.set_defaults(func=cmd_sweep)
 
 
@@ -287,7 +333,7 @@ def _add_verify(sub) -> None:
     vf.add_argument("--top", type=int, help="only the top K configurations of the range-test ranking")
     vf.add_argument("--metric", help="held-out metric that picks the rate: val_loss (default) or a workload metric (accuracy)")
     _ray_options(vf)
-    vf.add_argument("--rank-by", choices=RANK_CHOICES, help="the recommendation the candidates surround (default: the file's)")
+    _rank_by(vf, "the recommendation the candidates surround (default: the file's)")
     vf.set_defaults(func=cmd_verify)
 
 
@@ -296,39 +342,54 @@ def _add_report(sub) -> None:
                        description="Rebuild trials.csv, ranking.csv, curves.parquet, plots and report.html/.md in DIR "
                                    "from the stored trial results; works for a running or interrupted sweep.")
     r.add_argument("dir", help="a sweep's output directory")
-    r.add_argument("--rank-by", choices=RANK_CHOICES,
-                   help="suggestion that gives suggested_lr and breaks ranking ties (default: the sweep file's)")
-    r.add_argument("-q", "--quiet", action="store_true")
+    _rank_by(r, "suggestion that gives suggested_lr and breaks ranking ties (default: the sweep file's)")
+    r.add_argument("-q", "--quiet", action="store_true",
+                   help="print nothing (the files are still written; the exit code still tells)")
     r.set_defaults(func=cmd_report)
+
+
+class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` says each option's default (options without one, or off by default, say nothing more)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _add_find(sub) -> None:
     f = sub.add_parser("find", help="one range test on this machine (no Ray)",
+                       formatter_class=_DefaultsShown,
                        description="Run one learning-rate range test here, print the suggestions, write the curve and a plot.")
-    f.add_argument("--workload", default="digits_cnn", help="built-in workload or package.module:function (default digits_cnn)")
-    f.add_argument("--optimizer", default="adam")
+    f.add_argument("--workload", default="digits_cnn", help="built-in workload or package.module:function")
+    f.add_argument("--optimizer", default="adam", help="optimizer registry name (lrrt_core.optimizers)")
     f.add_argument("--optimizer-arg", action="append", metavar="KEY=VALUE", help="optimizer keyword argument (repeatable)")
     f.add_argument("--axis", action="append", metavar="KEY=VALUE", help="workload keyword argument (repeatable)")
-    f.add_argument("--batch-size", type=int, default=64)
-    f.add_argument("--seed", type=int, default=0)
-    f.add_argument("--start-lr", type=float, default=1e-6)
-    f.add_argument("--end-lr", type=float, default=10.0)
+    f.add_argument("--batch-size", type=int, default=64, help="training batch size")
+    f.add_argument("--seed", type=int, default=0, help="seed of the workload (model and data)")
+    f.add_argument("--start-lr", type=float, default=1e-6, help="first learning rate of the ladder")
+    f.add_argument("--end-lr", type=float, default=10.0, help="last learning rate of the ladder")
     f.add_argument("--steps", type=int, default=None, help="number of steps (default 200 unless --epochs)")
     f.add_argument("--epochs", type=int, default=None, help="whole passes over the data instead of --steps")
-    f.add_argument("--ladder", choices=("exp", "linear"), default="exp")
-    f.add_argument("--loss", choices=("train", "val"), default="train")
-    f.add_argument("--diverge-threshold", type=float, default=4.0)
-    f.add_argument("--smoothing", type=float, default=0.98)
+    f.add_argument("--ladder", choices=("exp", "linear"), default="exp", help="how the rate grows per step")
+    f.add_argument("--loss", choices=("train", "val"), default="train",
+                   help="the loss recorded: each training batch's, or the held-out set's after each step")
+    f.add_argument("--diverge-threshold", type=float, default=4.0,
+                   help="stop once the smoothed loss exceeds this x its best")
+    f.add_argument("--smoothing", type=float, default=0.98, help="EMA beta of the smoothed loss")
     f.add_argument("--backend", choices=BACKENDS,
                    help="Keras backend (default: KERAS_BACKEND or Keras's own setting, else tensorflow)")
-    f.add_argument("--out", help="output directory (default runs/find-...)")
+    f.add_argument("--out", help="output directory (default runs/find-<workload>-<optimizer>-bs<batch size>)")
     f.add_argument("-v", "--verbose", action="store_true", help="show the backend's start-up logs")
     f.set_defaults(func=cmd_find)
 
 
 def _add_validate(sub) -> None:
-    v = sub.add_parser("validate", help="check a sweep file and print its trial grid; launches nothing")
-    v.add_argument("config")
+    v = sub.add_parser("validate", help="check a sweep file and print its trial grid; launches nothing",
+                       description="Check CONFIG (every key, the workload, the optimizers, the backend) and print the "
+                                   "trials it would run and the resources it would ask for. Launches nothing and "
+                                   "writes nothing; exit 2 with one line naming the file and the key when it is invalid.")
+    v.add_argument("config", help="sweep file (YAML), e.g. sweeps/configs/quickstart.yaml")
     _resources(v)
     v.set_defaults(func=cmd_validate)
 

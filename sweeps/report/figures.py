@@ -58,6 +58,22 @@ def _figure(figsize: tuple[float, float]):
     return Figure(figsize=figsize, layout="constrained")
 
 
+#: widths (inches) below which a figure's title and legend would not fit: a one-panel figure
+#: is drawn at least this wide.
+MIN_WIDTH = 7.0
+#: average glyph width as a fraction of the font size (DejaVu Sans; wide enough for its capitals).
+_GLYPH = 0.6
+
+
+def _wrapped(text: str, width_in: float, fontsize: float) -> str:
+    """``text`` broken into lines that fit ``width_in`` inches at ``fontsize`` points (its own
+    line breaks kept), so a title is never cut off at the figure's edge."""
+    import textwrap
+
+    chars = max(20, int(width_in * 72 / (fontsize * _GLYPH)))
+    return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
+
+
 def _style_map(labels: Sequence[str], optimizers: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Styles for series ``labels`` whose optimizers are ``optimizers`` (same order)."""
     opt_order = list(dict.fromkeys(optimizers))
@@ -102,7 +118,8 @@ def _bands_figure(info: ReportInfo, bands: pd.DataFrame, *, ylabel: str, title: 
     if not sizes:
         return None
     nrows, ncols = _panel_grid(len(sizes))
-    fig = _figure((4.6 * ncols + 0.4, 3.6 * nrows + 0.6 + 0.22 * math.ceil(bands["series"].nunique() / 3)))
+    width = max(MIN_WIDTH, 4.6 * ncols + 0.4)
+    fig = _figure((width, 3.6 * nrows + 0.6 + 0.22 * math.ceil(bands["series"].nunique() / 3)))
     axs = fig.subplots(nrows, ncols, squeeze=False, sharey=False)
     styles = _focus_styles(red, bands)
     note = focus_note(red, len(focus))
@@ -121,7 +138,7 @@ def _bands_figure(info: ReportInfo, bands: pd.DataFrame, *, ylabel: str, title: 
     for k in range(len(sizes), nrows * ncols):
         axs[k // ncols][k % ncols].set_visible(False)
     _legend_below(fig, axs)
-    fig.suptitle(title, fontsize=12)
+    fig.suptitle(_wrapped(title, width - 0.3, 12), fontsize=12)
     return fig
 
 
@@ -150,8 +167,19 @@ def _draw_bands(ax, sub: pd.DataFrame, styles: dict, ranking: pd.DataFrame, kind
                 y_top.append(finite[0])  # the loss the test started from
                 y_bot.append(np.nanmin(g["lo"].to_numpy()))
             else:
-                y_bot.append(finite.min())
+                lr_min = float(ranking.loc[config, "lr_at_min_loss_gmean"]) if config in ranking.index else math.nan
+                y_bot.append(_descent_floor(lr, mean, lr_min))
     return y_top, y_bot
+
+
+def _descent_floor(lr: np.ndarray, change: np.ndarray, lr_min: float) -> float:
+    """How far a loss-change line goes down while the loss falls: the 2nd percentile of its
+    values up to the rate of the minimum loss (``lr_min``; all of it when unknown). The
+    spikes of a blow-up past the minimum (or one wild step) do not set the panel's scale."""
+    part = change[(lr <= lr_min) & np.isfinite(change)] if np.isfinite(lr_min) else change[np.isfinite(change)]
+    if part.size < 3:
+        part = change[np.isfinite(change)]
+    return float(np.percentile(part, 2)) if part.size else math.nan
 
 
 def _band_ylim(ax, kind: str, y_top: list, y_bot: list) -> None:
@@ -162,9 +190,10 @@ def _band_ylim(ax, kind: str, y_top: list, y_bot: list) -> None:
         ax.set_ylim(lo_ - pad, hi_ + 3 * pad)
     elif kind == "change":
         ax.axhline(0.0, color="0.5", linewidth=0.8)
+        y_bot = [y for y in y_bot if np.isfinite(y)]
         if y_bot and min(y_bot) < 0:
             m = abs(min(y_bot))
-            ax.set_ylim(-1.15 * m, 0.6 * m)
+            ax.set_ylim(-1.25 * m, 0.6 * m)
 
 
 def _focus_styles(red, bands: pd.DataFrame) -> dict[str, dict[str, Any]]:
@@ -219,7 +248,7 @@ def fig_lr_scaling(info: ReportInfo):
         return None
     r = r[np.isfinite(pd.to_numeric(r["suggested_lr_gmean"], errors="coerce").astype(float))]
     r = r[pd.to_numeric(r["batch_size"], errors="coerce").notna()]
-    if r.empty:
+    if r["batch_size"].nunique() < 2:  # one batch size (or none): there is no scaling to show
         return None
     labels = [series_label(row, red.axes) for row in r.to_dict("records")]
     r = r.assign(series=labels)
@@ -259,8 +288,9 @@ def fig_lr_scaling(info: ReportInfo):
     ax.minorticks_off() if len(sizes) > 1 else None
     ax.set_xlabel("batch size (log scale)")
     ax.set_ylabel(f"suggested learning rate ({red.rank_by})")
-    ax.set_title("Suggested learning rate vs batch size\n(geometric mean over seeds, bars ×/÷ geometric sd)"
-                 + (f"\n{len(shown)} best series of {len(set(labels))} shown" if note else ""), fontsize=11)
+    ax.set_title(_wrapped("Suggested learning rate vs batch size\n(geometric mean over seeds, bars ×/÷ geometric sd)"
+                          + (f"\n{len(shown)} best series of {len(set(labels))} shown" if note else ""), 5.5, 11),
+                 fontsize=11)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, title="fit: log lr = slope · log bs + c", title_fontsize=8, loc="upper left",
               bbox_to_anchor=(1.02, 1.0), frameon=False)
@@ -287,8 +317,9 @@ def fig_min_loss_heatmap(info: ReportInfo):
             continue
         i, j = rows.index(row["series"]), cols.index(row["batch_size"])
         mat[i, j] = float(row["min_loss_mean"])
-        best[i, j] = int(row["rank"]) == 1
-    fig = _figure((1.3 * len(cols) + 3.2, 0.55 * len(rows) + 2.0))
+        best[i, j] = row["rank"] == 1  # NaN (not ranked) is no star
+    width = max(5.5, 1.3 * len(cols) + 3.2)
+    fig = _figure((width, 0.55 * len(rows) + 2.3))
     ax = fig.add_subplot()
     import matplotlib
 
@@ -312,7 +343,7 @@ def fig_min_loss_heatmap(info: ReportInfo):
     ax.set_xlabel("batch size")
     ax.set_ylabel("optimizer")
     more = f"\n{len(rows)} best rows of {len(all_rows)} shown" if len(rows) < len(all_rows) else ""
-    ax.set_title(f"Mean minimum smoothed loss (lower is better; ★ rank 1){more}", fontsize=11)
+    ax.set_title(_wrapped(f"Mean minimum smoothed loss (lower is better; ★ rank 1){more}", width - 2.2, 11), fontsize=11)
     cb = fig.colorbar(im, ax=ax, shrink=0.9)
     cb.set_label("min smoothed loss")
     return fig
@@ -326,7 +357,8 @@ def fig_axis_effects(info: ReportInfo):
     if not effects:
         return None
     n = len(effects)
-    fig = _figure((2.7 * n + 0.6, 5.6))
+    width = max(MIN_WIDTH, 2.7 * n + 0.6)
+    fig = _figure((width, 5.6))
     axs = fig.subplots(2, n, squeeze=False)
     for k, e in enumerate(effects):
         t = e.table
@@ -350,41 +382,130 @@ def fig_axis_effects(info: ReportInfo):
                 ax.set_ylabel(ylabel, fontsize=9)
             ax.grid(True, alpha=0.3)
     _legend_below(fig, axs[:1])
-    fig.suptitle("Per-axis effects: loss and suggested learning rate against each axis's values", fontsize=11)
+    fig.suptitle(_wrapped("Per-axis effects: loss and suggested learning rate against each axis's values", width - 0.3,
+                          11), fontsize=11)
     return fig
 
 
 def fig_verification(info: ReportInfo):
-    """(e) Held-out metric vs candidate rate per configuration (mean over seeds), the
-    verified pick marked; ``None`` when the sweep has no verification results."""
+    """(e) Held-out metric after short training vs the candidate rate as a multiple of the range
+    test's recommendation (mean over seeds), one panel per optimizer, the verified pick marked
+    with a star; ``None`` when the sweep has no verification results.
+
+    Read it as "how far from the range test's answer training was best": a star at 1 means the
+    recommendation was confirmed, at 3 that training preferred a rate 3x higher. The
+    configurations of a panel sit side by side at each candidate (a small horizontal offset),
+    so no marker hides another; values past the whiskers of the rest (a training that blew
+    up) are drawn at the edge as triangles, so they do not squash the scale.
+    """
     red = info.reduction
     v = red.verification
     if v is None or v.candidates.empty:
         return None
-    cands = v.candidates[np.isfinite(v.candidates["metric"])]
-    if cands.empty:
+    cands = v.candidates[np.isfinite(v.candidates["metric"].astype(float))]
+    order = _verified_focus(red, cands)
+    if not order:
         return None
-    order = [c for c in info.focus if c in set(cands["config"])]  # a big grid: the focus only
-    styles = _style_map(order, [str(red.ranking.set_index("config").loc[c, "optimizer"]) for c in order])
-    fig = _figure((7.5, 4.2))
-    ax = fig.add_subplot()
-    picked = red.ranking.set_index("config")["verified_lr"]
-    for config in order:
-        g = cands[cands["config"] == config].sort_values("lr")
-        st = styles[config]
-        ax.plot(g["lr"], g["metric"], color=st["color"], linestyle=st["linestyle"], marker=st["marker"],
-                label=_mpl(config))
-        pick = g[np.isclose(g["lr"], picked.get(config, np.nan))]
-        ax.plot(pick["lr"], pick["metric"], marker="*", markersize=14, color=st["color"], linestyle="none")
-    ax.set_xscale("log")
-    ax.set_xlabel("learning rate (constant, trained at)")
-    ax.set_ylabel(f"held-out {_mpl(v.metric)} ({'higher' if v.higher_is_better else 'lower'} is better)")
-    note = focus_note(red, len(order), "verified configurations") if cands["config"].nunique() > len(order) else ""
-    ax.set_title("Verification: short trainings around each recommendation (★ verified rate)"
-                 + (f"\n{note}" if note else ""))
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    ax.grid(True, which="both", alpha=0.3)
+    cands = cands[cands["config"].isin(order)]
+    opt_of = red.ranking.set_index("config")["optimizer"].astype(str)
+    optimizers = list(dict.fromkeys(opt_of[c] for c in order))
+    styles = _style_map(order, [opt_of[c] for c in order])
+    ncols = min(4, len(optimizers))
+    nrows = int(math.ceil(len(optimizers) / ncols))
+    width = max(10.0, 3.4 * ncols + 1.6)
+    fig = _figure((width, 3.4 * nrows + 1.6 + 0.2 * math.ceil(len(order) / 4)))
+    axs = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
+    lo, hi = _fences(cands["metric"].to_numpy(dtype=np.float64))
+    for k, opt in enumerate(optimizers):
+        ax = axs[k // ncols][k % ncols]
+        mine = [c for c in order if opt_of[c] == opt]
+        step = min(_DODGE, 0.36 / max(1, len(mine) - 1))  # side by side, within the candidate's own third
+        for j, config in enumerate(mine):
+            _draw_candidates(ax, cands[cands["config"] == config], styles[config], config,
+                             red.ranking.set_index("config").loc[config], (j - (len(mine) - 1) / 2) * step, lo, hi)
+        _candidate_axes(ax, cands, opt, k % ncols == 0, v)
+    for k in range(len(optimizers), nrows * ncols):
+        axs[k // ncols][k % ncols].set_visible(False)
+    if np.isfinite(lo) and np.isfinite(hi) and hi > lo:
+        pad = 0.06 * (hi - lo)
+        axs[0][0].set_ylim(lo - pad, hi + pad)
+    _legend_below(fig, axs)
+    note = focus_note(red, len(order), "verified configurations") if v.candidates["config"].nunique() > len(order) else ""
+    title = ("Verification: held-out metric after short training at each candidate rate, as a multiple of the range "
+             "test's recommendation (★ the verified rate; ▲▼ off the scale)" + (f"\n{note}" if note else ""))
+    fig.suptitle(_wrapped(title, width - 0.3, 12), fontsize=12)
     return fig
+
+
+#: horizontal offset (decades) between the configurations of one panel at the same candidate.
+_DODGE = 0.1
+
+
+def _verified_focus(red, cands: pd.DataFrame) -> list[str]:
+    """The verified configurations the figure draws: the :data:`~sweeps.report.info.FOCUS_TOP`
+    best by verified rank plus the best of each optimizer, in verified-rank order."""
+    from sweeps.report.info import FOCUS_TOP
+
+    r = red.ranking[red.ranking["config"].isin(set(cands["config"]))]
+    if r.empty:
+        return []
+    r = r.sort_values(["verified_rank", "rank"], na_position="last", kind="mergesort")
+    keep = set(r["config"].head(FOCUS_TOP)) | set(r.drop_duplicates("optimizer")["config"])
+    return [str(c) for c in r["config"] if c in keep]
+
+
+def _fences(values: np.ndarray) -> tuple[float, float]:
+    """Tukey's fences (quartiles -/+ 1.5 IQR), clipped to the data: the y range that shows the
+    candidates that trained, without a blown-up one squashing them."""
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return math.nan, math.nan
+    q1, q3 = np.percentile(values, [25, 75])
+    iqr = max(q3 - q1, 1e-12)
+    return float(max(values.min(), q1 - 1.5 * iqr)), float(min(values.max(), q3 + 1.5 * iqr))
+
+
+def _draw_candidates(ax, g: pd.DataFrame, st: dict, config: str, row: pd.Series, dodge: float, lo: float,
+                     hi: float) -> None:
+    """One configuration's candidates: line and markers (off-scale ones as triangles at the
+    edge), the verified pick as a star; ``dodge`` decades to the side."""
+    g = g.sort_values("factor")
+    x = g["factor"].to_numpy(dtype=np.float64) * 10 ** dodge
+    y = g["metric"].to_numpy(dtype=np.float64)
+    yc = np.clip(y, lo, hi) if np.isfinite(lo) and np.isfinite(hi) else y
+    label = f"{config} (recommended {_fmt_lr_short(row['suggested_lr_gmean'])})"
+    ax.plot(x, yc, color=st["color"], linestyle=st["linestyle"], linewidth=1.4, label=_mpl(label))
+    inside = yc == y
+    ax.plot(x[inside], y[inside], linestyle="none", marker=st["marker"], markersize=6, color=st["color"])
+    for xs, mark, edge in ((x[y > hi], "^", hi), (x[y < lo], "v", lo)):
+        if xs.size:  # inside the padded limits: no need to draw outside the axes
+            ax.plot(xs, np.full(xs.size, edge), linestyle="none", marker=mark, markersize=7, color=st["color"])
+    picked = np.isclose(g["lr"].to_numpy(dtype=np.float64), float(row.get("verified_lr", np.nan)))
+    ax.plot(x[picked], yc[picked], linestyle="none", marker="*", markersize=15, color=st["color"],
+            markeredgecolor="white", markeredgewidth=0.8, zorder=5)
+
+
+def _candidate_axes(ax, cands: pd.DataFrame, optimizer: str, first: bool, v) -> None:
+    """Scale, ticks and labels of one optimizer's panel."""
+    factors = sorted(set(float(f) for f in cands["factor"]))
+    ax.set_xscale("log")
+    ax.set_xlim(factors[0] / 1.8, factors[-1] * 1.8)
+    ax.set_xticks(factors)
+    ax.set_xticklabels([f"{f:.3g}x" for f in factors])
+    ax.minorticks_off()
+    ax.set_title(_mpl(optimizer), fontsize=11)
+    ax.set_xlabel("candidate rate / recommended rate")
+    if first:
+        ax.set_ylabel(f"held-out {_mpl(v.metric)} ({'higher' if v.higher_is_better else 'lower'} is better)")
+    ax.grid(True, which="major", alpha=0.3)
+
+
+def _fmt_lr_short(value: Any) -> str:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "n/a"
+    return f"{value:.3g}" if np.isfinite(value) else "n/a"
 
 
 #: every figure by file stem, in drawing order (captions: ``sweeps.report.info.CAPTIONS``).

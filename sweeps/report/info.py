@@ -52,8 +52,9 @@ CAPTIONS: dict[str, str] = {
     "min_loss_heatmap": "Mean minimum smoothed loss over optimizer × batch size (grey: no successful seed).",
     "axis_effects": "Per-axis effects: mean minimum loss over the other axes and at the best "
                     "configuration (top), suggested learning rate (bottom), against each axis's values.",
-    "verification": "Held-out metric after short training at each candidate rate "
-                    "(mean over seeds); ★ the verified rate.",
+    "verification": "Held-out metric after short training at each candidate rate (mean over seeds), the rate "
+                    "as a multiple of the range test's recommendation, one panel per optimizer; ★ the verified "
+                    "rate, ▲▼ a value off the scale (a training that blew up).",
 }
 
 
