@@ -232,26 +232,42 @@ def _finish(out: Path, reduction, launched: int, skipped: int, unfinished: int, 
 
 def verify_stage(spec, trials, sdir, verify, rank_by: str | None, launch: dict, say) -> int:
     """Plan the verification trainings from the range tests on disk, record the plan in the
-    manifest, run those without an ok record (same launcher, records, retries, resume).
+    manifest, run those without an ok record (same launcher, records, retries, resume); then
+    plan again with the results — candidates beyond the grid's edge where the best one sits
+    there (``verification.plan``) — until a round adds nothing (at most
+    ``verification.MAX_EXTENSION_ROUNDS`` extra rounds), and warn of configurations left at the edge.
 
     ``sdir``: the sweep's ``SweepDir``; ``launch``: the ``ray`` and ``builder`` of
     :func:`launch_pending`. Returns the number of trainings left unfinished (an interrupt)."""
     from sweeps import verification
     from sweeps.launch import verifications
     from sweeps.reduce import reduce_dir
-    from sweeps.store import Manifest
+    from sweeps.store import Manifest, TrialEntry
 
     red = reduce_dir(sdir.path, rank_by=method_name(rank_by))
-    planned = verification.plan(spec, trials, red.ranking, verify)
-    manifest = sdir.read_manifest() or Manifest()
-    sdir.write_manifest(manifest.with_verification(verify.model_dump(mode="json"), planned))
-    if not launch["ray"].quiet:
-        configs = len({t.config for t in planned})
-        say(f"lrrt: verification: {len(planned)} short trainings ({configs} configurations x seeds x "
-            f"{len(verify.candidates)} candidate rates)")
-    if not planned:
-        return 0
-    return launch_pending(spec, verifications(spec, verify), planned, sdir, **launch)[0].unfinished
+    caps, planned, results = verification.divergence_caps(red.trials), [], None
+    for round_ in range(1 + verification.MAX_EXTENSION_ROUNDS):  # the grid, then edge extensions
+        now = verification.plan(spec, trials, red.ranking, verify, results, caps)
+        new = len({t.trial_id for t in now} - {t.trial_id for t in planned})
+        if round_ and not new:
+            break
+        planned = now
+        manifest = sdir.read_manifest() or Manifest()
+        sdir.write_manifest(manifest.with_verification(verify.model_dump(mode="json"), planned))
+        if not launch["ray"].quiet:
+            configs = len({t.config for t in planned})
+            say(f"lrrt: verification: {len(planned)} short trainings ({configs} configurations x seeds x "
+                f"{len(verify.candidates)} candidate rates)" if not round_ else
+                f"lrrt: verification: {new} more trainings beyond the candidate grid's edge")
+        if not planned:
+            return 0
+        unfinished = launch_pending(spec, verifications(spec, verify), planned, sdir, **launch)[0].unfinished
+        if unfinished:
+            return unfinished
+        results = verification.rows([TrialEntry.of(t) for t in planned], sdir.records(verification.VERIFY_DIR), [])
+    for note in verification.edge_notes_of(results, verify, red.ranking, red.trials):
+        say(f"lrrt: warning: {note}")
+    return 0
 
 
 def run_verify(

@@ -30,9 +30,13 @@ from sweeps.store import Manifest, TrialEntry, TrialRecord
 
 VERIFY_DIR = "verify"
 #: ranking.csv columns this stage adds.
-RANKING_COLUMNS = ["verified_lr", "verified_val_loss", "verified_metric", "verified_rank"]
+RANKING_COLUMNS = ["verified_lr", "verified_val_loss", "verified_metric", "verified_rank", "verified_at_edge"]
 _ROW_COLUMNS = ["trial_id", "name", "config", "optimizer", "batch_size", "seed", "factor", "lr",
-                "status", "error", "val_loss", "train_loss", "diverged", "steps", "wall_s", "node", "gpu_ids"]
+                "status", "error", "val_loss", "train_loss", "diverged", "diverged_reason", "steps", "wall_s",
+                "node", "gpu_ids"]
+#: extra verification rounds for a best candidate at the edge of the candidate grid: each adds
+#: one more factor step beyond that edge (never above the range test's divergence point).
+MAX_EXTENSION_ROUNDS = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,8 +72,17 @@ def _verify_id(fingerprint: str, params: dict[str, Any], verify: VerifySpec) -> 
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
 
 
-def plan(spec: SweepSpec, trials, ranking: pd.DataFrame, verify: VerifySpec | None = None) -> list[VerifyTrial]:
-    """The verification trials for a reduced sweep.
+def plan(spec: SweepSpec, trials, ranking: pd.DataFrame, verify: VerifySpec | None = None,
+         results: pd.DataFrame | None = None, caps: dict[str, float] | None = None) -> list[VerifyTrial]:
+    """The verification trials for a reduced sweep: the candidate grid, plus the extensions
+    that the ``results`` so far call for.
+
+    A configuration whose best candidate (:func:`best_candidates`) is the lowest or highest
+    rate tried gets one more candidate one factor step beyond it (the step between the grid's
+    two outermost factors on that side), at most :data:`MAX_EXTENSION_ROUNDS` steps beyond
+    the grid, and never above ``caps[config]`` (the range test's divergence point,
+    :func:`divergence_caps`). The launcher calls this again after each round until it adds
+    nothing; ids are deterministic, so a resumed run plans the same trials.
 
     Args:
         spec: the sweep (its fingerprint names the trials).
@@ -77,10 +90,13 @@ def plan(spec: SweepSpec, trials, ranking: pd.DataFrame, verify: VerifySpec | No
         ranking: the range-test ranking (``Reduction.ranking``): ``rank`` and the
             recommendation ``suggested_lr_gmean`` per configuration.
         verify: the settings (default: ``spec.verify``).
+        results: ``verify.csv`` rows (:func:`rows`) of the trials planned so far; ``None``: the grid only.
+        caps: the highest rate an extension may have, per configuration (none: no upward extension).
 
     Returns:
-        Trials in ranking order, then seed, then candidate order. A configuration without a
-        recommendation (no ok range test, or no suggestion) gets none.
+        Trials in ranking order, then seed, then candidate order (a configuration's extensions
+        after its grid). A
+        configuration without a recommendation (no ok range test, or no suggestion) gets none.
     """
     verify = verify or spec.verify
     if verify is None:
@@ -89,20 +105,76 @@ def plan(spec: SweepSpec, trials, ranking: pd.DataFrame, verify: VerifySpec | No
     if verify.top is not None:
         ranked = ranked.head(verify.top)
     recommended = {str(r.config): float(r.suggested_lr_gmean) for r in ranked.itertuples()}
+    recommended = {c: lr for c, lr in recommended.items() if math.isfinite(lr) and lr > 0}
+    factors = {c: list(verify.candidates) for c in recommended}
+    if results is not None:
+        for config, more in extensions(results, verify, recommended, caps or {}).items():
+            factors[config] += more
     by_config: dict[str, list] = {}
     for t in trials:
         by_config.setdefault(t.config, []).append(t)
-    fingerprint = spec.fingerprint()
     out = []
     for config, lr in recommended.items():
-        if not (math.isfinite(lr) and lr > 0):
-            continue
         for t in by_config.get(config, []):
-            for factor, rate in zip(verify.candidates, candidate_rates(lr, verify.candidates)):
-                vt = VerifyTrial("", f"{t.name}-x{factor:.3g}", config, t.optimizer, t.optimizer_name,
-                                 dict(t.optimizer_kwargs), t.batch_size, t.seed, dict(t.axes),
-                                 float(factor), rate)
-                out.append(dataclasses.replace(vt, trial_id=_verify_id(fingerprint, vt.params(), verify)))
+            out += [_trial(spec, verify, t, f, rate) for f, rate in zip(factors[config], candidate_rates(lr, factors[config]))]
+    return out
+
+
+def _trial(spec: SweepSpec, verify: VerifySpec, t, factor: float, rate: float) -> VerifyTrial:
+    """The verification trial of range-test trial ``t`` at ``rate`` (``factor`` x the recommendation)."""
+    vt = VerifyTrial("", f"{t.name}-x{factor:.3g}", t.config, t.optimizer, t.optimizer_name,
+                     dict(t.optimizer_kwargs), t.batch_size, t.seed, dict(t.axes), float(factor), rate)
+    return dataclasses.replace(vt, trial_id=_verify_id(spec.fingerprint(), vt.params(), verify))
+
+
+def extension_factors(candidates) -> tuple[list[float], list[float]]:
+    """The factors beyond a candidate grid, nearest first: ``(below, above)``, each
+    :data:`MAX_EXTENSION_ROUNDS` long (empty for a grid of one)."""
+    f = sorted(float(c) for c in candidates)
+    if len(f) < 2:
+        return [], []
+    down, up = f[1] / f[0], f[-1] / f[-2]
+    n = range(1, MAX_EXTENSION_ROUNDS + 1)
+    return [f[0] / down ** i for i in n], [f[-1] * up ** i for i in n]
+
+
+def extensions(results: pd.DataFrame, verify: VerifySpec, recommended: dict[str, float],
+               caps: dict[str, float]) -> dict[str, list[float]]:
+    """``{config: extension factors}``: the extension steps each configuration took so far,
+    plus the next one where its best candidate is at the edge of what trained (and every
+    planned training of it finished), if there is one and — upwards — its rate is at most
+    ``caps[config]`` (no cap: no upward extension)."""
+    below, above = extension_factors(verify.candidates)
+    done = results[~results["config"].isin(results.loc[results["status"] == "missing", "config"])]
+    best = best_candidates(per_candidate(done, verify.metric, verify.higher_is_better), verify.higher_is_better)
+    tried = results.groupby("config")["factor"].agg(set).to_dict()
+    out: dict[str, list[float]] = {}
+    for config, lr in recommended.items():
+        seen = tried.get(config, set())
+        out[config] = [f for f in below + above if f in seen]  # the extensions run so far
+        edge = best.at[config, "edge"] if config in best.index else ""
+        side = {"low": below, "high": above}.get(edge, [])
+        nxt = next((f for f in side if f not in seen), None)
+        if nxt is not None and (edge == "low" or lr * nxt <= caps.get(config, -math.inf)):
+            out[config].append(nxt)
+    return out
+
+
+def divergence_caps(trials: pd.DataFrame) -> dict[str, float]:
+    """The highest rate a verification candidate may have, per configuration: the lowest rate
+    at which one of its ok range tests diverged (``diverged_lr``); where none diverged, the
+    highest rate at a seed's smoothed-loss minimum (``lr_at_min_loss``); NaN if neither.
+
+    Args:
+        trials: ``trials.csv`` (``Reduction.trials``).
+    """
+    ok = trials[trials["status"] == "ok"]
+    out = {}
+    for config, g in ok.groupby("config", sort=False):
+        div = pd.to_numeric(g["diverged_lr"], errors="coerce").astype(float)
+        at_min = pd.to_numeric(g["lr_at_min_loss"], errors="coerce").astype(float)
+        div, at_min = div[np.isfinite(div) & (div > 0)], at_min[np.isfinite(at_min) & (at_min > 0)]
+        out[str(config)] = float(div.min()) if len(div) else float(at_min.max()) if len(at_min) else math.nan
     return out
 
 
@@ -137,7 +209,7 @@ def rows(entries: list[TrialEntry], records: dict[str, TrialRecord], axis_cols: 
                "batch_size": p["batch_size"], "seed": p["seed"], "factor": p["factor"], "lr": p["lr"],
                "status": rec.status, "error": rec.error or "",
                "val_loss": _num(res.get("val_loss")), "train_loss": _num(res.get("train_loss")),
-               "diverged": bool(res.get("diverged", False)), "steps": res.get("steps"),
+               **_divergence(rec.status, res), "steps": res.get("steps"),
                "wall_s": _num(rec.wall_s), "node": rec.node or "", "gpu_ids": rec.gpu_ids or ""}
         axes = p.get("axes") or {}
         for a in axis_cols:
@@ -152,6 +224,18 @@ def rows(entries: list[TrialEntry], records: dict[str, TrialRecord], axis_cols: 
     return frame[lead + [c for c in frame.columns if c not in lead]]
 
 
+def _divergence(status: str, result: dict[str, Any]) -> dict[str, Any]:
+    """``diverged`` and ``diverged_reason`` of a record: its own verdict, or a non-finite loss
+    (a record written before the verdict rules, or by hand)."""
+    if status != "ok":
+        return {"diverged": False, "diverged_reason": ""}
+    reason = str(result.get("diverged_reason") or "")
+    finite = all(math.isfinite(_num(result.get(k))) for k in ("val_loss", "train_loss"))
+    if not reason and (bool(result.get("diverged", False)) or not finite):
+        reason = "non-finite loss" if not finite else "diverged"
+    return {"diverged": bool(reason), "diverged_reason": reason}
+
+
 def _num(value: Any) -> float:
     try:
         return float(value)
@@ -160,39 +244,61 @@ def _num(value: Any) -> float:
 
 
 def per_candidate(verify_rows: pd.DataFrame, metric: str, higher_is_better: bool) -> pd.DataFrame:
-    """Mean over seeds per (configuration, candidate): ``config, factor, lr, val_loss, metric, n_ok``.
+    """Mean over seeds per (configuration, candidate):
+    ``config, factor, lr, val_loss, metric, n_ok, n_diverged``.
 
-    A diverged training scores the worst possible value (``val_loss`` inf, a maximised
-    metric its NaN taken as -inf), so a candidate that blows up is never picked.
+    A diverged training (``diverged``, or any non-finite loss or metric) scores the worst
+    possible value under every metric (``val_loss`` inf, a maximised metric -inf) — whatever
+    accuracy it reported. The mean over seeds then makes a candidate with one diverged seed
+    lose to every candidate whose seeds all trained.
     """
     ok = verify_rows[verify_rows["status"] == "ok"].copy()
     if ok.empty or metric not in ok:
-        return pd.DataFrame(columns=["config", "factor", "lr", "val_loss", "metric", "n_ok"])
+        return pd.DataFrame(columns=["config", "factor", "lr", "val_loss", "metric", "n_ok", "n_diverged"])
     worst = -math.inf if higher_is_better else math.inf
-    ok["val_loss"] = ok["val_loss"].where(np.isfinite(ok["val_loss"]), math.inf)
-    ok["metric"] = ok[metric].astype(float).where(np.isfinite(ok[metric].astype(float)), worst)
+    values = {c: ok[c].astype(float) for c in ("val_loss", "train_loss", metric)}
+    bad = ok["diverged"].astype(bool) | ~np.all([np.isfinite(v) for v in values.values()], axis=0)
+    ok["val_loss"] = values["val_loss"].where(~bad, math.inf)
+    ok["metric"] = values[metric].where(~bad, worst)
+    ok["bad"] = bad.astype(int)
     g = ok.groupby(["config", "factor"], sort=False)
     return g.agg(lr=("lr", "first"), val_loss=("val_loss", "mean"), metric=("metric", "mean"),
-                 n_ok=("status", "size")).reset_index()
+                 n_ok=("status", "size"), n_diverged=("bad", "sum")).reset_index()
+
+
+def best_candidates(cands: pd.DataFrame, higher_is_better: bool) -> pd.DataFrame:
+    """The best candidate per configuration (ties: the lower factor), indexed by config, with
+    ``edge``: ``"low"`` / ``"high"`` when it is the lowest / highest of two or more candidates
+    (diverged ones included), else ``""``. A configuration whose every candidate diverged has none."""
+    cols = [*cands.columns, "edge"]
+    if cands.empty:
+        return pd.DataFrame(columns=cols).set_index("config")
+    sign = -1.0 if higher_is_better else 1.0
+    ranked = cands.assign(key=sign * cands["metric"]).sort_values(["config", "key", "factor"], kind="stable")
+    best = ranked.groupby("config", sort=False).head(1).set_index("config")
+    best = best[np.isfinite(best["metric"].astype(float))]
+    span = cands.groupby("config")["factor"].agg(["min", "max", "nunique"])
+    span = span.reindex(best.index)
+    many = span["nunique"] >= 2
+    best["edge"] = np.where(many & (best["factor"] == span["min"]), "low",
+                            np.where(many & (best["factor"] == span["max"]), "high", ""))
+    return best.drop(columns="key")
 
 
 def verified_columns(ranking: pd.DataFrame, cands: pd.DataFrame, higher_is_better: bool) -> pd.DataFrame:
-    """``ranking`` with :data:`RANKING_COLUMNS`: the best candidate per configuration and its rank."""
+    """``ranking`` with :data:`RANKING_COLUMNS`: the best candidate per configuration
+    (:func:`best_candidates`), its rank, and ``verified_at_edge`` (empty where not verified).
+    A configuration whose every candidate diverged is not verified."""
     ranking = ranking.copy()
     for col in RANKING_COLUMNS:
         ranking[col] = math.nan
-    if cands.empty:
-        ranking["verified_rank"] = ranking["verified_rank"].astype("Int64")
-        return ranking
+    best = best_candidates(cands, higher_is_better)
+    config = ranking["config"].astype(str)
+    for col, src in (("verified_lr", "lr"), ("verified_val_loss", "val_loss"), ("verified_metric", "metric")):
+        ranking[col] = config.map(best[src]).astype(float)
+    ranking["verified_at_edge"] = config.map(best["edge"] != "").astype("boolean")
     sign = -1.0 if higher_is_better else 1.0
-    best = cands.assign(key=sign * cands["metric"]).sort_values(["config", "key", "factor"]).groupby("config").head(1)
-    best = best.set_index("config")
-    idx = ranking["config"].map(lambda c: c in best.index)
-    ranking.loc[idx, "verified_lr"] = ranking.loc[idx, "config"].map(best["lr"])
-    ranking.loc[idx, "verified_val_loss"] = ranking.loc[idx, "config"].map(best["val_loss"])
-    ranking.loc[idx, "verified_metric"] = ranking.loc[idx, "config"].map(best["metric"])
-    keys = (sign * ranking.loc[idx, "verified_metric"]).rank(method="first")
-    ranking["verified_rank"] = pd.Series(keys, index=ranking.index).astype("Int64")
+    ranking["verified_rank"] = (sign * ranking["verified_metric"]).rank(method="first").astype("Int64")
     return ranking
 
 
@@ -216,6 +322,7 @@ class VerifyReduction:
         metric: the metric that picked the verified rate (``val_loss``, ``accuracy``, ...).
         higher_is_better: how ``metric`` is ordered.
         agreement: Spearman correlation of the range-test and verified rankings.
+        factors: the candidate grid (``verify.candidates``), before any extension.
     """
 
     rows: pd.DataFrame
@@ -223,6 +330,7 @@ class VerifyReduction:
     metric: str
     higher_is_better: bool
     agreement: float
+    factors: tuple[float, ...] = ()
 
     @property
     def ran(self) -> bool:
@@ -242,7 +350,46 @@ def reduce_verification(manifest: Manifest | None, records: dict[str, TrialRecor
     table = rows(entries, records if entries else {}, axis_cols)
     cands = per_candidate(table, settings.metric, settings.higher_is_better)
     ranking = verified_columns(ranking, cands, settings.higher_is_better)
-    return ranking, VerifyReduction(table, cands, settings.metric, settings.higher_is_better, rank_agreement(ranking))
+    return ranking, VerifyReduction(table, cands, settings.metric, settings.higher_is_better, rank_agreement(ranking),
+                                    tuple(settings.candidates))
+
+
+def edge_notes_of(results: pd.DataFrame | None, verify: VerifySpec, ranking: pd.DataFrame,
+                  trials: pd.DataFrame) -> list[str]:
+    """:func:`edge_notes` straight from ``verify.csv`` rows and the range-test ``ranking`` and ``trials``."""
+    if results is None or results.empty:
+        return []
+    cands = per_candidate(results, verify.metric, verify.higher_is_better)
+    ranking = verified_columns(ranking, cands, verify.higher_is_better)
+    v = VerifyReduction(results, cands, verify.metric, verify.higher_is_better, math.nan, tuple(verify.candidates))
+    return edge_notes(ranking, v, trials)
+
+
+def edge_notes(ranking: pd.DataFrame, verification: VerifyReduction, trials: pd.DataFrame) -> list[str]:
+    """One warning per configuration whose verified rate is still at the edge of the
+    candidates it tried (``verified_at_edge``), saying why no further candidate ran."""
+    at_edge = ranking[ranking["verified_at_edge"].fillna(False).astype(bool)]
+    if at_edge.empty:
+        return []
+    best = best_candidates(verification.candidates, verification.higher_is_better)
+    below, above = extension_factors(verification.factors)
+    caps = divergence_caps(trials)
+    tried = verification.rows.groupby("config")["factor"].agg(set).to_dict()
+    out = []
+    for r in at_edge.itertuples():
+        config, lr = str(r.config), float(r.verified_lr)
+        high = best.at[config, "edge"] == "high"
+        nxt = next((f for f in (above if high else below) if f not in tried.get(config, set())), None)
+        cap = caps.get(config, math.nan)
+        if nxt is None:
+            why = f"{MAX_EXTENSION_ROUNDS} extension rounds did not leave the edge"
+        elif high and not float(r.suggested_lr_gmean) * nxt <= cap:
+            why = f"a higher candidate ({float(r.suggested_lr_gmean) * nxt:.3g}) would pass the range test's divergence point ({cap:.3g})"
+        else:
+            why = "its extension round has not run yet"
+        out.append(f"{config}: the verified rate {lr:.3g} is the {'highest' if high else 'lowest'} candidate tried "
+                   f"({why}); the best rate may lie {'above' if high else 'below'} it: widen verify.candidates.")
+    return out
 
 
 # --------------------------------------------------------------------------- recipes
@@ -263,7 +410,10 @@ def recipes(ranking: pd.DataFrame, method: str) -> list[dict[str, Any]]:
 
     * ``lr`` — the constant rate to train with: the verified rate when verification ran,
       else the range test's recommendation (``method``); ``lr_source`` says which.
-    * ``one_cycle`` — ``max_lr = 3 x lr`` with fastai's warm-up and annealing defaults
+    * ``max_lr_bound`` — what bounds both schedules' ``max_lr`` (:func:`schedule_peak`):
+      ``"3 x lr"``, or ``"lr_at_min_loss"`` where that peak would pass the range test's
+      smoothed-loss minimum.
+    * ``one_cycle`` — ``max_lr = 3 x lr`` (:func:`schedule_peak`) with fastai's warm-up and annealing defaults
       (``lrrt_core.schedules.one_cycle`` takes them): a one-cycle schedule tolerates a
       higher peak than a constant rate (Smith 2018, sec. 4.1).
     * ``triangular`` — cyclical learning rates between ``base_lr = max_lr / 4`` and
@@ -277,14 +427,38 @@ def recipes(ranking: pd.DataFrame, method: str) -> list[dict[str, Any]]:
         lr, source = (verified, "verified") if _finite(verified) else (r.suggested_lr_gmean, method)
         if not _finite(lr):
             continue
-        peak = float(lr) * CLR_PEAK
+        at_min = getattr(r, "lr_at_min_loss_gmean", math.nan)
+        peak, bound = schedule_peak(float(lr), CLR_PEAK, at_min, verified=source == "verified")
         out.append({
             "config": str(r.config), "rank": _rank_or_none(r.rank),
             "verified_rank": _rank_or_none(getattr(r, "verified_rank", None)), "lr": float(lr), "lr_source": source,
-            "one_cycle": {"max_lr": float(lr) * ONE_CYCLE_PEAK, **ONE_CYCLE},
+            "max_lr_bound": bound,
+            "one_cycle": {"max_lr": schedule_peak(float(lr), ONE_CYCLE_PEAK, at_min, verified=source == "verified")[0],
+                          **ONE_CYCLE},
             "triangular": {"base_lr": peak / CLR_RATIO, "max_lr": peak, "step_size_epochs": [2, 10]},
         })
     return out
+
+
+def schedule_peak(lr: float, multiple: float, lr_at_min_loss: Any, *, verified: bool) -> tuple[float, str]:
+    """A schedule's ``max_lr`` and what bounds it: ``multiple x lr``, but never above the rate
+    where the range test's smoothed loss was lowest (``lr_at_min_loss``, the geometric mean
+    over seeds), unless verification showed a rate at or above that minimum trains best
+    (``verified`` and ``lr >= lr_at_min_loss``). Never below ``lr`` itself.
+
+    Returns:
+        ``(max_lr, bound)``: ``bound`` is ``"3 x lr"`` (the multiple) or ``"lr_at_min_loss"``.
+
+    Example:
+        >>> schedule_peak(0.59, 3.0, 1.11, verified=True)   # quickstart's sgd-bs32: 1.77 before
+        (1.11, 'lr_at_min_loss')
+        >>> schedule_peak(1.2, 3.0, 1.11, verified=True)
+        (3.5999999999999996, '3 x lr')
+    """
+    peak, at_min = lr * multiple, float(lr_at_min_loss) if _finite(lr_at_min_loss) else math.nan
+    if not (at_min > 0 and peak > at_min) or (verified and lr >= at_min):
+        return peak, f"{multiple:g} x lr"
+    return max(at_min, lr), "lr_at_min_loss"
 
 
 def _rank_or_none(value: Any) -> int | None:

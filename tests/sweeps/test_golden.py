@@ -25,7 +25,7 @@ CURVES_PARQUET = ["trial", "name", "config", "optimizer", "batch_size", "seed", 
 RANKING_CSV = ["config", "optimizer", "batch_size", "n_ok", "n_failed", "n_missing", "min_loss_mean", "min_loss_std",
                "suggested_lr_gmean", "suggested_lr_gsd", "steepest_lr_gmean", "valley_lr_gmean",
                "lr_at_min_loss_gmean", "rank", "verified_lr", "verified_val_loss", "verified_metric",
-               "verified_rank"]
+               "verified_rank", "verified_at_edge"]
 
 
 def test_readme_documents_the_trials_csv_columns():
@@ -86,7 +86,8 @@ def test_outputs_of_a_fixed_partial_sweep_are_the_golden_files(tmp_path):
     store/reduce/report refactor (issue 10). The files in tests/sweeps/golden/ were made by
     that earlier code from this same synthetic sweep; report.md has no timestamp or path.
     Regenerated on purpose since: recipes.json and report.md for issue 21 (the Recommendations
-    section first, with a table; both ranks in recipes.json and its table)."""
+    section first, with a table; both ranks in recipes.json and its table); ranking.csv and
+    recipes.json for issue 20 (the verified_at_edge column, the recipes' max_lr_bound)."""
     d = tmp_path / "sweep"
     S.standard_sweep(d, name="golden | <b>sweep</b>", skip={"adam-bs512-s1"},
                      fail={"sgd-bs32-s1": "Traceback ...\nValueError: boom <x>"})
