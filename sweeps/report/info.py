@@ -313,6 +313,8 @@ def budget_note(red) -> str:
 
 def verification_section(red) -> Section | None:
     """Both rankings side by side, their agreement in words, the metric-vs-rate figure."""
+    from sweeps.verification import edge_notes
+
     v = red.verification
     if v is None or not v.ran:
         return None
@@ -321,8 +323,11 @@ def verification_section(red) -> Section | None:
     blocks: list[tuple] = [("p", (
         f"Each configuration was trained briefly at {v.candidates['factor'].nunique() if not v.candidates.empty else 0} "
         f"candidate rates around its {red.rank_by} recommendation; the candidate with the best held-out {v.metric} "
-        f"(mean over seeds) is the verified rate. Trainings: {c['ok']} ok, {c['failed']} failed, {c['missing']} missing.")),
+        f"(mean over seeds) is the verified rate; a training that diverged (a non-finite loss, a loss that blew up, "
+        f"a collapse to chance) makes its candidate the worst, whatever its {v.metric}. "
+        f"Trainings: {c['ok']} ok, {c['failed']} failed, {c['missing']} missing.")),
         ("p", verification_verdict(red))]
+    blocks += [("p", f"Warning: {note}") for note in edge_notes(red.ranking, v, red.trials)]
     header = ["config", "range-test rank", "verified rank", f"recommended lr ({red.rank_by})", "verified lr",
               "verified val loss", f"verified {v.metric}"]
     rows = [[str(x.config), _fmt_int(x.rank), _fmt_int(x.verified_rank), _fmt_lr(x.suggested_lr_gmean),
@@ -369,8 +374,10 @@ def recipes_section(red) -> Section:
             for x in recipes(red.ranking, red.rank_by)]
     text = ("What to train with (recipes.json), best first (by verified rank after verification, else by the range "
             "test's rank): the constant learning rate (verified when verification ran), a "
-            "one-cycle schedule peaking at 3x that rate (fastai's warm-up and annealing: start at max/25, 25 % "
-            "warm-up), and triangular cyclical rates between max/4 and max = 3x the rate (Smith 2015, 3.3). "
+            "one-cycle schedule peaking at 3x that rate, but never above the range test's loss minimum unless "
+            "verification trained best at or above it (max_lr_bound says which applied; fastai's warm-up and "
+            "annealing: start at max/25, 25 % warm-up), and triangular cyclical rates between max/4 and the same "
+            "max (Smith 2015, 3.3). "
             "lrrt_core.schedules.one_cycle and .triangular build them as Keras schedules.")
     if not rows:
         return Section("Training recipes", [("p", "No recommendation yet.")])

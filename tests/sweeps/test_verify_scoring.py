@@ -4,6 +4,7 @@ edge of the grid extended (up to the range test's divergence point), recipes' pe
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -302,3 +303,25 @@ def test_an_absurd_rate_under_accuracy_is_the_worst_candidate_and_diverged():
     r = _verified(rows, "accuracy", True).loc["tiny"]
     assert r["verified_lr"] == pytest.approx(0.001) and r["verified_metric"] == pytest.approx(sane["accuracy"].mean())
     assert r["verified_at_edge"]  # the lowest candidate: the report warns
+
+
+def test_the_report_and_ranking_csv_flag_a_verified_rate_at_the_edge(tmp_path):
+    """Every configuration trains best at its highest candidate (3x): ranking.csv says
+    verified_at_edge, report.md warns per configuration and says why no further candidate ran."""
+    from sweeps.reduce import reduce_dir
+    from sweeps.report import rebuild
+    from tests.sweeps import synthetic as S
+    from tests.sweeps.test_verification import _entries, _write_verification
+
+    S.standard_sweep(tmp_path)
+    entries = _entries(reduce_dir(tmp_path))
+    _write_verification(tmp_path, entries, {(e["config"], e["params"]["seed"], e["params"]["factor"]):
+                                            (1.0 / e["params"]["factor"], 0.9) for e in entries})
+    rebuild(tmp_path)
+    ranking = pd.read_csv(tmp_path / "ranking.csv")
+    assert ranking["verified_at_edge"].tolist() == [True] * len(ranking)
+    md = (tmp_path / "report.md").read_text()
+    assert md.count("Warning: ") >= len(ranking) and "is the highest candidate tried" in md
+    assert "whatever its val_loss" in md.replace("\\_", "_")
+    recipes = json.loads((tmp_path / "recipes.json").read_text())["recipes"]
+    assert recipes and all(r["max_lr_bound"] in ("3 x lr", "lr_at_min_loss") for r in recipes)
