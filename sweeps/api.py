@@ -121,10 +121,12 @@ class SweepResult:
 
     @property
     def plots(self) -> dict[str, Path]:
-        """``{stem: path}`` of the report's PNGs that exist (``loss_vs_lr``, ``loss_change``, ...)."""
-        from sweeps.report import PLOT_NAMES
+        """``{stem: path}`` of the report's PNGs that exist, every figure the report draws
+        (``loss_vs_lr``, ``loss_change``, ``lr_scaling``, ``min_loss_heatmap``, ``axis_effects``,
+        ``verification``), in report order."""
+        from sweeps.report.info import PLOT_NAMES, SECTION_FIGURES
 
-        return {stem: p for stem in (*PLOT_NAMES, "verification")
+        return {stem: p for stem in (*PLOT_NAMES, *SECTION_FIGURES)
                 if (p := self.out_dir / "plots" / f"{stem}.png").is_file()}
 
     # ---- what the report computes
@@ -137,7 +139,12 @@ class SweepResult:
 
     @property
     def recommendations(self) -> dict[str, Any]:
-        """``{optimizer label: sweeps.report.Recommendation}``: best configuration, rate, falling range."""
+        """``{optimizer label: sweeps.report.Recommendation}``: best configuration, rate, falling range.
+
+        After verification each also carries the verified answer beside the range test's:
+        ``verified_config``, ``verified_lr`` (the candidate that trained best), ``verified_rank``,
+        ``verified_range_lr`` (the range test's rate for that configuration) and ``lr_change``;
+        ``.lr`` is the rate to train with (verified when there is one, ``.lr_source`` says which)."""
         return {rec.optimizer: rec for rec in self.report_info.recommendations}
 
     def figure(self, kind: str = "loss_vs_lr"):
@@ -158,7 +165,8 @@ class SweepResult:
         return f"SweepResult({self.name!r}: {self.reduction.summary_line()}; {self.out_dir})"
 
     def _repr_html_(self) -> str:
-        """The summary line, the ranking table and the loss-vs-rate plot (an embedded PNG)."""
+        """The summary line, the recommendations (after verification: the verified rate beside the
+        range test's), the ranking table and the loss-vs-rate plot (an embedded PNG)."""
         from sweeps.report import render_notebook
 
         return render_notebook(self.report_info)

@@ -30,6 +30,7 @@ from typing import Any, Callable, Mapping, Sequence
 from lrrt_core.workloads import workload_dirs
 from sweeps import store
 from sweeps.backends import DEFAULT_BACKEND, preload, worker_env
+from sweeps.progress import Progress
 from sweeps.spec import DEFAULT_STEPS, InvalidInput
 from sweeps.store import TrialRecord
 from sweeps.trainable import final_payload, run_trial, run_verify, trial_config
@@ -458,14 +459,14 @@ def _make_callbacks(kind: TrialKind, trials_by_id: dict, attempts_before: dict, 
             attempts = attempts_before.get(tid, 0) + self.recovers.get(tid, 0) + 1
             on_record(_record(trial, kind, trials_by_id[tid], attempts, status, error, payload), kind.folder)
             if progress:
-                progress.finished(trial, status == "ok")
+                progress.finished(tid, status == "ok")
 
         def on_trial_recover(self, iteration, trials, trial, **info):
             tid = trial.config["trial"]["trial_id"]
             self.recovers[tid] = self.recovers.get(tid, 0) + 1
             logger.warning("trial %s failed (%s); retrying", trials_by_id[tid].name, _error_text(trial))
             if progress:
-                progress.retried(trial)
+                progress.retried(tid)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             self._emit(trial, *_ended(trial, kind))
@@ -475,130 +476,27 @@ def _make_callbacks(kind: TrialKind, trials_by_id: dict, attempts_before: dict, 
 
     cbs = [RecordMaker()]
     if progress:
-        cbs.append(progress.as_callback())
+        cbs.append(_progress_callback(progress))
     return cbs
 
 
-def _notebook_line():
-    """A display handle for one updating output line when running in a Jupyter kernel, else ``None``.
+def _progress_callback(progress: Progress):
+    """The Tune callback that feeds :class:`~sweeps.progress.Progress`: starts and steps as they
+    come, and after every step of Tune's loop the number of trials Tune holds as RUNNING."""
+    from ray.tune import Callback
+    from ray.tune.experiment import Trial
 
-    A kernel's stderr is no terminal: a carriage return does not rewrite the line, so each
-    update would add one. An IPython display with an id is replaced in place instead.
-    """
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
-    if shell is None or getattr(shell, "kernel", None) is None:
-        return None
-    from IPython.display import display
+    class ProgressCallback(Callback):
+        def on_trial_start(self, iteration, trials, trial, **info):
+            progress.started(trial.config["trial"]["trial_id"])
 
-    return display({"text/plain": "[lrrt] starting"}, raw=True, display_id=True)
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            progress.stepped(trial.config["trial"]["trial_id"], int(result.get("step", 0)))
 
+        def on_step_end(self, iteration, trials, **info):
+            progress.observe(sum(t.status == Trial.RUNNING for t in trials))
 
-class Progress:
-    """Trials done / running / failed and an ETA on one line, instead of Ray's tables.
-
-    On a terminal the line is rewritten in place; in a Jupyter notebook it is one output
-    that updates; elsewhere (a log file) one line every ``min_interval`` seconds at most.
-    """
-
-    def __init__(self, total: int, steps_per_trial: int, stream=None, min_interval: float = 2.0,
-                 label: str = "") -> None:
-        self.total = total
-        self.label = f"{label} " if label else ""
-        self.steps = max(1, steps_per_trial)
-        self.stream = stream or sys.stderr
-        self.min_interval = min_interval
-        self.start = time.monotonic()
-        self.done = 0
-        self.failed = 0
-        self.running: dict[str, int] = {}  # trial id -> last reported step
-        self.retries = 0
-        self._last_print = 0.0
-        self._tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self._display = _notebook_line() if stream is None and not self._tty else None
-
-    def __getstate__(self) -> dict:
-        """Tune pickles its callbacks into the experiment state: leave the output behind.
-
-        A Jupyter kernel's ``sys.stderr`` holds the kernel's session (an HMAC key), which
-        cannot be pickled; nor is it any use in a restored experiment.
-        """
-        return {**self.__dict__, "stream": None, "_display": None}
-
-    def _tid(self, trial) -> str:
-        return trial.config["trial"]["trial_id"]
-
-    def started(self, trial) -> None:
-        self.running[self._tid(trial)] = 0
-        self.show()
-
-    def stepped(self, trial, step: int) -> None:
-        self.running[self._tid(trial)] = step
-        self.show()
-
-    def retried(self, trial) -> None:
-        self.retries += 1
-        self.running[self._tid(trial)] = 0  # it starts over (still counted as running)
-        self.show(force=True)
-
-    def finished(self, trial, ok: bool) -> None:
-        self.running.pop(self._tid(trial), None)
-        if ok:
-            self.done += 1
-        else:
-            self.failed += 1
-        self.show(force=True)
-
-    def eta_s(self) -> float | None:
-        work_done = (self.done + self.failed) * self.steps + sum(min(s, self.steps) for s in self.running.values())
-        if work_done <= 0 or (self.done + self.failed == 0 and work_done < 0.05 * self.total * self.steps):
-            return None  # too early: start-up (Ray, TensorFlow import) would dominate the rate
-        elapsed = time.monotonic() - self.start
-        return elapsed * (self.total * self.steps - work_done) / work_done
-
-    def line(self) -> str:
-        eta = self.eta_s()
-        eta_txt = "--:--" if eta is None else time.strftime("%M:%S", time.gmtime(eta)) if eta < 3600 else f"{eta / 3600:.1f} h"
-        elapsed = time.strftime("%M:%S", time.gmtime(time.monotonic() - self.start))
-        retry = f", {self.retries} retried" if self.retries else ""
-        return (f"[lrrt] {self.label}{self.done + self.failed}/{self.total} done ({self.failed} failed{retry}), "
-                f"{len(self.running)} running, elapsed {elapsed}, ETA {eta_txt}")
-
-    def show(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_print < self.min_interval:
-            return
-        self._last_print = now
-        if self._display is not None:
-            self._display.update({"text/plain": self.line()}, raw=True)
-            return
-        stream = self.stream or sys.stderr
-        if self._tty:
-            stream.write("\r" + self.line().ljust(100))
-        else:
-            stream.write(self.line() + "\n")
-        stream.flush()
-
-    def close(self) -> None:
-        if self._display is not None:
-            self.show(force=True)
-        elif self._tty:
-            self.stream.write("\n")
-            self.stream.flush()
-
-    def as_callback(self):
-        from ray.tune import Callback
-
-        prog = self
-
-        class _ProgressCallback(Callback):
-            def on_trial_start(self, iteration, trials, trial, **info):
-                prog.started(trial)
-
-            def on_trial_result(self, iteration, trials, trial, result, **info):
-                prog.stepped(trial, int(result.get("step", 0)))
-
-        return _ProgressCallback()
+    return ProgressCallback()
 
 
 def _silent_reporter():
