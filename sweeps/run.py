@@ -234,8 +234,8 @@ def verify_stage(spec, trials, sdir, verify, rank_by: str | None, launch: dict, 
     """Plan the verification trainings from the range tests on disk, record the plan in the
     manifest, run those without an ok record (same launcher, records, retries, resume); then
     plan again with the results — candidates beyond the grid's edge where the best one sits
-    there (``verification.plan``) — until a round adds nothing (at most
-    ``verification.MAX_EXTENSION_ROUNDS`` extra rounds), and warn of configurations left at the edge.
+    there (``verification.plan``) — until a round adds nothing (at most ``verify.extend``
+    extra rounds), and warn of configurations left at the edge.
 
     ``sdir``: the sweep's ``SweepDir``; ``launch``: the ``ray`` and ``builder`` of
     :func:`launch_pending`. Returns the number of trainings left unfinished (an interrupt)."""
@@ -246,7 +246,7 @@ def verify_stage(spec, trials, sdir, verify, rank_by: str | None, launch: dict, 
 
     red = reduce_dir(sdir.path, rank_by=method_name(rank_by))
     caps, planned, results = verification.divergence_caps(red.trials), [], None
-    for round_ in range(1 + verification.MAX_EXTENSION_ROUNDS):  # the grid, then edge extensions
+    for round_ in range(1 + verify.extend):  # the grid, then edge extensions
         now = verification.plan(spec, trials, red.ranking, verify, results, caps)
         new = len({t.trial_id for t in now} - {t.trial_id for t in planned})
         if round_ and not new:

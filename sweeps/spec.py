@@ -43,6 +43,7 @@ The format (every key other than ``name``, ``workload`` and ``grid`` has a defau
       candidates: [0.333, 1, 3]      # multiples of the recommended rate
       top: null                      # only the top k configurations (null: all)
       metric: val_loss               # val_loss, or a metric of the workload (accuracy)
+      extend: 2                      # rounds of one more candidate past the edge the best one is at (0: none)
 
 Seeds are always written as a list (``seed: [0, 1, 2]``), never as a count, so the file
 shows exactly which seeds run. An optimizer mapping may also give its kwargs explicitly
@@ -615,7 +616,9 @@ class VerifySpec(_Frozen):
     one training per candidate rate ``recommended_lr * c`` (``candidates``), for ``epochs``
     or ``steps``, evaluated on the held-out data. ``metric`` picks the verified rate and
     ranks the configurations: ``val_loss`` (lower is better) or a metric the workload
-    reports after training (``accuracy``: higher is better).
+    reports after training (``accuracy``: higher is better). Where the best candidate is the
+    lowest or highest, up to ``extend`` further rounds try one more factor step beyond it
+    (never above the range test's divergence point; 0: none).
     """
 
     epochs: StrictInt | None = Field(default=None, ge=1)
@@ -623,6 +626,7 @@ class VerifySpec(_Frozen):
     candidates: list[Number] = Field(default_factory=lambda: [1 / 3, 1.0, 3.0], min_length=1)
     top: StrictInt | None = Field(default=None, ge=1)
     metric: StrictStr = "val_loss"
+    extend: StrictInt = Field(default=2, ge=0, le=5)
 
     @model_validator(mode="before")
     @classmethod

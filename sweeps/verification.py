@@ -34,9 +34,10 @@ RANKING_COLUMNS = ["verified_lr", "verified_val_loss", "verified_metric", "verif
 _ROW_COLUMNS = ["trial_id", "name", "config", "optimizer", "batch_size", "seed", "factor", "lr",
                 "status", "error", "val_loss", "train_loss", "diverged", "diverged_reason", "steps", "wall_s",
                 "node", "gpu_ids"]
-#: extra verification rounds for a best candidate at the edge of the candidate grid: each adds
-#: one more factor step beyond that edge (never above the range test's divergence point).
-MAX_EXTENSION_ROUNDS = 2
+#: extra verification rounds for a best candidate at the edge of the candidate grid, by default
+#: (``verify.extend``): each adds one more factor step beyond that edge (never above the range
+#: test's divergence point).
+MAX_EXTENSION_ROUNDS = VerifySpec.model_fields["extend"].default
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +81,7 @@ def plan(spec: SweepSpec, trials, ranking: pd.DataFrame, verify: VerifySpec | No
     A configuration whose best candidate (:func:`best_candidates`) is the lowest or highest
     rate tried gets one more candidate one factor step beyond it (the step between the grid's
     two outermost factors on that side), at most :data:`MAX_EXTENSION_ROUNDS` steps beyond
-    the grid, and never above ``caps[config]`` (the range test's divergence point,
+    the grid (``verify.extend``, default :data:`MAX_EXTENSION_ROUNDS`), and never above ``caps[config]`` (the range test's divergence point,
     :func:`divergence_caps`). The launcher calls this again after each round until it adds
     nothing; ids are deterministic, so a resumed run plans the same trials.
 
@@ -127,14 +128,14 @@ def _trial(spec: SweepSpec, verify: VerifySpec, t, factor: float, rate: float) -
     return dataclasses.replace(vt, trial_id=_verify_id(spec.fingerprint(), vt.params(), verify))
 
 
-def extension_factors(candidates) -> tuple[list[float], list[float]]:
-    """The factors beyond a candidate grid, nearest first: ``(below, above)``, each
-    :data:`MAX_EXTENSION_ROUNDS` long (empty for a grid of one)."""
+def extension_factors(candidates, rounds: int = MAX_EXTENSION_ROUNDS) -> tuple[list[float], list[float]]:
+    """The factors beyond a candidate grid, nearest first: ``(below, above)``, each ``rounds``
+    long (empty for a grid of one)."""
     f = sorted(float(c) for c in candidates)
     if len(f) < 2:
         return [], []
     down, up = f[1] / f[0], f[-1] / f[-2]
-    n = range(1, MAX_EXTENSION_ROUNDS + 1)
+    n = range(1, rounds + 1)
     return [f[0] / down ** i for i in n], [f[-1] * up ** i for i in n]
 
 
@@ -144,7 +145,7 @@ def extensions(results: pd.DataFrame, verify: VerifySpec, recommended: dict[str,
     plus the next one where its best candidate is at the edge of what trained (and every
     planned training of it finished), if there is one and — upwards — its rate is at most
     ``caps[config]`` (no cap: no upward extension)."""
-    below, above = extension_factors(verify.candidates)
+    below, above = extension_factors(verify.candidates, verify.extend)
     done = results[~results["config"].isin(results.loc[results["status"] == "missing", "config"])]
     best = best_candidates(per_candidate(done, verify.metric, verify.higher_is_better), verify.higher_is_better)
     tried = results.groupby("config")["factor"].agg(set).to_dict()
@@ -323,6 +324,7 @@ class VerifyReduction:
         higher_is_better: how ``metric`` is ordered.
         agreement: Spearman correlation of the range-test and verified rankings.
         factors: the candidate grid (``verify.candidates``), before any extension.
+        extend: the extension rounds allowed (``verify.extend``).
     """
 
     rows: pd.DataFrame
@@ -331,6 +333,7 @@ class VerifyReduction:
     higher_is_better: bool
     agreement: float
     factors: tuple[float, ...] = ()
+    extend: int = MAX_EXTENSION_ROUNDS
 
     @property
     def ran(self) -> bool:
@@ -351,7 +354,7 @@ def reduce_verification(manifest: Manifest | None, records: dict[str, TrialRecor
     cands = per_candidate(table, settings.metric, settings.higher_is_better)
     ranking = verified_columns(ranking, cands, settings.higher_is_better)
     return ranking, VerifyReduction(table, cands, settings.metric, settings.higher_is_better, rank_agreement(ranking),
-                                    tuple(settings.candidates))
+                                    tuple(settings.candidates), settings.extend)
 
 
 def edge_notes_of(results: pd.DataFrame | None, verify: VerifySpec, ranking: pd.DataFrame,
@@ -361,7 +364,8 @@ def edge_notes_of(results: pd.DataFrame | None, verify: VerifySpec, ranking: pd.
         return []
     cands = per_candidate(results, verify.metric, verify.higher_is_better)
     ranking = verified_columns(ranking, cands, verify.higher_is_better)
-    v = VerifyReduction(results, cands, verify.metric, verify.higher_is_better, math.nan, tuple(verify.candidates))
+    v = VerifyReduction(results, cands, verify.metric, verify.higher_is_better, math.nan, tuple(verify.candidates),
+                        verify.extend)
     return edge_notes(ranking, v, trials)
 
 
@@ -372,7 +376,7 @@ def edge_notes(ranking: pd.DataFrame, verification: VerifyReduction, trials: pd.
     if at_edge.empty:
         return []
     best = best_candidates(verification.candidates, verification.higher_is_better)
-    below, above = extension_factors(verification.factors)
+    below, above = extension_factors(verification.factors, verification.extend)
     caps = divergence_caps(trials)
     tried = verification.rows.groupby("config")["factor"].agg(set).to_dict()
     out = []
@@ -382,7 +386,8 @@ def edge_notes(ranking: pd.DataFrame, verification: VerifyReduction, trials: pd.
         nxt = next((f for f in (above if high else below) if f not in tried.get(config, set())), None)
         cap = caps.get(config, math.nan)
         if nxt is None:
-            why = f"{MAX_EXTENSION_ROUNDS} extension rounds did not leave the edge"
+            why = (f"{verification.extend} extension rounds did not leave the edge" if verification.extend
+                   else "extension is off: verify.extend is 0")
         elif high and not float(r.suggested_lr_gmean) * nxt <= cap:
             why = f"a higher candidate ({float(r.suggested_lr_gmean) * nxt:.3g}) would pass the range test's divergence point ({cap:.3g})"
         else:

@@ -46,7 +46,7 @@ def test_verify_stage_kill_resume_failures_and_lrrt_verify(tmp_path, write_spec)
               "axes": {"fault": ["none", "raise_in_verify"]}},
         range_test={"steps": 40},
         resources={"cpus_per_trial": 1, "max_concurrent": 1},
-        verify={"steps": 30, "candidates": [0.5, 1, 2]},
+        verify={"steps": 30, "candidates": [0.5, 1, 2], "extend": 0},  # the grid only: extension has its own test
     ))
     out = tmp_path / "out"
     cmd = lrrt_cmd("sweep", spec, "--out", out, "-q")
@@ -128,7 +128,8 @@ def test_shipped_digits_verified_runs_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (pd.read_csv(out / "trials.csv")["status"] == "ok").all()
     verify = pd.read_csv(out / "verify.csv")
-    assert len(verify) == 72 and (verify["status"] == "ok").all() and verify["accuracy"].notna().all()
+    assert (verify["status"] == "ok").all() and verify["accuracy"].notna().all()
+    assert verify["factor"].isin([0.333, 1, 3]).sum() == 72  # the grid; extension rounds may add more
     ranking = pd.read_csv(out / "ranking.csv")
     assert sorted(ranking["verified_rank"].astype(int)) == list(range(1, 13))
     assert len(json.loads((out / "recipes.json").read_text())["recipes"]) == 12
@@ -145,7 +146,7 @@ def test_python_api_verifies_a_sweep_run_with_a_main_module_builder(tmp_path):
         "    return fb(seed=seed, **axes)\n"
         "cfg = {'name': 'nbv', 'grid': {'optimizer': ['sgd', 'adam'], 'batch_size': [32], 'seed': [0]},\n"
         "       'range_test': {'start_lr': 1e-4, 'end_lr': 1.0, 'steps': 30}, 'retries': 0,\n"
-        "       'verify': {'steps': 10, 'candidates': [0.5, 1]}}\n"
+        "       'verify': {'steps': 10, 'candidates': [0.5, 1], 'extend': 0}}\n"
         "r = sweep(cfg, workload=build, quiet=True)\n"
         "print('SWEEP', r.exit_code, r.reduction.verification.counts()['ok'])\n"
         "r2 = verify(r.out_dir, workload=build, steps=12, candidates=[1, 2], quiet=True)\n"
