@@ -325,3 +325,29 @@ def test_the_report_and_ranking_csv_flag_a_verified_rate_at_the_edge(tmp_path):
     assert "whatever its val_loss" in md.replace("\\_", "_")
     recipes = json.loads((tmp_path / "recipes.json").read_text())["recipes"]
     assert recipes and all(r["max_lr_bound"] in ("3 x lr", "lr_at_min_loss") for r in recipes)
+
+
+def test_verify_extend_bounds_the_rounds_and_zero_turns_extension_off():
+    from sweeps.spec import SpecError
+
+    assert VerifySpec().extend == V.MAX_EXTENSION_ROUNDS == 2
+    assert V.extension_factors([1, 3], rounds=1) == ([pytest.approx(1 / 3)], [pytest.approx(9)])
+    assert V.extension_factors([1, 3], rounds=0) == ([], [])
+    spec = _spec()
+    ranking = _ranking(["sgd-bs32"])
+    scores = {"sgd-bs32": _toward(1000)}
+    caps = {"sgd-bs32": 1e6}
+    for extend, factors in ((0, [1 / 3, 1, 3]), (1, [1 / 3, 1, 3, 9])):
+        verify = VerifySpec(epochs=1, extend=extend)
+        planned = V.plan(spec, expand(spec), ranking, verify)
+        for _ in range(3):
+            planned = V.plan(spec, expand(spec), ranking, verify, _results(planned, scores), caps)
+        assert sorted({t.factor for t in planned}) == pytest.approx(factors)
+    notes = V.edge_notes_of(_results(planned, scores), VerifySpec(epochs=1, extend=0), ranking,
+                            pd.DataFrame({"config": ["sgd-bs32"], "status": ["ok"], "diverged_lr": [1e6],
+                                          "lr_at_min_loss": [1.0]}))
+    assert "extension is off: verify.extend is 0" in notes[0]
+    with pytest.raises(SpecError) as info:
+        spec_from_dict({"name": "v", "workload": "digits_cnn", "grid": {"optimizer": ["sgd"], "batch_size": [32]},
+                        "verify": {"extend": -1}})
+    assert info.value.key == "verify.extend"
