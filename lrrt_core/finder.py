@@ -299,8 +299,18 @@ def range_test(
             "smoothing": float(rt.smoothing),
             "seed": int(seed),
             "batch_size": used_batch_size,
+            **_optimizer_identity(model.optimizer),
         },
     )
+
+
+def _optimizer_identity(opt: Any) -> dict[str, Any]:
+    """The optimizer's Keras class and momentum (``None`` where it has none): what
+    :func:`lrrt_core.suggest.plain_sgd` reads to pick the default suggestion's divisor."""
+    opt = getattr(opt, "inner_optimizer", opt)  # a LossScaleOptimizer wraps the real one
+    momentum = getattr(opt, "momentum", None)
+    return {"optimizer_class": type(opt).__name__,
+            "momentum": float(momentum) if isinstance(momentum, (int, float)) else None}
 
 
 def _check_run(seed, report_every) -> None:

@@ -187,7 +187,7 @@ def plot_curve(
                    label=f"stopped ({curve.stop_reason}) at {fmt_lr(curve.diverged_lr)}")
     s = _resolve(curve, suggestion)
     marked = smooth
-    if s is not None and s.ok and s.method == "centered_min_div3":  # show the curve it reads, and its minimum
+    if s is not None and s.ok and s.method in ("centered_min_div3", "centered_min_opt"):  # show the curve it reads, and its minimum
         marked = centered(lrs, raw, CENTERED_DECADES)
         ax.plot(lrs[win], marked[win], color=color, linewidth=1.2, linestyle="--",
                 label=f"centred average ({CENTERED_DECADES:g} decade)")

@@ -96,6 +96,7 @@ _SCALARS = [
     "minimum_div10_lr",
     "sma_lr",
     "centered_min_div3_lr",
+    "centered_min_opt_lr",
     "suggested_lr",
     "diverged_lr",
     "stop_reason",

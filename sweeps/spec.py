@@ -37,7 +37,7 @@ The format (every key other than ``name``, ``workload`` and ``grid`` has a defau
       max_concurrent: null           # a positive integer, or null: as many as resources allow
     retries: 1                       # >= 0 extra attempts for a failed trial
     report:
-      rank_by: centered_min_div3     # centered_min_div3 | steepest | valley | minimum | minimum_div10 | sma (= sma_rule)
+      rank_by: centered_min_opt      # centered_min_opt | centered_min_div3 | steepest | valley | minimum | minimum_div10 | sma (= sma_rule)
     verify:                          # optional: short real trainings around each recommendation
       epochs: 2                      # or steps: N
       candidates: [0.333, 1, 3]      # multiples of the recommended rate

@@ -76,7 +76,7 @@ def test_still_falling_at_the_end_says_so():
 
 
 def test_default_method_is_registered_described_and_in_suggest_all():
-    assert DEFAULT_METHOD == "centered_min_div3" and DEFAULT_METHOD in METHODS
+    assert DEFAULT_METHOD == "centered_min_opt" and DEFAULT_METHOD in METHODS
     assert set(DESCRIPTIONS) == set(METHODS)
     lrs = np.logspace(-5, 0, 101)
     out = suggest_all(lrs, 2.0 - np.tanh((np.log10(lrs) + 2.5) / 0.5))

@@ -429,7 +429,16 @@ def test_curve_record():
     assert isinstance(c, Curve) and c.stop_reason == "completed" and c.diverged_lr is None
     assert c.wall_s > 0 and c.steps_planned == 12
     assert set(c.params) == {"start_lr", "end_lr", "steps", "ladder", "loss", "diverge_threshold", "smoothing",
-                             "seed", "batch_size"}
+                             "seed", "batch_size", "optimizer_class", "momentum"}
+    assert (c.params["optimizer_class"], c.params["momentum"]) == ("SGD", 0.9)  # what the default's divisor reads
+    from lrrt_core.suggest import plain_sgd
+
+    plain = _mlp()
+    plain.compile(optimizer=keras.optimizers.SGD(1e-2), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    p = range_test(plain, x, y, steps=4, start_lr=1e-4, end_lr=1e-1, batch_size=32)
+    assert plain_sgd(p) and not plain_sgd(c)
+    a = range_test(_compile(_mlp(), "adam"), x, y, steps=4, start_lr=1e-4, end_lr=1e-1, batch_size=32)
+    assert (a.params["optimizer_class"], a.params["momentum"], plain_sgd(a)) == ("Adam", None, False)
     frame = c.to_frame()
     assert list(frame.columns) == ["step", "lr", "loss", "smoothed_loss"] and len(frame) == 12
     assert Curve.from_dict(c.to_dict()).params == c.params

@@ -8,8 +8,9 @@ from lrrt_core import suggest_all
 from lrrt_core.curve import Curve
 
 # README "Python API": suggest_all(curve) -> {'minimum': ..., 'minimum_div10': ..., 'steepest': ...,
-# 'valley': ..., 'sma_rule': ..., 'centered_min_div3': ...}, in this order.
-SUGGEST_ALL_KEYS = ["minimum", "minimum_div10", "steepest", "valley", "sma_rule", "centered_min_div3"]
+# 'valley': ..., 'sma_rule': ..., 'centered_min_div3': ..., 'centered_min_opt': ...}, in this order.
+SUGGEST_ALL_KEYS = ["minimum", "minimum_div10", "steepest", "valley", "sma_rule", "centered_min_div3",
+                    "centered_min_opt"]
 CURVE_FRAME = ["step", "lr", "loss", "smoothed_loss"]
 
 

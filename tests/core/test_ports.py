@@ -318,6 +318,7 @@ def test_golden_values_completed_120():
         "valley": (72, 0.017190722018585746),
         "sma_rule": (76, 0.029552092352028877),
         "centered_min_div3": (92, 0.0860287180139359),
+        "centered_min_opt": (92, 0.06452153851045192),  # the same minimum / 4 (no optimizer recorded)
     }, out
 
 
@@ -329,6 +330,7 @@ GOLDEN_200 = {
         "valley": (105, 0.004937047852839003),
         "sma_rule": (110, 0.007401959996915644),
         "centered_min_div3": (168, 0.2706614997728003),
+        "centered_min_opt": (168, 0.20299612482960022),
     },
     "inf": {
         "minimum": (165, 0.6368249944718586),
@@ -337,6 +339,7 @@ GOLDEN_200 = {
         "valley": (104, 0.004552935074866948),
         "sma_rule": (110, 0.007401959996915644),
         "centered_min_div3": (168, 0.2706614997728003),
+        "centered_min_opt": (168, 0.20299612482960022),
     },
 }
 
