@@ -474,15 +474,16 @@ def _draw_candidates(ax, g: pd.DataFrame, st: dict, config: str, row: pd.Series,
     y = g["metric"].to_numpy(dtype=np.float64)
     yc = np.clip(y, lo, hi) if np.isfinite(lo) and np.isfinite(hi) else y
     label = f"{config} (recommended {_fmt_lr_short(row['suggested_lr_gmean'])})"
-    ax.plot(x, yc, color=st["color"], linestyle=st["linestyle"], linewidth=1.4, label=_mpl(label))
+    ax.plot(x, yc, color=st["color"], linestyle=st["linestyle"], linewidth=1.4, label=_mpl(label), gid=config)
     inside = yc == y
-    ax.plot(x[inside], y[inside], linestyle="none", marker=st["marker"], markersize=6, color=st["color"])
+    ax.plot(x[inside], y[inside], linestyle="none", marker=st["marker"], markersize=6, color=st["color"], gid=config)
     for xs, mark, edge in ((x[y > hi], "^", hi), (x[y < lo], "v", lo)):
         if xs.size:  # inside the padded limits: no need to draw outside the axes
-            ax.plot(xs, np.full(xs.size, edge), linestyle="none", marker=mark, markersize=7, color=st["color"])
+            ax.plot(xs, np.full(xs.size, edge), linestyle="none", marker=mark, markersize=7, color=st["color"],
+                    gid=config)
     picked = np.isclose(g["lr"].to_numpy(dtype=np.float64), float(row.get("verified_lr", np.nan)))
     ax.plot(x[picked], yc[picked], linestyle="none", marker="*", markersize=15, color=st["color"],
-            markeredgecolor="white", markeredgewidth=0.8, zorder=5)
+            markeredgecolor="white", markeredgewidth=0.8, zorder=5, gid=config)
 
 
 def _candidate_axes(ax, cands: pd.DataFrame, optimizer: str, first: bool, v) -> None:
