@@ -37,6 +37,9 @@ def test_documented_thresholds():
     ([2.3, 2.2], -2.0 * 1.0099, 5.0, -2.0, "collapsed to chance"),  # a negative chance loss
     ([2.3, 0.4], 2.3, 2.3, NAN, "no better than untrained"),  # equal to the untrained loss
     ([2.3, 0.4], 2.29, 2.3, NAN, ""),
+    ([1.0, 0.5], 0.4, 0.0, NAN, "no better than untrained"),  # a zero untrained loss: no factor rule
+    ([2.3, 2.2], 101.0, 500.0, 100.0, "collapsed to chance"),  # exactly 1 % (1.0 of 100.0): inclusive
+    ([2.3, 2.2], 99.0, 500.0, 100.0, "collapsed to chance"),
 ])
 def test_training_verdict(train, val, initial, chance, reason):
     assert training_verdict(train, val, initial, chance) == reason
@@ -57,6 +60,8 @@ def test_chance_loss_of_each_known_loss():
     assert chance_loss("categorical_crossentropy", one_hot, one_hot_val) == pytest.approx(expect, rel=1e-12)
     # A label the training data never shows: Keras's 1e-7 clipping, not an infinite loss.
     assert chance_loss("sparse_categorical_crossentropy", y, np.array([3])) == pytest.approx(-np.log(1e-7))
+    # Every training label 1: the prior clipped to 1 - 1e-7, so a held-out 0 costs -log(1e-7), not inf.
+    assert chance_loss("binary_crossentropy", np.ones(4), np.array([0.0])) == pytest.approx(-np.log(1e-7), rel=1e-6)
     b, b_val = np.array([1, 1, 1, 0]), np.array([1, 0])
     assert chance_loss("binary_crossentropy", b, b_val) == pytest.approx(-(np.log(0.75) + np.log(0.25)) / 2)
     r, r_val = np.array([1.0, 2.0, 3.0, 10.0]), np.array([4.0, 0.0])

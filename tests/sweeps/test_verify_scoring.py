@@ -66,6 +66,18 @@ def test_a_maximised_metric_is_scored_by_the_mean_too():
     assert r["verified_lr"] == pytest.approx(0.1) and r["verified_metric"] == pytest.approx(0.70)
 
 
+def test_ties_go_to_the_lower_factor_and_the_edge_needs_two_candidates():
+    rows = _rows({("a", 3.0): [0.5, 0.5], ("a", 1.0): [0.5, 0.5],   # a tie, the higher factor listed first
+                  ("b", 1.0): [0.9], ("b", 3.0): [0.2],              # two candidates: the best is at the edge
+                  ("c", 1.0): [0.4]})                                # one candidate: no edge
+    r = _verified(rows)
+    assert r.loc["a", "verified_lr"] == pytest.approx(0.1) and r.loc["a", "verified_at_edge"]
+    assert r.loc["b", "verified_lr"] == pytest.approx(0.3) and r.loc["b", "verified_at_edge"]
+    assert not r.loc["c", "verified_at_edge"] and r.loc["c", "verified_lr"] == pytest.approx(0.1)
+    best = V.best_candidates(V.per_candidate(rows, "val_loss", False), False)
+    assert best["edge"].to_dict() == {"a": "low", "b": "high", "c": ""}
+
+
 # --------------------------------------------------------------------------- diverged: the worst
 
 
