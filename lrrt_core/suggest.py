@@ -83,6 +83,7 @@ __all__ = [
     "loss_change",
     "longest_valley",
     "final_descent",
+    "range_warning",
 ]
 
 METHODS = ("minimum", "minimum_div10", "steepest", "valley", "sma_rule", "centered_min_div3", "centered_min_opt")
@@ -876,6 +877,29 @@ def suggest_all(
         else:
             out[name] = fn(curve_or_lrs, losses, beta=beta, min_points=min_points, **trims)
     return out
+
+
+#: a loss minimum within this many decades of ``end_lr`` counts as "at the end of the ladder".
+END_DECADES = 0.1
+
+
+def range_warning(curve: Curve) -> str:
+    """A warning when the ladder may have stopped short of the informative region ("" if not).
+
+    A test that ran to ``end_lr`` without diverging (``stop_reason == "completed"``) never
+    found where training blows up, so the minimum — and every suggestion derived from it — may
+    lie below the real one; if the smoothed loss was still lowest within :data:`END_DECADES`
+    of ``end_lr``, the loss was still falling when the ladder ended. Either way the fix is a
+    higher ``end_lr`` (``range_test.end_lr`` in a sweep file, ``--end-lr`` of ``lrrt find``).
+    """
+    if curve.stop_reason != "completed" or curve.steps_run < 2:
+        return ""
+    lrs, raw = cut_nonfinite(curve.lrs, curve.losses)
+    end_lr = float(curve.params.get("end_lr", lrs[-1]))
+    at_end = raw.size and math.log10(end_lr) - math.log10(lrs[int(np.argmin(ema(raw, curve.beta)))]) <= END_DECADES
+    what = "the loss was still falling at end_lr" if at_end else "the loss never rose to the divergence threshold"
+    return (f"the range test ran to end_lr={end_lr:g} without diverging ({what}): the suggestions may be too low; "
+            "raise end_lr (range_test.end_lr in a sweep file, --end-lr of lrrt find)")
 
 
 def summarize(curve: Curve, rank_by: str = DEFAULT_METHOD, **opts: Any) -> dict[str, Any]:

@@ -250,7 +250,7 @@ def cmd_find(args: argparse.Namespace) -> int:
 
         use_jax_compilation_cache()
     from lrrt_core.runner import write_curve
-    from lrrt_core.suggest import DEFAULT_METHOD, suggest_all
+    from lrrt_core.suggest import DEFAULT_METHOD, range_warning, suggest_all
     from sweeps.api import find
 
     try:
@@ -269,6 +269,9 @@ def cmd_find(args: argparse.Namespace) -> int:
           f"{curve.steps_run}/{curve.steps_planned} steps, stop: {curve.stop_reason}, {curve.wall_s:.1f} s")
     if curve.diverged_lr is not None:
         print(f"diverged at lr {curve.diverged_lr:.3g}")
+    warning = range_warning(curve)
+    if warning:
+        print(f"warning: {warning}")
     for method, s in suggest_all(curve).items():
         value = f"{s.lr:.3g}" if s.lr is not None else f"none ({s.reason})"
         print(f"  {method:<18} {value}" + ("   <- default" if method == DEFAULT_METHOD else ""))

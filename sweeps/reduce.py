@@ -66,6 +66,7 @@ from lrrt_core.curve import Curve
 from lrrt_core.suggest import DEFAULT_METHOD
 from sweeps import store
 from sweeps.store import Manifest, SweepDir, TrialEntry, TrialRecord
+from sweeps import ranking as ranking_mod
 from sweeps.verification import RANKING_COLUMNS as VERIFIED_COLUMNS
 from sweeps.verification import VERIFY_DIR, reduce_verification
 
@@ -117,6 +118,7 @@ _RANK_STATS = [
     "valley_lr_gmean",
     "lr_at_min_loss_gmean",
     "rank",
+    "rank_group",
 ]
 RANKING_COLUMNS = _RANK_ID_COLUMNS + _RANK_STATS + VERIFIED_COLUMNS
 _RESERVED = set(TRIAL_COLUMNS) | set(CURVE_COLUMNS) | set(RANKING_COLUMNS) | {"status"}
@@ -142,6 +144,8 @@ class Reduction:
         corrupt: ``{file stem: reason}`` for unreadable record files (also in ``missing``).
         axes: names of the extra grid axes, as they appear in the column names.
         rank_by: the suggestion method behind ``suggested_lr``.
+        rank_groups: ``{axis column: ratio}`` of the axes that change the loss's scale
+            (:func:`sweeps.ranking.loss_scale_axes`); ranks are given within their values.
         verification: the verification stage (``sweeps.verification.VerifyReduction``);
             its ``verified_*`` columns are in ``ranking`` (NaN where none ran).
     """
@@ -158,6 +162,7 @@ class Reduction:
     axes: list[str]
     rank_by: str
     verification: Any = None
+    rank_groups: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -392,11 +397,13 @@ def reduce_records(src: SweepRecords, rank_by: str | None = None) -> Reduction:
         if curve is not None:
             curve_frames.append((ident, curve.to_frame()))
     trials = _trials_table(rows, axis_cols)
-    ranking, verification = reduce_verification(manifest, src.verify_records, _rank(trials, axis_cols), axis_cols)
-    return Reduction(out_dir=src.out_dir, manifest=manifest, trials=trials,
-                     curves=_curves_table(curve_frames, axes, axis_cols), ranking=ranking,
+    curves = _curves_table(curve_frames, axes, axis_cols)
+    groups = ranking_mod.loss_scale_axes(trials, curves, axis_cols)
+    ranking, verification = reduce_verification(manifest, src.verify_records, _rank(trials, axis_cols, list(groups)),
+                                                axis_cols)
+    return Reduction(out_dir=src.out_dir, manifest=manifest, trials=trials, curves=curves, ranking=ranking,
                      scaling=fit_lr_scaling(ranking), missing=missing, failed=failed, corrupt=src.corrupt,
-                     axes=axis_cols, rank_by=rank_by, verification=verification)
+                     axes=axis_cols, rank_by=rank_by, verification=verification, rank_groups=groups)
 
 
 def _identities(planned: list[TrialEntry], records: dict[str, TrialRecord]) -> tuple[list[dict], list[str]]:
@@ -548,22 +555,12 @@ def _aggregate_seeds(trials: pd.DataFrame, axis_cols: list[str]) -> pd.DataFrame
     return out.rename_axis("config").reset_index()
 
 
-def _rank(trials: pd.DataFrame, axis_cols: list[str]) -> pd.DataFrame:
-    """Aggregate trials over seeds per configuration and assign ranks 1..n."""
+def _rank(trials: pd.DataFrame, axis_cols: list[str], group_cols: list[str] = ()) -> pd.DataFrame:
+    """Aggregate trials over seeds per configuration and rank them (:func:`sweeps.ranking.rank`)."""
     columns = _RANK_ID_COLUMNS + axis_cols + _RANK_STATS
     if trials.empty:
         return pd.DataFrame(columns=columns)
-    ranking = _aggregate_seeds(trials, axis_cols)
-    has_ok = ranking["n_ok"] > 0
-    # Round the loss so float noise in the mean does not decide a tie.
-    key_loss = ranking["min_loss_mean"].map(lambda v: float(f"{v:.12g}") if np.isfinite(v) else math.inf)
-    key_lr = -ranking["suggested_lr_gmean"].fillna(-math.inf)  # larger lr first, NaN last
-    order = pd.DataFrame(
-        {"no_ok": ~has_ok, "loss": key_loss, "lr": key_lr, "config": ranking["config"].astype(str)}
-    ).sort_values(["no_ok", "loss", "lr", "config"], kind="mergesort")
-    ranking = ranking.loc[order.index].reset_index(drop=True)
-    ranking["rank"] = np.arange(1, len(ranking) + 1, dtype=np.int64)
-    return ranking[columns]
+    return ranking_mod.rank(_aggregate_seeds(trials, axis_cols), list(group_cols))[columns]
 
 
 # --------------------------------------------------------------------------- scaling fit

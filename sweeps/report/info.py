@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from lrrt_core.plot import fmt_lr as _lr_text
+from lrrt_core.suggest import END_DECADES
 from sweeps.report.bands import seed_bands, series_label
 
 __all__ = ["PLOT_NAMES", "SECTION_FIGURES", "CAPTIONS", "FOCUS_TOP", "RANKING_TOP", "Table", "Section",
@@ -291,6 +292,34 @@ def method_note(red) -> str:
 
 
 def budget_note(red) -> str:
+    """The range-test budget rule in words, with warnings: batch sizes compared at a fixed step
+    count, ranks given within the values of an axis that changes the loss's scale
+    (:func:`sweeps.ranking.group_note`), tests that never diverged (:func:`range_note`)."""
+    from sweeps.ranking import group_note
+
+    notes = [n for n in (_budget_rule(red), group_note(getattr(red, "rank_groups", {})), range_note(red)) if n]
+    return " ".join(notes)
+
+
+def range_note(red) -> str:
+    """A warning when ok range tests ran to ``end_lr`` without diverging (the per-curve rule
+    is :func:`lrrt_core.suggest.range_warning`), naming the setting to change."""
+    t = red.trials
+    if not len(t):
+        return ""
+    ok = t[t["status"] == "ok"]
+    done = ok[ok["stop_reason"] == "completed"]
+    if done.empty:
+        return ""
+    spec = red.manifest.spec if red.manifest is not None else {}
+    end_lr = float((spec.get("range_test") or {}).get("end_lr") or np.nanmax(done["lr_at_min_loss"].astype(float)))
+    at_end = int((np.log10(end_lr) - np.log10(done["lr_at_min_loss"].astype(float)) <= END_DECADES).sum())
+    return (f"Warning: {len(done)} of {len(ok)} range tests ran to end_lr = {end_lr:g} without diverging"
+            + (f" ({at_end} with the loss still falling there)" if at_end else "")
+            + ": their suggested rates may be too low. Raise range_test.end_lr.")
+
+
+def _budget_rule(red) -> str:
     """The range-test budget rule in words, with a warning when batch sizes are compared at a
     fixed step count ("" when the manifest does not say)."""
     spec = red.manifest.spec if red.manifest is not None else {}

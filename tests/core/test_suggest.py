@@ -849,3 +849,20 @@ def test_default_method_is_the_one_bench_truth_chose():
     assert DEFAULT_METHOD == "centered_min_opt" and (DIVISOR_PLAIN_SGD, DIVISOR_OTHER) == (1.5, 4.0)
     assert summarize(Curve(*_min_at(), params={"optimizer": "adam"}))["suggested_lr"] == \
         summarize(Curve(*_min_at(), params={"optimizer": "adam"}))["centered_min_opt_lr"]
+
+
+# --------------------------------------------------------------------------- issue 20: a ladder that stopped short
+
+
+def test_range_warning_names_end_lr_when_the_test_never_diverged():
+    from lrrt_core.suggest import range_warning
+
+    lrs, losses = tanh_curve(c=-0.3)  # still falling at end_lr = 1: the minimum is the last point
+    still = Curve(lrs, losses, stop_reason="completed", params={"end_lr": 1.0})
+    w = range_warning(still)
+    assert "ran to end_lr=1 without diverging (the loss was still falling at end_lr)" in w and "raise end_lr" in w
+    flat_end = Curve(*_min_at(-1.0), stop_reason="completed", params={"end_lr": 10.0})  # rose, but under 4x
+    w = range_warning(flat_end)
+    assert "never rose to the divergence threshold" in w and "range_test.end_lr" in w
+    assert range_warning(Curve(lrs, losses, stop_reason="diverged", diverged_lr=0.5)) == ""
+    assert range_warning(Curve(lrs, losses, stop_reason="nonfinite")) == ""

@@ -66,7 +66,7 @@ def test_trial_rows_recomputed_from_raw_curve(full):
     assert row["steps"] == S.N_STEPS and row["stop_reason"] == "completed"
     assert row["gpu_ids"] == "0,1" and row["node"] == "10.0.0.1" and row["wall_s"] == 2.0
     assert math.isnan(row["diverged_lr"])
-    assert row["suggested_lr"] == row["centered_min_div3_lr"]  # the default method's
+    assert row["suggested_lr"] == row["centered_min_opt_lr"]  # the default method's
     assert row["suggested_lr"] != row["steepest_lr"]
 
 
@@ -134,8 +134,8 @@ def test_partial_sweep_missing_and_failed(tmp_path):
     r = red.ranking.set_index("config")
     assert tuple(r.loc["sgd-bs32", ["n_ok", "n_failed", "n_missing"]]) == (0, 1, 1)
     assert tuple(r.loc["adam-bs128", ["n_ok", "n_failed", "n_missing"]]) == (1, 1, 0)
-    # configs without an ok seed rank last (ranks still 1..n, ordered by name), NaN aggregates
-    assert list(red.ranking["rank"]) == [1, 2, 3, 4, 5, 6]
+    # configs without an ok seed sort last (ordered by name), unranked (empty rank), NaN aggregates
+    assert _ranks(red.ranking) == [1, 2, 3, 4, None, None]
     assert list(red.ranking["config"].iloc[-2:]) == ["adam-bs512", "sgd-bs32"]
     assert red.ranking["min_loss_mean"].iloc[-2:].isna().all()
     # a single ok seed: mean = that seed, std NaN
@@ -173,10 +173,15 @@ def test_no_manifest_uses_records_and_empty_dir_raises(tmp_path):
         reduce.reduce_dir(tmp_path / "empty")
 
 
+def _ranks(ranking):
+    """``rank`` as a list, ``None`` where empty (a configuration with no finished trial)."""
+    return [None if pd.isna(x) else int(x) for x in ranking["rank"]]
+
+
 def test_manifest_with_no_records_yet(tmp_path):
     S.write_sweep(tmp_path, "just started", [S.trial_entry("sgd", 32, s) for s in (0, 1)], [])
     red = reduce.reduce_dir(tmp_path)
-    assert red.n_missing == 2 and red.curves.empty and list(red.ranking["rank"]) == [1]
+    assert red.n_missing == 2 and red.curves.empty and _ranks(red.ranking) == [None]
     assert red.scaling.empty
 
 
@@ -389,7 +394,7 @@ def test_single_seed_configurations_rank_by_loss_and_unfinished_ones_last(tmp_pa
                                                   S.ok_record(entries[1], 0.5, 1e-3), S.ok_record(entries[2], 0.1, 1e-3)])
     ranking = reduce.reduce_dir(tmp_path).ranking
     assert ranking["config"].tolist() == ["ccc-bs32", "bbb-bs32", "aaa-bs32"]
-    assert ranking["rank"].tolist() == [1, 2, 3] and ranking["rank"].dtype == np.int64
+    assert _ranks(ranking) == [1, 2, None] and str(ranking["rank"].dtype) == "Int64"
     assert ranking["n_ok"].tolist() == [1, 1, 0] and math.isnan(ranking["min_loss_std"].iloc[0])
     assert list(ranking.index) == [0, 1, 2]
 

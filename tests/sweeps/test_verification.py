@@ -183,8 +183,11 @@ def test_budget_note_warns_on_fixed_steps_over_batch_sizes(tmp_path):
     red.manifest.spec["range_test"] = {"steps": 120}
     note = budget_note(red)
     assert "Warning" in note and "16x the data" in note and "samples" in note
-    red.manifest.spec["range_test"] = {"samples": 7680}
-    assert "Warning" not in budget_note(red) and "same data" in budget_note(red)
+    red.manifest.spec["range_test"] = {"samples": 7680, "end_lr": 10.0}
+    assert "fixed step count" not in budget_note(red) and "same data" in budget_note(red)
+    # the synthetic curves all ran to the end of their ladder: the note names the setting to change
+    assert "Warning: 12 of 12 range tests ran to end_lr = 10 without diverging" in budget_note(red)
+    assert "Raise range_test.end_lr" in budget_note(red)
 
 
 def test_samples_budget_gives_each_batch_size_the_same_data():
