@@ -88,14 +88,17 @@ def test_verify_stage_kill_resume_failures_and_lrrt_verify(tmp_path, write_spec)
         assert by_config[config]["lr_source"] == "verified"
         assert by_config[config]["lr"] == pytest.approx(ranking.loc[config, "verified_lr"])
 
-    # lrrt verify DIR with other settings: a new plan, run on the finished sweep.
+    # lrrt verify DIR with other settings: a new plan, run on the finished sweep. --top 1 trains the
+    # range test's rank-1 configuration: exit 1 exactly when it is one whose verification raises.
+    top = str(ranking["rank"].idxmin())
     again = run_lrrt("verify", out, "--steps", "20", "--candidates", "1", "3", "--top", "1", "-q")
-    assert again.returncode in (0, 1), again.stderr[-3000:]
+    assert again.returncode == (1 if "raise_in_verify" in top else 0), (top, again.stderr[-3000:])
     manifest = json.loads((out / "sweep.json").read_text())
     assert manifest["spec"]["verify"]["steps"] == 20 and manifest["spec"]["verify"]["candidates"] == [1, 3]
     assert len(manifest["verify_trials"]) == 2
     verify = pd.read_csv(out / "verify.csv")
-    assert len(verify) == 2 and (verify["factor"].tolist() == [1, 3])
+    assert len(verify) == 2 and (verify["factor"].tolist() == [1, 3]) and set(verify["config"]) == {top}
+    assert (verify["status"] == ("failed" if "raise_in_verify" in top else "ok")).all()
 
 
 @pytest.mark.ray
