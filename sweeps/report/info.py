@@ -312,9 +312,13 @@ def range_note(red) -> str:
     if done.empty:
         return ""
     spec = red.manifest.spec if red.manifest is not None else {}
-    end_lr = float((spec.get("range_test") or {}).get("end_lr") or np.nanmax(done["lr_at_min_loss"].astype(float)))
-    at_end = int((np.log10(end_lr) - np.log10(done["lr_at_min_loss"].astype(float)) <= END_DECADES).sum())
-    return (f"Warning: {len(done)} of {len(ok)} range tests ran to end_lr = {end_lr:g} without diverging"
+    end_lr = (spec.get("range_test") or {}).get("end_lr")
+    if end_lr is None:  # a manifest without the setting: say it without the number
+        return (f"Warning: {len(done)} of {len(ok)} range tests ran to the end of their ladder without diverging: "
+                "their suggested rates may be too low. Raise range_test.end_lr.")
+    lr_min = done["lr_at_min_loss"].astype(float)
+    at_end = int((np.log10(float(end_lr)) - np.log10(lr_min) <= END_DECADES).sum())
+    return (f"Warning: {len(done)} of {len(ok)} range tests ran to end_lr = {float(end_lr):g} without diverging"
             + (f" ({at_end} with the loss still falling there)" if at_end else "")
             + ": their suggested rates may be too low. Raise range_test.end_lr.")
 

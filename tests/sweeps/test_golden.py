@@ -20,11 +20,11 @@ from tests.sweeps.conftest import REPO
 # README "Output files": trials.csv, in this order; extra grid axes come right after seed.
 TRIALS_CSV = ["trial_id", "name", "config", "optimizer", "batch_size", "seed", "status", "error", "attempts",
               "steps", "min_loss", "lr_at_min_loss", "steepest_lr", "valley_lr", "minimum_div10_lr", "sma_lr",
-              "centered_min_div3_lr", "suggested_lr", "diverged_lr", "stop_reason", "wall_s", "node", "gpu_ids"]
+              "centered_min_div3_lr", "centered_min_opt_lr", "suggested_lr", "diverged_lr", "stop_reason", "wall_s", "node", "gpu_ids"]
 CURVES_PARQUET = ["trial", "name", "config", "optimizer", "batch_size", "seed", "step", "lr", "loss", "smoothed_loss"]
 RANKING_CSV = ["config", "optimizer", "batch_size", "n_ok", "n_failed", "n_missing", "min_loss_mean", "min_loss_std",
                "suggested_lr_gmean", "suggested_lr_gsd", "steepest_lr_gmean", "valley_lr_gmean",
-               "lr_at_min_loss_gmean", "rank", "verified_lr", "verified_val_loss", "verified_metric",
+               "lr_at_min_loss_gmean", "rank", "rank_group", "verified_lr", "verified_val_loss", "verified_metric",
                "verified_rank", "verified_at_edge"]
 
 
@@ -87,7 +87,9 @@ def test_outputs_of_a_fixed_partial_sweep_are_the_golden_files(tmp_path):
     that earlier code from this same synthetic sweep; report.md has no timestamp or path.
     Regenerated on purpose since: recipes.json and report.md for issue 21 (the Recommendations
     section first, with a table; both ranks in recipes.json and its table); ranking.csv and
-    recipes.json for issue 20 (the verified_at_edge column, the recipes' max_lr_bound)."""
+    recipes.json for issue 20 (the verified_at_edge column, the recipes' max_lr_bound); all four
+    for issue 20's default centered_min_opt (its column, the suggested rates), ranking.csv's
+    rank_group and empty ranks, and report.md's end_lr warning."""
     d = tmp_path / "sweep"
     S.standard_sweep(d, name="golden | <b>sweep</b>", skip={"adam-bs512-s1"},
                      fail={"sgd-bs32-s1": "Traceback ...\nValueError: boom <x>"})
