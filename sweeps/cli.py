@@ -161,6 +161,8 @@ def _print_ranking(reduction, title: str = "") -> None:
 def _print_verified(reduction) -> bool:
     """After verification: how the verified answer differs from the range test's, and the
     verified ranking with both rates and both ranks (top 10). Returns whether it printed."""
+    import pandas as pd
+
     from sweeps.report.info import _ratio_text, verification_verdict
 
     v = reduction.verification
@@ -171,7 +173,7 @@ def _print_verified(reduction) -> bool:
         return False
     verified = verified.assign(
         verified_rank=verified["verified_rank"].astype(int),
-        rank=verified["rank"].map(lambda x: "" if x != x else int(x)),
+        rank=verified["rank"].map(lambda x: "" if pd.isna(x) else int(x)),
         change=[_ratio_text(a / b) if b > 0 else "n/a"
                 for a, b in zip(verified["verified_lr"], verified["suggested_lr_gmean"])])
     print(f"\nverified by short training (held-out {v.metric}): {verification_verdict(reduction)}")

@@ -317,7 +317,7 @@ def fig_min_loss_heatmap(info: ReportInfo):
             continue
         i, j = rows.index(row["series"]), cols.index(row["batch_size"])
         mat[i, j] = float(row["min_loss_mean"])
-        best[i, j] = row["rank"] == 1  # NaN (not ranked) is no star
+        best[i, j] = not pd.isna(row["rank"]) and row["rank"] == 1  # an empty rank (no ok trial) is no star
     width = max(5.5, 1.3 * len(cols) + 3.2)
     fig = _figure((width, 0.55 * len(rows) + 2.3))
     ax = fig.add_subplot()

@@ -153,12 +153,13 @@ def test_notebook_view_and_cli_printout_lead_with_the_verified_rate(verified_dir
 
 
 def test_configurations_without_a_finished_trial_are_listed_apart_never_ranked(tmp_path, capsys):
-    """Both seeds of adam-bs512 missing: its rank is empty (as ``sweeps.reduce`` writes it for a
-    configuration with no ok trial), and every renderer lists it apart."""
+    """Both seeds of adam-bs512 missing: its rank is empty, and every renderer lists it apart
+    (the heat map draws it grey, unstarred)."""
     S.standard_sweep(tmp_path, name="partial", skip={"adam-bs512-s0", "adam-bs512-s1"})
     red = reduce_dir(tmp_path)
-    red.ranking.loc[red.ranking["n_ok"] == 0, "rank"] = np.nan  # the ranking contract for no ok trial
+    assert red.ranking.set_index("config")["rank"].isna().to_dict() == {c: c == "adam-bs512" for c in RANGE_ORDER}
     info = report.build_report(red)
+    assert report.fig_min_loss_heatmap(info) is not None
     blocks = info.section("Ranking").blocks
     ranked, note, unranked = blocks[0][1], blocks[1][1], blocks[2][1]
     assert [row[1] for row in ranked.rows] == RANGE_ORDER[:5]
@@ -329,3 +330,30 @@ def test_one_batch_size_report_in_chromium_has_no_lr_scaling_figure(one_bs_dir, 
     assert all(0 < bottom <= min(900, seen["height"]) for bottom in seen["where"].values()), seen
     assert seen["loaded"] == len(seen["alts"]) == 4, seen
     assert "lr scaling" not in seen["alts"] and "loss vs lr" in seen["alts"], seen
+
+
+def test_ranks_within_groups_say_their_group_in_every_table(tmp_path, capsys):
+    """A task axis whose losses start 2x apart is ranked within each task (``rank_group``):
+    the report's ranking and the CLI's table show the group beside each rank."""
+    entries, records = [], []
+    for task, offset in (("easy", 0.1), ("hard", 2.5)):
+        for opt in ("sgd", "adam"):
+            e = S.trial_entry(opt, 32, 0, axes={"task": task})
+            entries.append(e)
+            records.append(S.ok_record(e, offset + (0.0 if opt == "adam" else 0.2), 1.0))
+    S.write_sweep(tmp_path, "two tasks", entries, records)
+    red = reduce_dir(tmp_path)
+    assert sorted(red.ranking["rank"].tolist()) == [1, 1, 2, 2]
+    table = report.build_report(red).section("Ranking").blocks[0][1]
+    assert table.header[:3] == ["rank", "rank group", "config"]
+    assert sorted((row[1], row[0], row[2]) for row in table.rows) == [
+        ("task=easy", "1", "adam-bs32-taskeasy"), ("task=easy", "2", "sgd-bs32-taskeasy"),
+        ("task=hard", "1", "adam-bs32-taskhard"), ("task=hard", "2", "sgd-bs32-taskhard")]
+    from sweeps.cli import _print_ranking
+
+    _print_ranking(red)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["rank", "rank", "group"]
+    assert sorted(ln.split()[:3] for ln in lines[1:]) == [
+        ["1", "task=easy", "adam-bs32-taskeasy"], ["1", "task=hard", "adam-bs32-taskhard"],
+        ["2", "task=easy", "sgd-bs32-taskeasy"], ["2", "task=hard", "sgd-bs32-taskhard"]]
