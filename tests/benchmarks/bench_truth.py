@@ -55,7 +55,7 @@ from tests.benchmarks.families import FAMILIES  # noqa: E402
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
 BATCH_SIZES = (32, 128)
-SEEDS = (0, 1)
+SEEDS = (0, 1, 2)
 #: the sweep file's range-test defaults (``sweeps.spec.RangeTestSpec``).
 RANGE = dict(start_lr=1e-6, end_lr=10.0, ladder="exp", loss="train", diverge_threshold=4.0, smoothing=0.98)
 #: candidate divisors of the rate at the centred minimum.

@@ -66,7 +66,7 @@ def regression(seed: int = 0, width: int = 64) -> Workload:
 
 
 def _sequences(n: int, length: int, vocab: int, classes: int, rng) -> tuple[np.ndarray, np.ndarray]:
-    """Token sequences whose class is the group of tokens that occurs most often (groups of vocab/2 tokens)."""
+    """Token sequences whose class is the group (of 4 tokens) that occurs most often."""
     groups = rng.permutation(np.arange(1, vocab))[: classes * 4].reshape(classes, 4)
     labels = rng.integers(0, classes, n)
     tokens = rng.integers(1, vocab, (n, length))

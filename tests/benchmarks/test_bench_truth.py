@@ -1,4 +1,4 @@
-"""Slow-marked wrapper: the ground-truth benchmark on a small grid produces sane numbers."""
+"""Slow-marked wrapper: the multi-family truth benchmark runs, caches, and chooses held out."""
 
 import math
 
@@ -6,21 +6,23 @@ import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
+ARGS = ["--families", "regression", "sequence", "--optimizers", "sgd", "adam", "--batch-sizes", "32",
+        "--seeds", "0", "1", "--epochs", "1", "--verify-epochs", "1", "--rate-step", "1.5", "--samples", "1024",
+        "--steps", "40"]
 
-def test_bench_truth_runs(tmp_path):
-    from tests.benchmarks.bench_truth import main
 
-    r = main(["--optimizers", "sgd", "adam", "--batch-sizes", "64", "--seeds", "0", "1", "--epochs", "1",
-              "--verify-epochs", "1", "--rate-step", "1", "--steps", "60", "--samples", "3840",
-              "--cache", str(tmp_path / "cache.json")])
-    assert set(r["budgets"]) == {"steps", "samples"}
-    for b in r["budgets"].values():
-        names = {m["method"] for m in b["methods"]}
-        assert {"centered_min_div3", "steepest", "valley", "verified"} <= names
-        for m in b["methods"]:
-            assert 0 <= m["in_good_range"] <= m["n"] == 2 and 0 <= m["mean_acc_at_suggestion"] <= 1
-    again = main(["--optimizers", "sgd", "adam", "--batch-sizes", "64", "--seeds", "0", "1", "--epochs", "1",
-                  "--verify-epochs", "1", "--rate-step", "1", "--steps", "60", "--samples", "3840",
-                  "--cache", str(tmp_path / "cache.json")])
-    assert again["budgets"]["steps"]["methods"] == r["budgets"]["steps"]["methods"]  # from the cache
-    assert math.isfinite(r["truth_seed_agreement"]) or r["configs"] < 3
+def test_bench_truth_runs_and_caches(tmp_path):
+    from tests.benchmarks.bench_truth import main, rules
+
+    cache = str(tmp_path / "cache.json")
+    r = main(ARGS + ["--cache", cache])
+    assert set(r["folds"]) == {"regression", "sequence"} and r["chosen_on_all"] in rules()
+    for fam, fold in r["folds"].items():
+        assert fold["rule"] in rules() and fold["n"] == 4  # 2 configurations x 2 budgets
+        assert 0 <= fold["inside"] <= 4 and set(fold["by_optimizer"]) == {"sgd", "adam"}
+        assert r["verified"][fam]["n"] == 4
+        assert set(r["ranking"][fam]) == {"samples", "steps"}
+    assert set(r["shipped"]) == {"regression", "sequence"}  # the shipped default is scored per family
+    again = main(ARGS + ["--cache", cache])  # everything from the cache: same figures
+    assert again["folds"] == r["folds"] and again["wall_s"] < r["wall_s"]
+    assert all(math.isfinite(t["best"]) for fam in r["truth"].values() for t in fam.values())

@@ -174,8 +174,13 @@ def test_least_squares_divergence_near_two_over_lambda_max():
         assert s.ok and s.lr < lr_crit and s.lr < curve.diverged_lr, s
     # the default sits within half a decade below the analytic edge of stability: its raw
     # (lag-free) loss minimum is at the edge, a third of that is a rate that trains fast
-    default = suggest.centered_min_div3(curve)
-    assert lr_crit / 10 ** 0.5 < default.lr < lr_crit, (default.lr, lr_crit)
+    div3 = suggest.centered_min_div3(curve)
+    assert lr_crit / 10 ** 0.5 < div3.lr < lr_crit, (div3.lr, lr_crit)
+    # the default, for this plain (momentum-free) SGD, divides the same minimum by 1.5: still
+    # below the edge of stability, twice div3's rate
+    default = suggest.get_method(suggest.DEFAULT_METHOD)(curve)
+    assert suggest.plain_sgd(curve) and default.index == div3.index
+    assert div3.lr < default.lr < lr_crit and default.lr == pytest.approx(2 * div3.lr), (default.lr, lr_crit)
 
 
 def _replay_stop(losses, threshold, beta=0.98):
