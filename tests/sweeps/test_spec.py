@@ -65,7 +65,7 @@ def test_quickstart_contents():
     # batch sizes compared at an equal sample budget: 240 / 120 / 60 steps
     assert spec.range_test.samples == 7680 and spec.range_test.steps is None
     assert [spec.range_test.steps_for(b) for b in spec.grid.batch_size] == [240, 120, 60]
-    assert not spec.fixed_steps_over_batch_sizes and spec.report.rank_by == "centered_min_div3"
+    assert not spec.fixed_steps_over_batch_sizes and spec.report.rank_by == "centered_min_opt"
 
 
 def test_shipped_files_comparing_batch_sizes_use_a_sample_budget():
@@ -93,7 +93,7 @@ def test_defaults():
     assert spec.range_test.diverge_threshold == 4.0 and spec.range_test.smoothing == 0.98
     assert spec.resources.cpus_per_trial == 1 and spec.resources.gpus_per_trial == 0
     assert spec.resources.max_concurrent is None
-    assert spec.retries == 1 and spec.report.rank_by == "centered_min_div3"
+    assert spec.retries == 1 and spec.report.rank_by == "centered_min_opt"
     assert spec.verify is None and spec.range_test.samples is None
     assert spec.source is None
 
