@@ -55,12 +55,14 @@ def _gmean(x: pd.Series) -> float:
 def _marginal(frame: pd.DataFrame, axis: str, loss: str, lr: str, name: str) -> AxisEffect:
     """Group ``frame`` by ``axis``: mean / best of ``loss``, gmean of ``lr``, lr at the best."""
     f = frame[np.isfinite(frame[loss].astype(float))]
-    g = f.groupby(axis, sort=True, dropna=True)
+    g = f.groupby(axis, sort=True, dropna=False)  # an axis value given as null (YAML) is a value too
     best = f.loc[g[loss].idxmin()].set_index(axis)
     table = pd.DataFrame({"n": g.size(), "loss_mean": g[loss].mean(), "loss_best": g[loss].min(),
                           "best_config": best[name], "lr_gmean": g[lr].agg(_gmean),
                           "lr_best": best[lr].astype(float)})
     table = table.rename_axis("value").reset_index()[EFFECT_COLUMNS]
+    if table["value"].isna().any():  # the null value shows as None (as in the configuration's name)
+        table["value"] = table["value"].astype(object).where(table["value"].notna(), None)
     effect = float(table["loss_mean"].max() - table["loss_mean"].min()) if len(table) > 1 else float("nan")
     return AxisEffect(axis=axis, table=table, effect=effect)
 
@@ -74,9 +76,9 @@ def axis_effects(red) -> list[AxisEffect]:
     r = r[r["n_ok"] > 0]
     out = []
     for axis in ["optimizer", "batch_size", *red.axes]:
-        if r[axis].nunique(dropna=True) >= 2:
+        if r[axis].nunique(dropna=False) >= 2:
             out.append(_marginal(r, axis, "min_loss_mean", "suggested_lr_gmean", "config"))
     t = red.trials[red.trials["status"] == "ok"]
-    if t["seed"].nunique(dropna=True) >= 2:
+    if t["seed"].nunique(dropna=False) >= 2:
         out.append(_marginal(t, "seed", "min_loss", "suggested_lr", "config"))
     return out

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Mutation testing of the pure analysis modules with mutmut (run by hand; minutes on 2 cores).
 #   tests/mutation/run.sh [SCRATCH_DIR]      -> prints mutmut's results and the share killed
+# Other modules and the tests that should kill their mutants (space-separated), e.g.:
+#   MUTATE="sweeps/effects.py" MUTATE_TESTS="tests/sweeps/test_effects.py" tests/mutation/run.sh
 # Survivors: cd SCRATCH_DIR && python -m mutmut results; python -m mutmut show NAME
 # mutmut writes a mutants/ tree and a cache next to the code, so it runs in a scratch copy of
 # the working tree, never in the repository itself.
@@ -11,13 +13,15 @@ py="${PYTHON:-$repo/.venv/bin/python}"
 [ -x "$py" ] || py="$(command -v python3)"
 rm -rf "$scratch" && mkdir -p "$scratch"
 (cd "$repo" && git ls-files -co --exclude-standard -z | xargs -0 -I{} cp --parents {} "$scratch/")
-cat >> "$scratch/pyproject.toml" <<'TOML'
+mutate="${MUTATE:-lrrt_core/schedule.py lrrt_core/curve.py sweeps/reduce.py}"
+tests="${MUTATE_TESTS:-tests/core/test_schedule.py tests/core/test_curve.py tests/sweeps/test_reduce.py tests/sweeps/test_store.py}"
+toml_list() { printf '"%s", ' $1 | sed 's/, $//'; }
+cat >> "$scratch/pyproject.toml" <<TOML
 
 [tool.mutmut]
 source_paths = ["lrrt_core/", "sweeps/"]
-only_mutate = ["lrrt_core/schedule.py", "lrrt_core/curve.py", "sweeps/reduce.py"]
-pytest_add_cli_args_test_selection = ["tests/core/test_schedule.py", "tests/core/test_curve.py",
-                                      "tests/sweeps/test_reduce.py", "tests/sweeps/test_store.py"]
+only_mutate = [$(toml_list "$mutate")]
+pytest_add_cli_args_test_selection = [$(toml_list "$tests")]
 # The one slow reducer test draws every figure (~20 s on a loaded machine, per mutant);
 # test_write_outputs_and_rebuild_write_every_table_and_report covers the same code fast.
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-q",
