@@ -229,6 +229,27 @@ def wait_ray_stopped() -> None:
         _STOPPING.pop().join()
 
 
+#: :func:`one_local_ray`'s state: how deep in its blocks, and whether a local Ray is kept up.
+_KEEP = {"depth": 0, "up": False}
+
+
+@contextlib.contextmanager
+def one_local_ray():
+    """Run every launch inside the block on one local Ray: the first starts it, the later ones
+    (a sweep's verification rounds after its range tests) use it, and it stops in the
+    background when the block ends (:func:`wait_ray_stopped`). Starting a local Ray costs
+    seconds (Ray's processes, the workers' TensorFlow import), each time."""
+    _KEEP["depth"] += 1
+    try:
+        yield
+    finally:
+        _KEEP["depth"] -= 1
+        if not _KEEP["depth"] and _KEEP["up"]:
+            _KEEP["up"] = False
+            gc.collect()  # Tune's handles, while Ray is up (see connected)
+            stop_local_ray_in_background()
+
+
 def quiet_ray_logs(verbose: bool) -> None:
     """Silence Ray's and Tune's driver-side log lines (lrrt shows progress and failures itself).
 
@@ -255,6 +276,8 @@ def connect(address: str | None, *, local_gpus: int | None, verbose: bool, prelo
     wait_ray_stopped()
 
     address = address or os.environ.get("RAY_ADDRESS") or None
+    if _KEEP["up"] and not address:  # the local Ray an earlier launch of this block started
+        return True
     env_vars = {**WORKER_ENV, **(env or {})}
     log_level = logging.INFO if verbose else logging.ERROR
     quiet_ray_logs(verbose)
@@ -666,7 +689,8 @@ def connected(spec, out_dir: Path, n_trials: int, ray: RayOptions = RayOptions()
 
     Raises :class:`LaunchError` before anything is written when the request cannot run (a
     builder that cannot be pickled, an unreachable address, more GPUs per trial than any
-    node has). On leaving the block a local Ray we started is stopped: in the background
+    node has). On leaving the block a local Ray we started is stopped (inside
+    :func:`one_local_ray`: kept for the next launch): in the background
     when all went well (the caller's report overlaps with it; :func:`wait_ray_stopped`),
     at once after an error.
 
@@ -698,6 +722,7 @@ def connected(spec, out_dir: Path, n_trials: int, ray: RayOptions = RayOptions()
         yield Launcher(spec, ray, builder, owns_ray, storage)
     except BaseException:
         if owns_ray:
+            _KEEP["up"] = False
             stop_local_ray()
         raise
     if owns_ray:
@@ -705,4 +730,7 @@ def connected(spec, out_dir: Path, n_trials: int, ray: RayOptions = RayOptions()
         # ray.shutdown() makes Ray's core worker end the process. Collect them while Ray
         # is up, then let the caller's report overlap with the shutdown.
         gc.collect()
-        stop_local_ray_in_background()
+        if _KEEP["depth"]:  # inside one_local_ray: the next launch uses it
+            _KEEP["up"] = True
+        else:
+            stop_local_ray_in_background()

@@ -205,17 +205,18 @@ def _prepare(sdir, manifest, fresh: bool) -> None:
 
 
 def _launch_and_report(spec, trials, sdir, launch: dict, fresh: bool, rank_by, say) -> SweepRun:
-    from sweeps.launch import range_tests, wait_ray_stopped
+    from sweeps.launch import one_local_ray, range_tests, wait_ray_stopped
     from sweeps.store import Manifest
 
     try:
-        outcome, skipped = launch_pending(spec, range_tests(spec, trials), trials, sdir, **launch, fresh=fresh,
-                                          manifest=Manifest.for_sweep(spec, trials))
-        if not launch["ray"].quiet and skipped:
-            say(f"lrrt: resumed: {skipped} finished trials kept, {outcome.launched} run now")
-        unfinished = outcome.unfinished
-        if spec.verify is not None and not unfinished:
-            unfinished = verify_stage(spec, trials, sdir, spec.verify, rank_by, launch, say)
+        with one_local_ray():  # the range tests and every verification round on one local Ray
+            outcome, skipped = launch_pending(spec, range_tests(spec, trials), trials, sdir, **launch, fresh=fresh,
+                                              manifest=Manifest.for_sweep(spec, trials))
+            if not launch["ray"].quiet and skipped:
+                say(f"lrrt: resumed: {skipped} finished trials kept, {outcome.launched} run now")
+            unfinished = outcome.unfinished
+            if spec.verify is not None and not unfinished:
+                unfinished = verify_stage(spec, trials, sdir, spec.verify, rank_by, launch, say)
         reduction = write_report(sdir.path, rank_by)
     finally:
         wait_ray_stopped()  # a launch stops a local Ray in the background, overlapping the report
@@ -297,7 +298,7 @@ def run_verify(
         InvalidInput: not a sweep directory, no finished range test, bad settings, busy.
     """
     from sweeps.grid import expand
-    from sweeps.launch import wait_ray_stopped
+    from sweeps.launch import one_local_ray, wait_ray_stopped
     from sweeps.spec import check_backend
     from sweeps.store import SweepDir
 
@@ -312,7 +313,8 @@ def run_verify(
     try:
         _lock(sdir)
         try:
-            unfinished = verify_stage(spec, expand(spec), sdir, settings, rank_by, dict(ray=ray, builder=builder), say)
+            with one_local_ray():  # every verification round on one local Ray
+                unfinished = verify_stage(spec, expand(spec), sdir, settings, rank_by, dict(ray=ray, builder=builder), say)
             reduction = write_report(sdir.path, rank_by)
         finally:
             wait_ray_stopped()

@@ -56,7 +56,9 @@ def test_verify_stage_kill_resume_failures_and_lrrt_verify(tmp_path, write_spec)
     planned = {t["trial_id"]: t for t in manifest["verify_trials"]}
     assert len(planned) == 4 * 3 and 2 <= len(first) < 12 and set(first) <= set(planned)
 
-    proc = run_lrrt("sweep", spec, "--out", out)
+    # Resumed two at a time (--max-concurrent overrides the file's 1, the same sweep): the six
+    # failing trainings each cost a fresh worker.
+    proc = run_lrrt("sweep", spec, "--out", out, "--max-concurrent", "2")
     # The verification trainings of the raise_in_verify configurations fail: listed, the others finish.
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "resumed: 4 finished trials kept" in proc.stderr
