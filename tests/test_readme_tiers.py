@@ -34,7 +34,7 @@ def _selects(expr: str) -> set[frozenset]:
 def readme_tier_expressions() -> list[str]:
     """The ``-m`` expressions of the code block after README's "tiers by marker"."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = re.search(r"tiers by marker\b.*?```bash\n(.*?)```", text, flags=re.S)
+    block = re.search(r"tiers by marker\b.*?```bash\n(.*?)```", text, flags=re.S | re.I)
     assert block, "README.md: no tier block after 'tiers by marker'"
     return [re.search(r'pytest -m ("[^"]+"|\S+)', line).group(1).strip('"')
             for line in block.group(1).splitlines() if "pytest -m " in line]
