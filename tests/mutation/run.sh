@@ -3,6 +3,7 @@
 #   tests/mutation/run.sh [SCRATCH_DIR]      -> prints mutmut's results and the share killed
 # Other modules and the tests that should kill their mutants (space-separated), e.g.:
 #   MUTATE="sweeps/effects.py" MUTATE_TESTS="tests/sweeps/test_effects.py" tests/mutation/run.sh
+# MUTATE_DESELECT: test ids left out per mutant (a browser test that covers the same code slowly).
 # Survivors: cd SCRATCH_DIR && python -m mutmut results; python -m mutmut show NAME
 # mutmut writes a mutants/ tree and a cache next to the code, so it runs in a scratch copy of
 # the working tree, never in the repository itself.
@@ -25,7 +26,8 @@ pytest_add_cli_args_test_selection = [$(toml_list "$tests")]
 # The one slow reducer test draws every figure (~20 s on a loaded machine, per mutant);
 # test_write_outputs_and_rebuild_write_every_table_and_report covers the same code fast.
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-q",
-                       "--deselect", "tests/sweeps/test_reduce.py::test_write_outputs_and_rebuild_of_a_running_sweep"]
+                       "--deselect", "tests/sweeps/test_reduce.py::test_write_outputs_and_rebuild_of_a_running_sweep",
+                       $(printf '"--deselect", "%s", ' ${MUTATE_DESELECT:-} | sed 's/, $//; s/^"--deselect", ""$//')]
 use_git_change_detection = false
 TOML
 cd "$scratch"
