@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -152,15 +154,23 @@ def test_python_api_verifies_a_sweep_run_with_a_main_module_builder(tmp_path):
         "cfg = {'name': 'nbv', 'grid': {'optimizer': ['sgd', 'adam'], 'batch_size': [32], 'seed': [0]},\n"
         "       'range_test': {'start_lr': 1e-4, 'end_lr': 1.0, 'steps': 30}, 'retries': 0,\n"
         "       'verify': {'steps': 10, 'candidates': [0.5, 1], 'extend': 0}}\n"
+        "import glob, os\n"
+        "sessions = lambda: len(glob.glob(os.path.join(os.environ['RAY_TMPDIR'], 'ray', 'session_2*')))\n"
         "r = sweep(cfg, workload=build, quiet=True)\n"
-        "print('SWEEP', r.exit_code, r.reduction.verification.counts()['ok'])\n"
+        "print('SWEEP', r.exit_code, r.reduction.verification.counts()['ok'], sessions())\n"
         "r2 = verify(r.out_dir, workload=build, steps=12, candidates=[1, 2], quiet=True)\n"
-        "print('VERIFY', r2.exit_code, r2.reduction.verification.counts()['ok'], int(r2.ranking['verified_rank'].notna().sum()))\n"
+        "print('VERIFY', r2.exit_code, r2.reduction.verification.counts()['ok'], int(r2.ranking['verified_rank'].notna().sum()), sessions())\n"
     )
-    proc = subprocess.run([os.sys.executable, str(script)], cwd=tmp_path, env=cli_env(), capture_output=True,
-                          text=True, timeout=600)
+    # A private Ray temp dir (short: Ray's socket paths) counts the local Rays started: one for the
+    # range tests and the verification round of sweep(), one for verify().
+    ray_tmp = Path(tempfile.mkdtemp(prefix="lrrt-ray-", dir="/tmp"))
+    try:
+        proc = subprocess.run([os.sys.executable, str(script)], cwd=tmp_path, env={**cli_env(), "RAY_TMPDIR": str(ray_tmp)},
+                              capture_output=True, text=True, timeout=600)
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(("SWEEP", "VERIFY"))]
-    assert proc.returncode == 0 and lines == ["SWEEP 0 4", "VERIFY 0 4 2"], (proc.stdout[-2000:], proc.stderr[-3000:])
+    assert proc.returncode == 0 and lines == ["SWEEP 0 4 1", "VERIFY 0 4 2 2"], (proc.stdout[-2000:], proc.stderr[-3000:])
     manifest = json.loads((tmp_path / "runs/nbv/sweep.json").read_text())
     assert manifest["spec"]["workload"].startswith("__main__:build@")
     assert manifest["spec"]["verify"]["steps"] == 12 and len(manifest["verify_trials"]) == 4
