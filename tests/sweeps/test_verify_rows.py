@@ -77,3 +77,37 @@ def test_no_planned_training_is_an_empty_table_with_the_columns():
     assert list(table.columns) == ["trial_id", "name", "config", "optimizer", "batch_size", "seed", "width",
                                    "factor", "lr", "status", "error", "val_loss", "train_loss", "diverged",
                                    "diverged_reason", "steps", "wall_s", "node", "gpu_ids"]
+
+
+def test_a_verification_trials_worker_config():
+    spec = _spec(steps=10, candidates=[1, 3])
+    t = verification.VerifyTrial("abc", "sgdm-bs32-width8-s0-x3", "sgdm-bs32-width8", "sgdm", "sgd",
+                                 {"momentum": 0.9}, 32, 0, {"width": 8}, 3.0, 0.3)
+    assert verification.verify_config(t, spec, spec.verify) == {
+        "trial_id": "abc", "name": "sgdm-bs32-width8-s0-x3", "workload": "digits_cnn", "workload_args": {},
+        "optimizer_name": "sgd", "optimizer_kwargs": {"momentum": 0.9}, "batch_size": 32, "seed": 0,
+        "axes": {"width": 8}, "cpus": spec.resources.cpus_per_trial, "backend": "tensorflow",
+        "lr": 0.3, "epochs": None, "steps": 10}
+
+
+def _verify_table(metric_values: dict[tuple[str, float], float], status: str = "ok") -> pd.DataFrame:
+    return pd.DataFrame([{"config": c, "factor": f, "lr": 0.1 * f, "status": status, "val_loss": 1.0,
+                          "train_loss": 1.0, "diverged": False, "accuracy": v} for (c, f), v in metric_values.items()])
+
+
+def test_per_candidate_without_an_ok_training_or_the_metric_is_an_empty_table():
+    columns = ["config", "factor", "lr", "val_loss", "metric", "n_ok", "n_diverged"]
+    failed = _verify_table({("a", 1.0): 0.5}, status="failed")
+    assert list(verification.per_candidate(failed, "accuracy", True).columns) == columns
+    ok = _verify_table({("a", 1.0): 0.5})
+    assert verification.per_candidate(ok, "f1", True).empty  # no such metric in verify.csv
+    assert list(verification.per_candidate(ok, "f1", True).columns) == columns
+
+
+def test_a_higher_metric_ranks_first_when_higher_is_better():
+    table = _verify_table({("a", 1.0): 0.6, ("b", 1.0): 0.9, ("c", 1.0): 0.7})
+    cands = verification.per_candidate(table, "accuracy", True)
+    ranking = pd.DataFrame({"config": ["a", "b", "c"], "rank": [1, 2, 3]})
+    out = verification.verified_columns(ranking, cands, True).set_index("config")
+    assert out["verified_rank"].tolist() == [3, 1, 2]
+    assert out["verified_metric"].tolist() == pytest.approx([0.6, 0.9, 0.7])
