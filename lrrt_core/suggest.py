@@ -726,7 +726,7 @@ def centered_min_div3(
     decades: float = CENTERED_DECADES,
     min_points: int = DEFAULT_MIN_POINTS,
 ) -> Suggestion:
-    """A third of the learning rate at the minimum of the lag-free smoothed loss (lrrt's default).
+    """A third of the learning rate at the minimum of the lag-free smoothed loss (the previous default).
 
     The raw losses are smoothed with a centred moving average over ``decades`` of learning
     rate (:func:`lrrt_core.curve.centered`), whose minimum — unlike the causal EMA's, which
@@ -809,11 +809,9 @@ def centered_min_opt(
     References:
         Smith, L. N. (2015). Cyclical Learning Rates for Training Neural Networks, sec. 3.3.
     """
-    if plain_sgd(curve_or_lrs):
-        return _centred_min("centered_min_opt", curve_or_lrs, losses, DIVISOR_PLAIN_SGD, " (plain SGD)",
-                            decades, min_points)
-    return _centred_min("centered_min_opt", curve_or_lrs, losses, DIVISOR_OTHER, " (momentum/adaptive)",
-                        decades, min_points)
+    divisor, family = (DIVISOR_PLAIN_SGD, "plain SGD") if plain_sgd(curve_or_lrs) else (DIVISOR_OTHER,
+                                                                                         "momentum/adaptive")
+    return _centred_min("centered_min_opt", curve_or_lrs, losses, divisor, f" ({family})", decades, min_points)
 
 
 _METHOD_FNS: dict[str, Callable[..., Suggestion]] = {

@@ -35,24 +35,21 @@ INITIAL_SHARE = 0.05
 
 
 def initial_losses(curves: pd.DataFrame) -> pd.Series:
-    """Per trial (``curves["trial"]``): the mean raw loss over the first :data:`INITIAL_SHARE` of its steps."""
-    if curves.empty:
-        return pd.Series(dtype="float64")
-
-    def head_mean(g: pd.DataFrame) -> float:
-        loss = g.sort_values("step")["loss"].to_numpy(dtype=np.float64)
-        loss = loss[np.isfinite(loss)]
-        return float(loss[: max(1, int(math.ceil(INITIAL_SHARE * loss.size)))].mean()) if loss.size else math.nan
-
-    return curves.groupby("trial", sort=False)[["step", "loss"]].apply(head_mean)
+    """Per trial (``curves["trial"]``): the mean raw loss over the first :data:`INITIAL_SHARE`
+    of its finite steps (at least one); the curves table holds each trial's steps in order."""
+    finite = curves[np.isfinite(curves["loss"].to_numpy(dtype=np.float64))]
+    by_trial = finite.groupby("trial", sort=False)
+    n = by_trial["loss"].transform("size").to_numpy()
+    head = by_trial.cumcount().to_numpy() < np.maximum(1, np.ceil(INITIAL_SHARE * n))
+    return finite[head].groupby("trial", sort=False)["loss"].mean()
 
 
 def loss_scale_axes(trials: pd.DataFrame, curves: pd.DataFrame, axis_cols: list[str]) -> dict[str, float]:
     """``{axis column: ratio}`` of the extra axes whose values' median initial losses differ
     by :data:`LOSS_SCALE_RATIO` or more (ratio = largest / smallest median), in axis order."""
-    init = initial_losses(curves)
-    if init.empty or not axis_cols:
+    if not axis_cols or curves.empty:
         return {}
+    init = initial_losses(curves)
     ok = trials[trials["status"] == "ok"].assign(initial=lambda t: t["trial_id"].map(init))
     out = {}
     for col in axis_cols:

@@ -307,7 +307,8 @@ def choose(per_rule: dict[str, dict[str, list[dict]]], fams) -> str:
 # --------------------------------------------------------------------------- verification
 
 
-def verify_trainings(cache: Cache, fam, opt, bs, seeds, lr: float, factors, epochs: int) -> list[tuple[float, int]]:
+def verify_trainings(lr: float, factors, epochs: int) -> list[tuple[float, int]]:
+    """The verification trainings of a recommendation: ``(lr * f, epochs)`` per factor (none for no rate)."""
     return [(lr * f, epochs) for f in factors] if math.isfinite(lr) else []
 
 
@@ -418,8 +419,7 @@ def _verification(cache, args, fams, configs, seeds, budgets, rates_of, tables, 
     def wanted(fam, opt, bs, seed):
         rule = result["folds"][fam]["rule"]
         return [t for b in budgets for t in
-                verify_trainings(cache, fam, opt, bs, seeds, rates_of[rule][(fam, b)][ckey(opt, bs)], factors,
-                                 args.verify_epochs)]
+                verify_trainings(rates_of[rule][(fam, b)][ckey(opt, bs)], factors, args.verify_epochs)]
 
     run_units(cache, plan_units(cache, fams, configs, seeds, budgets, wanted), args.jobs, args.backend)
     out = {}

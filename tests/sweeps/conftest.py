@@ -7,16 +7,42 @@ the installed console script as a user's shell would (from any folder, no ``PYTH
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+@contextlib.contextmanager
+def reaped(proc: subprocess.Popen):
+    """Run the block; if ``proc`` (started with ``start_new_session=True``) still runs after it
+    (the block failed), kill its whole process group, so no Ray or worker outlives the test."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def wait_until(done, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:
+    """Poll ``done()``; fail naming ``what`` after ``timeout`` s, or at once if ``proc`` ended."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"the sweep ended (exit {proc.returncode}) before {what}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {timeout:g} s for {what}")
+        time.sleep(0.2)
 
 
 def lrrt_cmd(*args: str) -> list[str]:

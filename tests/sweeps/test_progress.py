@@ -5,19 +5,15 @@ by the installed ``lrrt`` script, a line that says "2 running"."""
 from __future__ import annotations
 
 import io
-import os
 import re
 import shutil
-import signal
 import subprocess
-import time
-from pathlib import Path
 
 import pytest
 import yaml
 
 from sweeps.progress import Progress, fmt_clock
-from tests.sweeps.conftest import REPO, installed_lrrt, tiny_spec, user_env
+from tests.sweeps.conftest import REPO, installed_lrrt, reaped, tiny_spec, user_env, wait_until
 
 
 class Clock:
@@ -148,18 +144,11 @@ def test_two_concurrent_trials_show_2_running_in_the_installed_scripts_progress_
         proc = subprocess.Popen([str(script), "sweep", "two.yaml", "--out", "out"], cwd=work,
                                 env=user_env(), stdout=subprocess.PIPE,
                                 stderr=err, text=True, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 300
-        while not re.search(r"^\[lrrt\] range tests 0/2 done \(0 failed\), 2 running", err_log.read_text(), re.M):
-            assert proc.poll() is None, f"the sweep ended (exit {proc.returncode}): {err_log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"no '2 running' line in 300 s: {err_log.read_text()[-3000:]}"
-            time.sleep(0.2)
+    with reaped(proc):
+        wait_until(lambda: re.search(r"^\[lrrt\] range tests 0/2 done \(0 failed\), 2 running", err_log.read_text(),
+                                     re.M), 300, f"a '2 running' line in {err_log}", proc)
         gate.write_text("go")
         stdout, _ = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     stderr = err_log.read_text()
     assert proc.returncode == 0, stderr[-3000:]
     lines = [ln for ln in stderr.splitlines() if ln.startswith("[lrrt] ")]

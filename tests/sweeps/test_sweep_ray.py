@@ -7,13 +7,12 @@ import os
 import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.sweeps.conftest import REPO, cli_env, lrrt_cmd, run_lrrt, tiny_spec
+from tests.sweeps.conftest import REPO, cli_env, lrrt_cmd, reaped, run_lrrt, tiny_spec, wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.tf]
 
@@ -45,27 +44,12 @@ def _signal_after_records(spec: Path, out: Path, sig: int, n: int = 2, *args: st
     """Start ``lrrt sweep``, send ``sig`` to the driver once ``n`` records exist; (exit code, stderr)."""
     proc = subprocess.Popen(lrrt_cmd("sweep", spec, "--out", out, *args), cwd=REPO, env=cli_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        _wait_until(lambda: len(list((out / "trials").glob("*.json"))) >= n, 300, f"{n} trial records in {out}/trials",
+    with reaped(proc):
+        wait_until(lambda: len(list((out / "trials").glob("*.json"))) >= n, 300, f"{n} trial records in {out}/trials",
                     proc)
         os.kill(proc.pid, sig)
         _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     return proc.returncode, stderr
-
-
-def _wait_until(done, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:
-    """Poll ``done()``; fail naming ``what`` after ``timeout`` s, or at once if ``proc`` ended."""
-    deadline = time.monotonic() + timeout
-    while not done():
-        if proc is not None and proc.poll() is not None:
-            pytest.fail(f"the sweep ended (exit {proc.returncode}) before {what}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"waited {timeout:g} s for {what}")
-        time.sleep(0.2)
 
 
 def test_quickstart_end_to_end(tmp_path):
@@ -265,8 +249,8 @@ def test_sweep_flags_default_out_storage_max_concurrent_verbose_eta_and_report_w
                                          "--local-gpus", "1"),
                                 cwd=work, env=cli_env(), stdout=subprocess.PIPE, stderr=err, text=True,
                                 start_new_session=True)
-    try:
-        _wait_until(lambda: len(list((out / "trials").glob("*.json"))) >= 1, 300,
+    with reaped(proc):
+        wait_until(lambda: len(list((out / "trials").glob("*.json"))) >= 1, 300,
                     "the first trial's record in runs/flags/trials (default --out)", proc)
         rep = run_lrrt("report", out, cwd=work, timeout=300)  # while the sweep runs, its trial held
         assert rep.returncode == 1, rep.stderr[-2000:]
@@ -275,10 +259,6 @@ def test_sweep_flags_default_out_storage_max_concurrent_verbose_eta_and_report_w
         assert proc.poll() is None and len(list((out / "trials").glob("*.json"))) == 1, "held trial finished"
         gate.write_text("go")
         stdout, _ = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     stderr = err_log.read_text()
     assert proc.returncode == 0, stderr[-3000:]
     trials = _assert_outputs(out)
@@ -314,20 +294,16 @@ def test_wait_for_nodes_launches_a_gpu_request_no_node_has_yet(when, tmp_path, w
     proc = subprocess.Popen(lrrt_cmd("sweep", spec, "--out", out, "--gpus-per-trial", "1", "--wait-for-nodes"),
                             cwd=REPO, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
-    try:
+    with reaped(proc):
         # The manifest is written after the resource check, right before the trials launch;
         # Tune's experiment folder appears once its loop runs (the trial pending for a GPU).
-        _wait_until(lambda: (out / "sweep.json").is_file(), 300, f"{out}/sweep.json (the sweep launching)", proc)
+        wait_until(lambda: (out / "sweep.json").is_file(), 300, f"{out}/sweep.json (the sweep launching)", proc)
         if when == "tune_waiting":
-            _wait_until(lambda: any((out / "ray").glob("run-*/*")), 300, f"Tune's experiment state in {out}/ray",
+            wait_until(lambda: any((out / "ray").glob("run-*/*")), 300, f"Tune's experiment state in {out}/ray",
                         proc)
         assert proc.poll() is None
         os.kill(proc.pid, signal.SIGINT)
         _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 130, stderr[-3000:]
     assert "lrrt: 1 trials did not finish; run the same command again to resume" in stderr, stderr[-3000:]
     assert pd.read_csv(out / "trials.csv")["status"].tolist() == ["missing"]
