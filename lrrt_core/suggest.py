@@ -84,6 +84,7 @@ __all__ = [
     "longest_valley",
     "final_descent",
     "range_warning",
+    "short_ladder",
 ]
 
 METHODS = ("minimum", "minimum_div10", "steepest", "valley", "sma_rule", "centered_min_div3", "centered_min_opt")
@@ -879,24 +880,41 @@ def suggest_all(
 
 #: a loss minimum within this many decades of ``end_lr`` counts as "at the end of the ladder".
 END_DECADES = 0.1
+#: a completed test whose smoothed loss, by ``end_lr``, regained less than this share of its
+#: descent (from the first step to the minimum) never clearly turned up.
+RISE_SHARE = 0.5
+
+
+def short_ladder(lrs: np.ndarray, smoothed: np.ndarray) -> str:
+    """Why a test that ran its whole ladder (to ``lrs[-1]``, ``end_lr``) without diverging may
+    have stopped short of the informative region, or "" when its loss clearly turned up.
+
+    "still falling": the smoothed loss was lowest within :data:`END_DECADES` of ``end_lr``;
+    "barely rose": after its minimum it regained less than :data:`RISE_SHARE` of its descent.
+    Either way the minimum, and every suggestion read from it, may lie below the real one.
+    """
+    if lrs.size < 2:
+        return ""
+    i = int(np.argmin(smoothed))
+    if math.log10(lrs[-1]) - math.log10(lrs[i]) <= END_DECADES:
+        return "still falling"
+    if smoothed[-1] < smoothed[i] + RISE_SHARE * (smoothed[0] - smoothed[i]):
+        return "barely rose"
+    return ""
 
 
 def range_warning(curve: Curve) -> str:
-    """A warning when the ladder may have stopped short of the informative region ("" if not).
-
-    A test that ran to ``end_lr`` without diverging (``stop_reason == "completed"``) never
-    found where training blows up, so the minimum — and every suggestion derived from it — may
-    lie below the real one; if the smoothed loss was still lowest within :data:`END_DECADES`
-    of ``end_lr``, the loss was still falling when the ladder ended. Either way the fix is a
-    higher ``end_lr`` (``range_test.end_lr`` in a sweep file, ``--end-lr`` of ``lrrt find``).
-    """
-    if curve.stop_reason != "completed" or curve.steps_run < 2:
+    """A warning naming the setting to change when a test that ran its whole ladder without
+    diverging may have stopped short (:func:`short_ladder`), else ""."""
+    if curve.stop_reason != "completed":
         return ""
     lrs, raw = cut_nonfinite(curve.lrs, curve.losses)
-    end_lr = float(curve.params.get("end_lr", lrs[-1]))
-    at_end = raw.size and math.log10(end_lr) - math.log10(lrs[int(np.argmin(ema(raw, curve.beta)))]) <= END_DECADES
-    what = "the loss was still falling at end_lr" if at_end else "the loss never rose to the divergence threshold"
-    return (f"the range test ran to end_lr={end_lr:g} without diverging ({what}): the suggestions may be too low; "
+    why = short_ladder(lrs, ema(raw, curve.beta))
+    if not why:
+        return ""
+    what = ("the loss was still falling at end_lr" if why == "still falling"
+            else "the loss barely rose past its minimum")
+    return (f"the range test ran to end_lr={lrs[-1]:g} without diverging ({what}): the suggestions may be too low; "
             "raise end_lr (range_test.end_lr in a sweep file, --end-lr of lrrt find)")
 
 

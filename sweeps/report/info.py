@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from lrrt_core.plot import fmt_lr as _lr_text
-from lrrt_core.suggest import END_DECADES
+from lrrt_core.suggest import short_ladder
 from sweeps.report.bands import seed_bands, series_label
 
 __all__ = ["PLOT_NAMES", "SECTION_FIGURES", "CAPTIONS", "FOCUS_TOP", "RANKING_TOP", "Table", "Section",
@@ -302,24 +302,24 @@ def budget_note(red) -> str:
 
 
 def range_note(red) -> str:
-    """A warning when ok range tests ran to ``end_lr`` without diverging (the per-curve rule
-    is :func:`lrrt_core.suggest.range_warning`), naming the setting to change."""
+    """A warning when ok range tests ran their whole ladder without diverging and may have
+    stopped short (the per-curve rule: :func:`lrrt_core.suggest.short_ladder`), naming the
+    setting to change."""
     t = red.trials
-    if not len(t):
-        return ""
-    ok = t[t["status"] == "ok"]
-    done = ok[ok["stop_reason"] == "completed"]
+    done = t[(t["status"] == "ok") & (t["stop_reason"] == "completed")] if len(t) else t
     if done.empty:
         return ""
-    spec = red.manifest.spec if red.manifest is not None else {}
-    end_lr = (spec.get("range_test") or {}).get("end_lr")
-    if end_lr is None:  # a manifest without the setting: say it without the number
-        return (f"Warning: {len(done)} of {len(ok)} range tests ran to the end of their ladder without diverging: "
-                "their suggested rates may be too low. Raise range_test.end_lr.")
-    lr_min = done["lr_at_min_loss"].astype(float)
-    at_end = int((np.log10(float(end_lr)) - np.log10(lr_min) <= END_DECADES).sum())
-    return (f"Warning: {len(done)} of {len(ok)} range tests ran to end_lr = {float(end_lr):g} without diverging"
-            + (f" ({at_end} with the loss still falling there)" if at_end else "")
+    curves = red.curves[red.curves["trial"].isin(set(done["trial_id"]))].groupby("trial", sort=False)
+    why = [short_ladder(c["lr"].to_numpy(dtype=float), c["smoothed_loss"].to_numpy(dtype=float)) for _, c in curves]
+    short = [w for w in why if w]
+    if not short:
+        return ""
+    end_lr = ((red.manifest.spec if red.manifest is not None else {}).get("range_test") or {}).get("end_lr")
+    falling = short.count("still falling")
+    where = f"end_lr = {float(end_lr):g}" if end_lr is not None else "the end of their ladder"
+    return (f"Warning: {len(short)} of {int((t['status'] == 'ok').sum())} range tests ran to {where} "
+            "without diverging or clearly turning up" + (f" ({falling} with the loss still falling there)" if falling
+                                                         else "")
             + ": their suggested rates may be too low. Raise range_test.end_lr.")
 
 

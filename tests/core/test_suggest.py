@@ -854,15 +854,22 @@ def test_default_method_is_the_one_bench_truth_chose():
 # --------------------------------------------------------------------------- issue 20: a ladder that stopped short
 
 
-def test_range_warning_names_end_lr_when_the_test_never_diverged():
+def test_range_warning_names_end_lr_when_the_test_stopped_short():
     from lrrt_core.suggest import range_warning
 
     lrs, losses = tanh_curve(c=-0.3)  # still falling at end_lr = 1: the minimum is the last point
-    still = Curve(lrs, losses, stop_reason="completed", params={"end_lr": 1.0})
-    w = range_warning(still)
+    w = range_warning(Curve(lrs, losses, stop_reason="completed"))
     assert "ran to end_lr=1 without diverging (the loss was still falling at end_lr)" in w and "raise end_lr" in w
-    flat_end = Curve(*_min_at(-1.0), stop_reason="completed", params={"end_lr": 10.0})  # rose, but under 4x
-    w = range_warning(flat_end)
-    assert "never rose to the divergence threshold" in w and "range_test.end_lr" in w
+    # down from 3 to 1 by 10^-1.8, then up by 0.6 (less than half the descent) by end_lr: barely rose
+    x = np.log10(lrs)
+    mild = 2.0 - np.tanh((x + 2.5) / 0.3) + np.where(x > -1.0, 0.6 * (x + 1.0), 0.0)
+    w = range_warning(Curve(lrs, mild, stop_reason="completed"))
+    assert "(the loss barely rose past its minimum)" in w and "range_test.end_lr" in w
+    # the same descent, then up by 5: the smoothed loss ends at ~2x its minimum (under the 4x stop),
+    # regaining most of its descent: clearly turned up, no warning
+    steep = 2.0 - np.tanh((x + 2.5) / 0.3) + np.where(x > -1.0, 5.0 * (x + 1.0), 0.0)
+    sm = ema(steep, 0.98)
+    assert sm[-1] < 4 * sm.min() and sm[-1] > sm.min() + 0.5 * (sm[0] - sm.min())
+    assert range_warning(Curve(lrs, steep, stop_reason="completed")) == ""
     assert range_warning(Curve(lrs, losses, stop_reason="diverged", diverged_lr=0.5)) == ""
     assert range_warning(Curve(lrs, losses, stop_reason="nonfinite")) == ""

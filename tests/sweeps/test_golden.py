@@ -89,7 +89,7 @@ def test_outputs_of_a_fixed_partial_sweep_are_the_golden_files(tmp_path):
     section first, with a table; both ranks in recipes.json and its table); ranking.csv and
     recipes.json for issue 20 (the verified_at_edge column, the recipes' max_lr_bound); all four
     for issue 20's default centered_min_opt (its column, the suggested rates), ranking.csv's
-    rank_group and empty ranks, and report.md's end_lr warning."""
+    rank_group and empty ranks; report.md without the end_lr warning: its curves turn up clearly."""
     d = tmp_path / "sweep"
     S.standard_sweep(d, name="golden | <b>sweep</b>", skip={"adam-bs512-s1"},
                      fail={"sgd-bs32-s1": "Traceback ...\nValueError: boom <x>"})
