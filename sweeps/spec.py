@@ -38,6 +38,10 @@ The format (every key other than ``name``, ``workload`` and ``grid`` has a defau
     retries: 1                       # >= 0 extra attempts for a failed trial
     report:
       rank_by: centered_min_opt      # centered_min_opt | centered_min_div3 | steepest | valley | minimum | minimum_div10 | sma (= sma_rule)
+      export:                        # optional: after the report, export to trackers (docs/export.md)
+        tensorboard: runs/tb         # a TensorBoard log directory
+        mlflow: true                 # true: MLflow's default tracking URI, or a URI (http://host:5000)
+        experiment: null             # MLflow experiment (null: the sweep's name)
     verify:                          # optional: short real trainings around each recommendation
       epochs: 2                      # or steps: N
       candidates: [0.333, 1, 3]      # multiples of the recommended rate
@@ -683,14 +687,43 @@ class ResourcesSpec(_Frozen):
         return gpus
 
 
+class ExportSpec(_Frozen):
+    """Where a finished sweep exports its results (``sweeps.export``; ``docs/export.md``).
+
+    Attributes:
+        tensorboard: a TensorBoard log directory (relative: to the current directory).
+        mlflow: an MLflow tracking URI, or ``true`` for MLflow's own default.
+        experiment: the MLflow experiment (default: the sweep's name).
+    """
+
+    tensorboard: StrictStr | None = Field(default=None, min_length=1)
+    mlflow: StrictStr | Literal[True] | None = None
+    experiment: StrictStr | None = Field(default=None, min_length=1)
+
+    @field_validator("mlflow", mode="before")
+    @classmethod
+    def _uri(cls, value: Any) -> Any:
+        if value is not None and value is not True and not (isinstance(value, str) and value):
+            raise _fail(f"expected a tracking URI or true (MLflow's default), got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _a_target(self) -> ExportSpec:
+        if self.tensorboard is None and self.mlflow is None:
+            raise _fail("names no tracker; give tensorboard: DIR and/or mlflow: URI (or true)")
+        return self
+
+
 class ReportSpec(_Frozen):
     """How the report ranks configurations: by the learning rate of one suggestion method.
 
     ``rank_by`` is one of :data:`RANK_BY` (``sma`` is accepted and stored as ``sma_rule``),
     so it can be passed straight to ``lrrt_core.suggest.summarize(curve, rank_by=...)``.
+    ``export``: the trackers the sweep exports to once its report is written (:class:`ExportSpec`).
     """
 
     rank_by: Literal[METHODS] = DEFAULT_METHOD
+    export: ExportSpec | None = None
 
     @field_validator("rank_by", mode="before")
     @classmethod
@@ -834,6 +867,7 @@ _MODELS: dict[tuple[str, ...], type[BaseModel]] = {
     ("range_test",): RangeTestSpec,
     ("resources",): ResourcesSpec,
     ("report",): ReportSpec,
+    ("report", "export"): ExportSpec,
     ("verify",): VerifySpec,
 }
 
