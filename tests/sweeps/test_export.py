@@ -1,0 +1,379 @@
+"""``lrrt export`` / ``SweepResult.export`` / ``report: {export: ...}`` (issue 24), read back with
+the trackers' own readers and compared value by value with the tables ``lrrt report`` wrote.
+
+No Ray, no TensorFlow training, no mocks: the sweeps are written by hand
+(``tests.sweeps.synthetic``; one of them with a verification stage), reduced by ``lrrt
+report``; TensorBoard's ``EventAccumulator`` reads the event files, MLflow's ``MlflowClient``
+reads a local SQLite store (MLflow's own default kind) and a real ``mlflow server`` started
+here on a free port of localhost.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import sweeps
+from lrrt_core import __version__
+from sweeps.cli import main
+from sweeps.export import TrackerError, export
+from sweeps.report import rebuild
+from sweeps.run import _finish
+from sweeps.spec import SpecError, load_spec
+from tests.sweeps import synthetic as S
+from tests.sweeps.conftest import reaped, tiny_spec, wait_until
+from tests.sweeps.test_exit_codes import _verified_sweep
+
+pytest.importorskip("tensorboard", reason='pip install -e ".[test]" (tensorboard)')
+pytest.importorskip("mlflow", reason='pip install -e ".[test]" (mlflow-skinny)')
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _offline_trackers():
+    """No tracker phones home from a test; TensorBoard's reader uses its TF-free file layer
+    (its documented ``tensorboard.compat.notf`` switch), so no test here imports TensorFlow."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    mp.setenv("DO_NOT_TRACK", "true")
+    if "tensorflow" not in sys.modules:
+        mp.setitem(sys.modules, "tensorboard.compat.notf", type(sys)("tensorboard.compat.notf"))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def verified(tmp_path_factory) -> Path:
+    """12 ok range tests of 6 configurations and 36 verification trainings; the report written."""
+    out = tmp_path_factory.mktemp("verified") / "sweep"
+    _verified_sweep(out)
+    rebuild(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def partial(tmp_path_factory) -> Path:
+    """2 optimizers x 1 batch size x 2 widths x 2 seeds: one trial failed, one has no record yet."""
+    out = tmp_path_factory.mktemp("partial") / "sweep"
+    entries, records = [], []
+    for i, (opt, width, seed) in enumerate((o, w, s) for o in ("sgd", "adam") for w in (16, 32) for s in (0, 1)):
+        entry = S.trial_entry(opt, 64, seed, {"width": width})
+        entries.append(entry)
+        if entry["name"] == "adam-bs64-width32-s1":
+            continue
+        records.append(S.failed_record(entry, "boom") if entry["name"] == "sgd-bs64-width16-s1"
+                       else S.ok_record(entry, 0.1 * i, 1e-3 * width * (seed + 1)))
+    S.write_sweep(out, "partial sweep", entries, records)
+    rebuild(out)
+    return out
+
+
+def _tables(out: Path):
+    trials = pd.read_csv(out / "trials.csv")
+    return trials, pd.read_parquet(out / "curves.parquet"), pd.read_csv(out / "ranking.csv")
+
+
+def _numbers(row: pd.Series, names) -> dict[str, float]:
+    return {k: float(row[k]) for k in names if pd.notna(row[k])}
+
+
+def _trial_values(trials: pd.DataFrame, row: pd.Series) -> dict[str, float]:
+    return _numbers(row, ["min_loss", "steps", *(c for c in trials.columns if c.endswith("_lr"))])
+
+
+def _config_values(ranking: pd.DataFrame, config: str, axes=("width",)) -> dict[str, float]:
+    row = ranking.set_index("config").loc[config]
+    skip = {"optimizer", "batch_size", "rank_group", *axes}
+    return {k: float(v) for k, v in row.items() if k not in skip and pd.notna(v)
+            and (pd.api.types.is_number(v) or isinstance(v, np.bool_))}
+
+
+# --------------------------------------------------------------------------- TensorBoard
+
+
+def _read_run(folder: Path) -> dict:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+
+    ea = EventAccumulator(str(folder), size_guidance={"tensors": 0})
+    ea.Reload()
+    return {tag: [(e.step, float(tensor_util.make_ndarray(e.tensor_proto))) for e in ea.Tensors(tag)]
+            for tag in ea.Tags()["tensors"] if not tag.startswith("_hparams_")} | {"_acc": ea}
+
+
+def _session_hparams(ea) -> dict:
+    from tensorboard.plugins.hparams import metadata
+
+    content = ea.SummaryMetadata(metadata.SESSION_START_INFO_TAG).plugin_data.content
+    info = metadata.parse_session_start_info_plugin_data(content)
+    return {k: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind")) for k, v in info.hparams.items()}
+
+
+def _check_tensorboard(root: Path, out: Path, axes=()) -> None:
+    """Every run under ``root`` against the tables of ``out``: each curve step by step, each
+    summary value, each HParams row; and the experiment lists every axis and value."""
+    from tensorboard.plugins.hparams import metadata
+
+    trials, curves, ranking = _tables(out)
+    ok = trials[trials["status"] == "ok"]
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == sorted(ok["name"])
+    for _, row in ok.iterrows():
+        run = _read_run(root / row["name"])
+        assert [len(list((root / row["name"]).glob("events.out.tfevents.*")))] == [1]  # never a second file
+        curve = curves[curves["trial"] == row["trial_id"]]
+        for tag, col in (("loss/raw", "loss"), ("loss/smoothed", "smoothed_loss"), ("lr", "lr")):
+            assert run[tag] == list(zip(curve["step"], curve[col])), (row["name"], tag)  # exact: float64
+        summary = {tag: v[0][1] for tag, v in run.items() if tag not in ("loss/raw", "loss/smoothed", "lr", "_acc")}
+        expected = _trial_values(trials, row) | {f"config/{k}": v for k, v in
+                                                  _config_values(ranking, row["config"], axes).items()}
+        assert summary == expected, row["name"]
+        hparams = _session_hparams(run["_acc"])
+        assert hparams == {"optimizer": row["optimizer"], "batch_size": float(row["batch_size"]),
+                           "seed": float(row["seed"]), **{a: float(row[a]) for a in axes}}
+    top = _read_run(root)["_acc"]
+    experiment = metadata.parse_experiment_plugin_data(top.SummaryMetadata(metadata.EXPERIMENT_TAG).plugin_data.content)
+    assert [h.name for h in experiment.hparam_infos] == ["optimizer", "batch_size", "seed", *axes]
+    assert sorted(v.number_value for v in experiment.hparam_infos[1].domain_discrete.values) == sorted(
+        set(ok["batch_size"].astype(float)))
+    metric_tags = {m.name.tag for m in experiment.metric_infos}
+    assert {"min_loss", "suggested_lr", "config/rank"} <= metric_tags
+
+
+def test_tensorboard_export_reads_back_equal_to_the_tables_and_reexport_never_duplicates(verified, tmp_path):
+    summary = sweeps.load(verified).export(tensorboard=tmp_path / "tb")
+    assert [t.action for t in summary.targets] == ["written"] and summary.complete
+    root = tmp_path / "tb" / "demo_sweep"
+    _check_tensorboard(root, verified)
+    ranking = pd.read_csv(verified / "ranking.csv")
+    assert ranking["verified_lr"].notna().all()  # so the verified values were compared above
+    assert {"config/verified_lr", "config/verified_metric", "config/verified_rank"} <= set(_read_run(root / "adam-bs32-s0"))
+    files = sorted(p.relative_to(root) for p in root.rglob("*"))
+    again = export(verified, tensorboard=tmp_path / "tb")
+    assert [t.action for t in again.targets] == ["skipped"] and sorted(p.relative_to(root) for p in root.rglob("*")) == files
+    rebuild(verified, rank_by="valley")  # the tables change: suggested_lr is another method's
+    try:
+        replaced = export(verified, tensorboard=tmp_path / "tb", rank_by="valley")
+        assert [t.action for t in replaced.targets] == ["replaced"]
+        _check_tensorboard(root, verified)  # one event file per run, the new values
+        assert not [p for p in (tmp_path / "tb").iterdir() if p.name.startswith(".")]  # no temporary left
+    finally:
+        rebuild(verified)
+
+
+def test_a_log_folder_of_another_sweep_is_refused_and_left_alone(verified, partial, tmp_path):
+    (tmp_path / "tb" / "demo_sweep").mkdir(parents=True)
+    (tmp_path / "tb" / "demo_sweep" / "mine.txt").write_text("keep")
+    assert main(["export", str(verified), "--tensorboard", str(tmp_path / "tb"), "-q"]) == 2
+    assert [p.name for p in (tmp_path / "tb" / "demo_sweep").iterdir()] == ["mine.txt"]
+    assert main(["export", str(verified), "-q"]) == 2  # no tracker named
+
+
+# --------------------------------------------------------------------------- MLflow
+
+
+def _check_mlflow(uri: str, out: Path, experiment: str, axes=()) -> str:
+    """The parent and child runs in ``experiment`` against ``out``'s tables and files; returns
+    the parent's id."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    trials, curves, ranking = _tables(out)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags["lrrt.role"] == "sweep"]
+    assert len(parents) == 1  # never a second export of the same sweep
+    parent = parents[0]
+    manifest = sweeps.store.SweepDir(out).read_manifest()
+    assert parent.data.tags["lrrt.fingerprint"] == manifest.fingerprint
+    assert parent.data.tags["lrrt.version"] == __version__
+    assert parent.data.metrics == {"trials_ok": float((trials["status"] == "ok").sum()),
+                                   "trials_failed": float((trials["status"] == "failed").sum()),
+                                   "trials_missing": float((trials["status"] == "missing").sum())}
+    for name in ("report.html", "recipes.json", "sweep.json", "ranking.csv", "trials.csv", "plots/loss_vs_lr.png"):
+        local = client.download_artifacts(parent.info.run_id, name, str(out.parent / f"dl-{experiment}"))
+        assert Path(local).read_bytes() == (out / name).read_bytes(), name
+    children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    ok = trials[trials["status"] == "ok"]
+    assert sorted(children) == sorted(ok["config"].unique())
+    for config, child in children.items():
+        rows = ok[ok["config"] == config]
+        expected = _config_values(ranking, config, axes)
+        for _, row in rows.iterrows():
+            seed = f"seed{row['seed']}"
+            expected |= {f"{seed}/{k}": v for k, v in _trial_values(trials, row).items()}
+            curve = curves[curves["trial"] == row["trial_id"]]
+            for col in ("loss", "smoothed_loss", "lr"):
+                history = sorted((m.step, m.value) for m in client.get_metric_history(child.info.run_id, f"{seed}/{col}"))
+                assert history == list(zip(curve["step"], curve[col])), (config, seed, col)
+                expected[f"{seed}/{col}"] = float(curve[col].iloc[-1])
+        assert child.data.metrics == expected, config
+        first = rows.iloc[0]
+        assert child.data.params == {"config": config, "optimizer": first["optimizer"],
+                                     "batch_size": str(first["batch_size"]), "seeds": ", ".join(map(str, rows["seed"])),
+                                     **{a: str(first[a]) for a in axes}}
+        assert child.data.tags["lrrt.fingerprint"] == manifest.fingerprint
+    return parent.info.run_id
+
+
+def test_mlflow_local_store_reads_back_equal_to_the_tables_and_reexport_never_duplicates(verified, tmp_path,
+                                                                                          monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MLflow's default store and artifacts go to the current directory
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    summary = sweeps.load(verified).export(mlflow=uri)
+    assert [t.action for t in summary.targets] == ["written"]
+    first = _check_mlflow(uri, verified, "demo sweep")
+    assert summary.targets[0].run_id == first
+    again = export(verified, mlflow=uri)
+    assert [(t.action, t.run_id) for t in again.targets] == [("skipped", first)]
+    rebuild(verified, rank_by="valley")
+    try:
+        assert [t.action for t in export(verified, mlflow=uri, rank_by="valley").targets] == ["replaced"]
+        assert _check_mlflow(uri, verified, "demo sweep") != first
+    finally:
+        rebuild(verified)
+
+
+def test_a_partial_sweep_from_a_copied_folder_exports_what_finished_and_says_what_is_missing(partial, tmp_path,
+                                                                                               monkeypatch, capsys):
+    copy = tmp_path / "copied"
+    shutil.copytree(partial, copy)
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code = main(["export", str(copy), "--tensorboard", str(tmp_path / "tb"), "--mlflow", uri,
+                 "--experiment", "lrrt-tests"])
+    out = capsys.readouterr().out
+    assert code == 1  # like lrrt report: not every trial is there
+    assert "exported 6 trials of 4 configurations" in out
+    assert "no result yet (1): adam-bs64-width32-s1" in out and "failed (1): sgd-bs64-width16-s1" in out
+    _check_tensorboard(tmp_path / "tb" / "partial_sweep", copy, axes=("width",))
+    _check_mlflow(uri, copy, "lrrt-tests", axes=("width",))
+
+
+def test_an_unreachable_tracker_fails_that_tracker_only(verified, tmp_path, capsys):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    code = main(["export", str(verified), "--tensorboard", str(tmp_path / "tb"), "--mlflow", dead])
+    captured = capsys.readouterr()
+    assert code == 1 and f"lrrt: mlflow: FAILED: cannot reach the tracking server {dead}" in captured.err
+    assert "exported 12 trials" in captured.out and (tmp_path / "tb" / "demo_sweep" / "adam-bs32-s0").is_dir()
+    with pytest.raises(TrackerError, match="cannot reach") as err:
+        sweeps.load(verified).export(mlflow=dead)
+    assert err.value.summary.trials == 12
+
+
+# --------------------------------------------------------------------------- the sweep file's report.export
+
+
+def test_report_export_in_a_sweep_file_is_validated_with_the_file_and_key_named(write_spec):
+    good = write_spec(tiny_spec(report={"export": {"tensorboard": "runs/tb", "mlflow": True}}))
+    assert load_spec(good).report.export.mlflow is True
+    for export_, key in (({"tensorbord": "x"}, "report.export.tensorbord"), ({}, "report.export"),
+                         ({"mlflow": 5}, "report.export.mlflow"), ({"tensorboard": ""}, "report.export.tensorboard")):
+        path = write_spec(tiny_spec(report={"export": export_}), name="bad.yaml")
+        with pytest.raises(SpecError) as err:
+            load_spec(path)
+        assert str(err.value).startswith(f"{path}: {key}: "), str(err.value)
+    assert main(["validate", str(path)]) == 2
+
+
+def _with_export(out: Path, settings: dict) -> None:
+    manifest = sweeps.store.read_manifest(out)
+    manifest["spec"] = {**manifest["spec"], "report": {"rank_by": "centered_min_opt", "export": settings}}
+    sweeps.store.write_manifest(out, manifest)
+
+
+def test_a_finished_sweep_exports_as_its_file_says_and_an_unreachable_tracker_is_a_warning(partial, tmp_path):
+    out = tmp_path / "sweep"
+    shutil.copytree(partial, out)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    _with_export(out, {"tensorboard": str(tmp_path / "tb"), "mlflow": dead})
+    said: list[str] = []
+    report = (out / "report.html").read_bytes()
+    run = _finish(out, sweeps.load(out).reduction, 0, 0, 0, said.append)  # where lrrt sweep / verify end
+    assert run.exit_code == 1 and (out / "report.html").read_bytes() == report  # the result is untouched
+    assert any(line.startswith("lrrt: export: tensorboard:") for line in said)
+    assert any(line.startswith(f"lrrt: warning: export: mlflow: FAILED: cannot reach the tracking server {dead}")
+               for line in said), said
+    assert said[-1].startswith("lrrt: warning: the report is written") and f"--mlflow {dead}" in said[-1]
+    _check_tensorboard(tmp_path / "tb" / "partial_sweep", out, axes=("width",))
+    said.clear()
+    _finish(out, sweeps.load(out).reduction, 0, 0, 1, said.append)  # interrupted: no export yet
+    assert not [line for line in said if "export" in line]
+
+
+# --------------------------------------------------------------------------- a real mlflow server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _mlflow_server(tmp_path: Path, port: int) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+           "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+           "--artifacts-destination", str(tmp_path / "server-artifacts")]
+    log = open(tmp_path / "server.log", "wb")
+    return subprocess.Popen(cmd, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def test_a_real_mlflow_server_gets_the_same_runs(verified, tmp_path):
+    pytest.importorskip("flask", reason='the mlflow server needs the test extra: pip install -e ".[test]"')
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    with reaped(_mlflow_server(tmp_path, port)) as server:
+        try:
+            wait_until(lambda: _answers(url), 120, "the mlflow server to answer", server)
+            summary = export(verified, mlflow=url, tensorboard=None)
+            assert [t.action for t in summary.targets] == ["written"], summary.lines()
+            _check_mlflow(url, verified, "demo sweep")
+            assert [t.action for t in export(verified, mlflow=url).targets] == ["skipped"]
+            stored = sorted(p.name for p in (tmp_path / "server-artifacts").rglob("*") if p.is_file())
+            assert "report.html" in stored and "loss_vs_lr.png" in stored  # uploaded through the server
+        finally:
+            _stop_group(server)
+    assert not _answers(url)
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM to the server's process group (uvicorn and its workers), SIGKILL after 30 s."""
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def test_export_values_of_a_method_without_an_answer_are_left_out(verified):
+    data = sweeps.export.export_data(sweeps.load(verified))
+    for t in data.trials:
+        assert all(not math.isnan(v) for v in t.values.values())
+        assert "diverged_lr" not in t.values  # the synthetic curves never diverge: an empty cell
