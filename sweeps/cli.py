@@ -1,4 +1,4 @@
-"""The ``lrrt`` command: ``sweep``, ``verify``, ``report``, ``find`` and ``validate`` (interface only).
+"""The ``lrrt`` command: ``sweep``, ``verify``, ``report``, ``export``, ``find`` and ``validate`` (interface only).
 
 Exit codes: 0 all trials ok; 1 some trials failed or did not finish (outputs still
 written, failures listed); 2 invalid input (one line on stderr naming the file and the
@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from sweeps.backends import BACKENDS  # noqa: E402  (light: the names only)
 from sweeps.run import (  # noqa: E402  (the shared sweep code path; light: no Ray, no TensorFlow)
-    EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, UsageError, exit_code, read_manifest_or_fail,
+    EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, UsageError, exit_code, read_manifest_or_fail,
 )
 
 
@@ -229,6 +229,22 @@ def cmd_report(args: argparse.Namespace) -> int:
     return exit_code(reduction)
 
 
+# --------------------------------------------------------------------------- export
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``lrrt export DIR``: the stored results to TensorBoard and/or MLflow (``sweeps.export``)."""
+    from sweeps.export import export
+
+    summary = export(args.dir, tensorboard=args.tensorboard, mlflow=args.mlflow, experiment=args.experiment,
+                     rank_by=args.rank_by)
+    for line in summary.lines():
+        failed = "FAILED" in line
+        if failed or not args.quiet:
+            print(f"lrrt: {line}" if failed else line, file=sys.stderr if failed else sys.stdout)
+    return EXIT_OK if summary.complete else EXIT_FAILED
+
+
 # --------------------------------------------------------------------------- find
 
 
@@ -336,7 +352,7 @@ def _add_verify(sub) -> None:
     vf.add_argument("--candidates", type=float, nargs="+", metavar="F",
                     help="multiples of the recommended rate to train at (default 0.333 1 3)")
     vf.add_argument("--top", type=int, help="only the top K configurations of the range-test ranking")
-    vf.add_argument("--metric", help="held-out metric that picks the rate: val_loss (default) or a workload metric (accuracy)")
+    vf.add_argument("--metric", help="held-out metric that picks the rate: auto (default: the workload's accuracy, AUC or R2 if it reports one, else val_loss), val_loss, or a workload metric (accuracy)")
     _ray_options(vf)
     _rank_by(vf, "the recommendation the candidates surround (default: the file's)")
     vf.set_defaults(func=cmd_verify)
@@ -351,6 +367,24 @@ def _add_report(sub) -> None:
     r.add_argument("-q", "--quiet", action="store_true",
                    help="print nothing (the files are still written; the exit code still tells)")
     r.set_defaults(func=cmd_report)
+
+
+def _add_export(sub) -> None:
+    e = sub.add_parser("export", help="export a sweep's curves and recommendations to TensorBoard and/or MLflow",
+                       description="Export the stored results in DIR (no Ray; a copied or partial sweep too) to a "
+                                   "TensorBoard log directory and/or an MLflow tracking server. Exporting again "
+                                   "skips an unchanged sweep and replaces a changed one's earlier export: never "
+                                   "duplicates. Exit 0 all exported, 1 a tracker failed or trials are missing or "
+                                   "failed (the finished ones are exported), 2 invalid input. See docs/export.md.")
+    e.add_argument("dir", help="a sweep's output directory")
+    e.add_argument("--tensorboard", metavar="LOGDIR", help="TensorBoard log directory (the sweep goes in LOGDIR/<name>)")
+    e.add_argument("--mlflow", nargs="?", const=True, metavar="TRACKING_URI",
+                   help="MLflow tracking URI (http://host:5000, sqlite:///mlflow.db, ...); without a value "
+                        "MLflow's own default (MLFLOW_TRACKING_URI, else its local store)")
+    e.add_argument("--experiment", help="MLflow experiment (default: the sweep's name)")
+    _rank_by(e, "the suggestion behind suggested_lr (default: the sweep file's)")
+    e.add_argument("-q", "--quiet", action="store_true", help="print only failures")
+    e.set_defaults(func=cmd_export)
 
 
 class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
@@ -408,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p.add_argument("--version", action="version", version=f"lrrt {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_sweep, _add_verify, _add_report, _add_find, _add_validate):
+    for add in (_add_sweep, _add_verify, _add_report, _add_export, _add_find, _add_validate):
         add(sub)
     return p
 
