@@ -161,6 +161,32 @@ class SweepResult:
             raise ValueError(f"kind must be one of {', '.join(FIGURES)}, got {kind!r}")
         return FIGURES[kind](self.report_info)
 
+    def export(self, tensorboard: str | os.PathLike | None = None, mlflow: str | bool | None = None, *,
+               experiment: str | None = None):
+        """Export this sweep to TensorBoard and/or MLflow: ``lrrt export DIR`` (``docs/export.md``).
+
+        Args:
+            tensorboard: a TensorBoard log directory (the sweep goes in ``<it>/<name>``).
+            mlflow: an MLflow tracking URI, or ``True`` for MLflow's own default.
+            experiment: the MLflow experiment (default: the sweep's name).
+
+        Returns:
+            ``sweeps.export.ExportSummary``: per tracker written / replaced / skipped (unchanged),
+            and the trials not exported (missing, failed).
+
+        Raises:
+            sweeps.export.TrackerError: a tracker could not take it (``.summary`` says what the
+                others got); InvalidInput: no tracker named, a log folder of another sweep.
+        """
+        from sweeps.export import TrackerError, export_result
+
+        summary = export_result(self, tensorboard=tensorboard, mlflow=mlflow, experiment=experiment)
+        if summary.errors:
+            err = TrackerError("; ".join(summary.errors))
+            err.summary = summary
+            raise err
+        return summary
+
     def __repr__(self) -> str:
         return f"SweepResult({self.name!r}: {self.reduction.summary_line()}; {self.out_dir})"
 
