@@ -227,6 +227,10 @@ def _finish(out: Path, reduction, launched: int, skipped: int, unfinished: int, 
     missing = reduction.status_counts()["missing"]
     if missing:
         say(f"lrrt: {missing} trials did not finish; run the same command again to resume")
+    if not unfinished:  # the report is written: the sweep file's report.export (never fails the run)
+        from sweeps.export import export_configured
+
+        export_configured(out, say, reduction)
     return SweepRun(out_dir=out, reduction=reduction, launched=launched, skipped=skipped,
                     exit_code=exit_code(reduction, unfinished))
 
