@@ -46,7 +46,7 @@ The format (every key other than ``name``, ``workload`` and ``grid`` has a defau
       epochs: 2                      # or steps: N
       candidates: [0.333, 1, 3]      # multiples of the recommended rate
       top: null                      # only the top k configurations (null: all)
-      metric: val_loss               # val_loss, or a metric of the workload (accuracy)
+      metric: auto                   # auto: the workload's accuracy/AUC/R2 if it reports one, else val_loss
       extend: 2                      # rounds of one more candidate past the edge the best one is at (0: none)
 
 Seeds are always written as a list (``seed: [0, 1, 2]``), never as a count, so the file
@@ -620,7 +620,9 @@ class VerifySpec(_Frozen):
     one training per candidate rate ``recommended_lr * c`` (``candidates``), for ``epochs``
     or ``steps``, evaluated on the held-out data. ``metric`` picks the verified rate and
     ranks the configurations: ``val_loss`` (lower is better) or a metric the workload
-    reports after training (``accuracy``: higher is better). Where the best candidate is the
+    reports after training (``accuracy``: higher is better); ``auto`` (the default) is the
+    first score the trainings report (:func:`sweeps.verification.resolved_metric`: accuracy,
+    AUC, R^2, ...), else ``val_loss``. Where the best candidate is the
     lowest or highest, up to ``extend`` further rounds try one more factor step beyond it
     (never above the range test's divergence point; 0: none).
     """
@@ -629,7 +631,7 @@ class VerifySpec(_Frozen):
     steps: StrictInt | None = Field(default=None, ge=1)
     candidates: list[Number] = Field(default_factory=lambda: [1 / 3, 1.0, 3.0], min_length=1)
     top: StrictInt | None = Field(default=None, ge=1)
-    metric: StrictStr = "val_loss"
+    metric: StrictStr = "auto"
     extend: StrictInt = Field(default=2, ge=0, le=5)
 
     @model_validator(mode="before")
@@ -654,10 +656,6 @@ class VerifySpec(_Frozen):
             raise _fail(f"candidates must be distinct, got {values!r}")
         return values
 
-    @property
-    def higher_is_better(self) -> bool:
-        """``val_loss`` and other ``*loss*`` metrics are minimised; every other metric is maximised."""
-        return "loss" not in self.metric
 
 
 class ResourcesSpec(_Frozen):

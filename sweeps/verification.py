@@ -139,6 +139,36 @@ def extension_factors(candidates, rounds: int = MAX_EXTENSION_ROUNDS) -> tuple[l
     return [f[0] / down ** i for i in n], [f[-1] * up ** i for i in n]
 
 
+#: what ``verify.metric: auto`` looks for in the names of the metrics the trainings report
+#: (the first that matches picks the verified rate; none: ``val_loss``). Scores only, higher
+#: is better: an error metric (``mae``) is never picked by ``auto``.
+AUTO_METRICS = ("accuracy", "auc", "r2", "f1", "precision", "recall")
+#: a metric whose name contains one of these is minimised (Keras's losses and error metrics:
+#: ``val_loss``, ``mae``, ``mean_squared_error``, ``kl_divergence``, ...); every other is maximised
+LOWER_IS_BETTER = ("loss", "error", "mae", "mse", "mape", "msle", "hinge", "crossentropy", "logcosh",
+                   "divergence", "poisson")
+
+
+def resolved_metric(verify: VerifySpec, results: pd.DataFrame) -> tuple[str, bool]:
+    """The held-out metric that picks the verified rate, and whether higher is better.
+
+    ``verify.metric`` as given, or for ``auto`` the first metric column of ``results`` (the
+    verification rows, in the order the trainings reported them) whose name contains one of
+    :data:`AUTO_METRICS`, else ``val_loss``. Chosen by the truth benchmark: picking by the
+    held-out score rather than the loss verified better on every family held out from the
+    choice (tests/benchmarks/bench_truth.py ``--history``; docs/which-learning-rate.md).
+    Losses and error metrics (:data:`LOWER_IS_BETTER`) are minimised, every other metric maximised.
+    """
+    name = verify.metric
+    if name == "auto":
+        cols = list(results.columns)  # rows(): the fixed columns and axes, then what the trainings reported
+        reported = cols[cols.index(_ROW_COLUMNS[-1]) + 1:] if _ROW_COLUMNS[-1] in cols \
+            else [c for c in cols if c not in _ROW_COLUMNS]
+        name = next((c for c in reported if any(k in c.lower() for k in AUTO_METRICS)
+                     and pd.to_numeric(results[c], errors="coerce").notna().any()), "val_loss")
+    return name, not any(k in name.lower() for k in LOWER_IS_BETTER)
+
+
 def extensions(results: pd.DataFrame, verify: VerifySpec, recommended: dict[str, float],
                caps: dict[str, float]) -> dict[str, list[float]]:
     """``{config: extension factors}``: the extension steps each configuration took so far,
@@ -147,7 +177,8 @@ def extensions(results: pd.DataFrame, verify: VerifySpec, recommended: dict[str,
     ``caps[config]`` (no cap: no upward extension)."""
     below, above = extension_factors(verify.candidates, verify.extend)
     done = results[~results["config"].isin(results.loc[results["status"] == "missing", "config"])]
-    best = best_candidates(per_candidate(done, verify.metric, verify.higher_is_better), verify.higher_is_better)
+    metric, higher = resolved_metric(verify, results)
+    best = best_candidates(per_candidate(done, metric, higher), higher)
     tried = results.groupby("config")["factor"].agg(set).to_dict()
     out: dict[str, list[float]] = {}
     for config, lr in recommended.items():
@@ -268,14 +299,15 @@ def per_candidate(verify_rows: pd.DataFrame, metric: str, higher_is_better: bool
 
 
 def best_candidates(cands: pd.DataFrame, higher_is_better: bool) -> pd.DataFrame:
-    """The best candidate per configuration (ties: the lower factor), indexed by config, with
+    """The best candidate per configuration (ties — frequent in accuracy over a small held-out
+    set —: the lower mean held-out loss, then the lower factor), indexed by config, with
     ``edge``: ``"low"`` / ``"high"`` when it is the lowest / highest of two or more candidates
     (diverged ones included), else ``""``. A configuration whose every candidate diverged has none."""
     cols = [*cands.columns, "edge"]
     if cands.empty:
         return pd.DataFrame(columns=cols).set_index("config")
     sign = -1.0 if higher_is_better else 1.0
-    ranked = cands.assign(key=sign * cands["metric"]).sort_values(["config", "key", "factor"], kind="stable")
+    ranked = cands.assign(key=sign * cands["metric"]).sort_values(["config", "key", "val_loss", "factor"], kind="stable")
     best = ranked.groupby("config", sort=False).head(1).set_index("config")
     best = best[np.isfinite(best["metric"].astype(float))]
     span = cands.groupby("config")["factor"].agg(["min", "max", "nunique"])
@@ -351,9 +383,10 @@ def reduce_verification(manifest: Manifest | None, records: dict[str, TrialRecor
     entries = manifest.verify_trials or []
     settings = VerifySpec.model_validate(manifest.spec.get("verify") or {})
     table = rows(entries, records if entries else {}, axis_cols)
-    cands = per_candidate(table, settings.metric, settings.higher_is_better)
-    ranking = verified_columns(ranking, cands, settings.higher_is_better)
-    return ranking, VerifyReduction(table, cands, settings.metric, settings.higher_is_better, rank_agreement(ranking),
+    metric, higher = resolved_metric(settings, table)
+    cands = per_candidate(table, metric, higher)
+    ranking = verified_columns(ranking, cands, higher)
+    return ranking, VerifyReduction(table, cands, metric, higher, rank_agreement(ranking),
                                     tuple(settings.candidates), settings.extend)
 
 
@@ -362,10 +395,10 @@ def edge_notes_of(results: pd.DataFrame | None, verify: VerifySpec, ranking: pd.
     """:func:`edge_notes` straight from ``verify.csv`` rows and the range-test ``ranking`` and ``trials``."""
     if results is None or results.empty:
         return []
-    cands = per_candidate(results, verify.metric, verify.higher_is_better)
-    ranking = verified_columns(ranking, cands, verify.higher_is_better)
-    v = VerifyReduction(results, cands, verify.metric, verify.higher_is_better, math.nan, tuple(verify.candidates),
-                        verify.extend)
+    metric, higher = resolved_metric(verify, results)
+    cands = per_candidate(results, metric, higher)
+    ranking = verified_columns(ranking, cands, higher)
+    v = VerifyReduction(results, cands, metric, higher, math.nan, tuple(verify.candidates), verify.extend)
     return edge_notes(ranking, v, trials)
 
 

@@ -21,8 +21,11 @@ LayerNorm MLP) and every configuration (optimizer x batch size) and seed, this b
    is judged on the held-out family — the figures README reports. The rule chosen on all
    families is the one lrrt ships (:data:`lrrt_core.suggest.DEFAULT_METHOD`);
 5. runs the verification stage as a sweep does (short trainings, ``--verify-epochs``, at
-   1/3, 1, 3 x each fold's chosen rule's rate; best mean held-out loss over seeds, a training
-   that blew up the worst) and scores the verified rates the same way;
+   1/3, 1, 3 x each fold's chosen rule's rate; best mean held-out score over seeds, as
+   ``verify.metric: auto`` picks, a training that blew up the worst) and scores the verified
+   rates the same way; with ``--history`` every training records its held-out figures after
+   each epoch, and verification settings (horizon, metric, extension) are compared per
+   family from the same trainings (``_horizon_study``);
 6. per family, the Spearman correlation of the report's ranking (mean minimum smoothed loss)
    with the truth's ranking (best score), beside the truth's own seed-to-seed Spearman.
 
@@ -101,7 +104,8 @@ def _init_worker(backend: str) -> None:
         torch.set_num_threads(1)
 
 
-def _train_all(workload: str, score: str, opt: str, bs: int, seed: int, trainings) -> dict[str, dict]:
+def _train_all(workload: str, score: str, opt: str, bs: int, seed: int, trainings,
+               history: bool = False) -> dict[str, dict]:
     """Train one compiled model from the same start at every ``(lr, epochs)``."""
     import keras
 
@@ -113,6 +117,9 @@ def _train_all(workload: str, score: str, opt: str, bs: int, seed: int, training
     wl.model.compile(optimizer=make_optimizer(opt, 1e-3), loss=wl.loss, metrics=list(wl.eval_metrics))
     out = {}
     for lr, epochs in trainings:
+        if history:
+            out[tkey(lr, epochs)] = _train_history(wl, score, lr, bs, epochs, seed)
+            continue
         r = train_fixed(wl.model, wl.x, wl.y, wl.x_val, wl.y_val, lr=lr, batch_size=bs, epochs=epochs,
                         seed=seed, restore=True)
         s = r.metrics.get(score, math.nan)
@@ -120,6 +127,42 @@ def _train_all(workload: str, score: str, opt: str, bs: int, seed: int, training
                                  "diverged": bool(r.diverged or not math.isfinite(s))}
     keras.backend.clear_session()
     return out
+
+
+def _train_history(wl, score: str, lr: float, bs: int, epochs: int, seed: int) -> dict:
+    """``train_fixed`` with the held-out loss and score after every epoch (constant rate, so
+    epoch ``e`` of this training is an ``e``-epoch training); the verdict per epoch by
+    :func:`lrrt_core.verify.training_verdict`. The final epoch's figures as the plain record."""
+    import keras
+
+    from lrrt_core.finder import _ensure_built, _restore, _snapshot
+    from lrrt_core.verify import chance_loss, training_verdict
+
+    model = wl.model
+    _ensure_built(model, (wl.x[:bs], wl.y[:bs], None))
+    saved = _snapshot(list(model.variables) + list(model.optimizer.variables))
+    try:
+        initial = float(model.evaluate(wl.x_val, wl.y_val, batch_size=1024, verbose=0, return_dict=True)["loss"])
+        model.optimizer.learning_rate = float(lr)
+        keras.utils.set_random_seed(int(seed))
+        h = model.fit(wl.x, wl.y, batch_size=bs, epochs=int(epochs), shuffle=True, verbose=0,
+                      validation_data=(wl.x_val, wl.y_val), validation_batch_size=1024,
+                      callbacks=[keras.callbacks.TerminateOnNaN()]).history
+    finally:
+        _restore(saved)
+    chance = chance_loss(getattr(model, "loss", None), wl.y, wl.y_val)
+    train, vloss, vscore = h.get("loss", []), h.get("val_loss", []), h.get(f"val_{score}", [])
+    hist = {"val_loss": [], "score": [], "diverged": []}
+    for e in range(int(epochs)):  # an epoch TerminateOnNaN cut off: non-finite, diverged
+        tl = [float(v) for v in train[:e + 1]] if e < len(train) else [math.nan]
+        vl = float(vloss[e]) if e < len(vloss) else math.nan
+        sc = float(vscore[e]) if e < len(vscore) else math.nan
+        bad = bool(training_verdict(tl, vl, initial, chance)) or not math.isfinite(sc)
+        hist["val_loss"].append(vl if math.isfinite(vl) else math.nan)
+        hist["score"].append(sc)
+        hist["diverged"].append(bad)
+    return {"lr": lr, "epochs": epochs, "val_loss": hist["val_loss"][-1], "score": hist["score"][-1],
+            "diverged": hist["diverged"][-1], "history": hist}
 
 
 def measure(unit: dict) -> tuple[str, dict]:
@@ -131,8 +174,8 @@ def measure(unit: dict) -> tuple[str, dict]:
     for name, steps in unit["range_tests"]:
         curves[name] = run_workload(unit["workload"], optimizer=unit["opt"], batch_size=unit["bs"],
                                     seed=unit["seed"], steps=steps, **RANGE).to_dict()
-    train = _train_all(unit["workload"], unit["score"], unit["opt"], unit["bs"], unit["seed"], unit["train"]) \
-        if unit["train"] else {}
+    train = _train_all(unit["workload"], unit["score"], unit["opt"], unit["bs"], unit["seed"], unit["train"],
+                       unit.get("history", False)) if unit["train"] else {}
     return unit["key"], {"curves": curves, "train": train, "wall_s": time.perf_counter() - t0}
 
 
@@ -187,10 +230,12 @@ def run_units(cache: Cache, units: list[dict], jobs: int, backend: str) -> None:
         pool.join()
 
 
-def plan_units(cache: Cache, families, configs, seeds, budgets: dict[str, Any], wanted) -> list[dict]:
+def plan_units(cache: Cache, families, configs, seeds, budgets: dict[str, Any], wanted,
+               history: bool = False) -> list[dict]:
     """One unit per (family, configuration, seed) with what the cache still lacks.
 
-    ``wanted(family, opt, bs, seed)`` lists the ``(lr, epochs)`` trainings needed."""
+    ``wanted(family, opt, bs, seed)`` lists the ``(lr, epochs)`` trainings needed; ``history``:
+    record the held-out figures after every epoch (:func:`_train_history`)."""
     units = []
     for fam in families:
         workload, score = FAMILIES[fam]
@@ -201,7 +246,7 @@ def plan_units(cache: Cache, families, configs, seeds, budgets: dict[str, Any], 
                 tests = [(n, steps_of(b, bs)) for n, b in budgets.items() if n not in have["curves"]]
                 train = [t for t in wanted(fam, opt, bs, seed) if tkey(*t) not in have["train"]]
                 units.append({"key": k, "workload": workload, "score": score, "opt": opt, "bs": bs, "seed": seed,
-                              "range_tests": tests, "train": train})
+                              "range_tests": tests, "train": train, "history": history})
     return units
 
 
@@ -313,16 +358,17 @@ def verify_trainings(lr: float, factors, epochs: int) -> list[tuple[float, int]]
 
 
 def verified_rate(cache: Cache, fam: str, opt: str, bs: int, seeds, lr: float, factors, epochs: int) -> float:
-    """The sweep's verification: the candidate with the best mean held-out loss; a blown-up training is the worst."""
-    best, best_loss = math.nan, math.inf
+    """The sweep's verification (``metric: auto``): the candidate with the best mean held-out score
+    (the family's accuracy or R^2); a blown-up training is the worst."""
+    best, best_score = math.nan, -math.inf
     for f in factors:
         cand = lr * f
         runs = [cache.units[ukey(fam, opt, bs, s)]["train"][tkey(cand, epochs)] for s in seeds]
-        if any(r["diverged"] or not math.isfinite(r["val_loss"]) for r in runs):
+        if any(r["diverged"] or not math.isfinite(r["score"]) for r in runs):
             continue
-        loss = statistics.fmean(r["val_loss"] for r in runs)
-        if loss < best_loss:
-            best, best_loss = cand, loss
+        score = statistics.fmean(r["score"] for r in runs)
+        if score > best_score:
+            best, best_score = cand, score
     return best
 
 
@@ -361,6 +407,9 @@ def parse(argv):
     p.add_argument("--rate-step", type=float, default=0.25, help="decades between ground-truth rates")
     p.add_argument("--tolerance", type=float, default=0.01, help="a score within this of the best is 'good'")
     p.add_argument("--no-verify", action="store_true", help="skip the verification stage")
+    p.add_argument("--history", action="store_true",
+                   help="record held-out figures per epoch (truth and verification candidates) and study "
+                        "verification horizons and metrics (_horizon_study); needs a cache made with it")
     p.add_argument("--backend", default="tensorflow", choices=("tensorflow", "jax", "torch"))
     p.add_argument("--jobs", type=int, default=1, help="training processes (one CPU each)")
     p.add_argument("--cache", default=None, help="JSON file caching range tests and trainings")
@@ -377,7 +426,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     budgets = {"samples": {"samples": args.samples}, "steps": {"steps": args.steps}}
     cache = Cache(args.cache, args.backend)
     truth_set = [(lr, args.epochs) for lr in rates]
-    run_units(cache, plan_units(cache, fams, configs, seeds, budgets, lambda *a: truth_set), args.jobs, args.backend)
+    cache.history_epochs = args.epochs
+    run_units(cache, plan_units(cache, fams, configs, seeds, budgets, lambda *a: truth_set, history=args.history),
+              args.jobs, args.backend)
 
     tables = {f: truth_table(cache, f, configs, seeds, rates, args.epochs, args.tolerance) for f in fams}
     all_rules = rules()
@@ -396,6 +447,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result["ranking"] = {f: {b: ranking_agreement(cache, f, configs, seeds, b, tables[f]) for b in budgets} for f in fams}
     if not args.no_verify:
         result["verified"] = _verification(cache, args, fams, configs, seeds, budgets, rates_of, tables, result)
+    if args.history:
+        result["horizons"] = _horizon_study(cache, args, fams, configs, seeds, budgets, rates_of, tables, result)
     result["truth"] = tables
     result["wall_s"] = time.perf_counter() - t0
     report(result)
@@ -433,6 +486,88 @@ def _verification(cache, args, fams, configs, seeds, budgets, rates_of, tables, 
     return out
 
 
+HORIZON_FACTORS = tuple(3.0 ** k for k in range(-2, 3))  # 1/9 .. 9: the default candidates and one step past each edge
+
+
+def _horizon_study(cache, args, fams, configs, seeds, budgets, rates_of, tables, result) -> dict[str, Any]:
+    """``--history``: verification settings judged per family against the truth.
+
+    Every configuration trains ``--epochs`` epochs at 3^k x its fold rule's rate (k = -2..2),
+    recording the held-out loss and score after each epoch, so a verification of any horizon
+    of at most ``--epochs`` epochs, picking by either metric, with or without one extension
+    round past the edge, is read off the same trainings. Also the truth's own short-horizon
+    bias: the best grid rate after E epochs against the best after ``--epochs``."""
+    def wanted(fam, opt, bs, seed):
+        rule = result["folds"][fam]["rule"]
+        return [(lr * f, args.epochs) for b in budgets for lr in [rates_of[rule][(fam, b)][ckey(opt, bs)]]
+                if math.isfinite(lr) for f in HORIZON_FACTORS]
+
+    run_units(cache, plan_units(cache, fams, configs, seeds, budgets, wanted, history=True), args.jobs, args.backend)
+    horizons = sorted({e for e in (1, 2, 3, 4, 6, args.epochs) if e <= args.epochs})
+    out: dict[str, Any] = {"settings": {}, "truth_bias": {}}
+    for e in horizons:
+        for metric in ("val_loss", "score"):
+            for extend in (False, True):
+                name = f"{e}ep/{metric}" + ("/extend" if extend else "")
+                out["settings"][name] = {}
+                for fam in fams:
+                    rule = result["folds"][fam]["rule"]
+                    scored = [score_config(tables[fam][ckey(o, b)], _pick(cache, fam, o, b, seeds,
+                                                                         rates_of[rule][(fam, bud)][ckey(o, b)],
+                                                                         e, metric, extend))
+                              for bud in budgets for o, b in configs]
+                    out["settings"][name][fam] = summary(scored)
+        out["truth_bias"][e] = {fam: _truth_shift(cache, fam, configs, seeds, tables[fam], e) for fam in fams}
+    return out
+
+
+def _at(run: dict, epoch: int) -> tuple[float, float, bool]:
+    h = run["history"]
+    return h["val_loss"][epoch - 1], h["score"][epoch - 1], h["diverged"][epoch - 1]
+
+
+def _pick(cache, fam, opt, bs, seeds, lr, epoch, metric, extend) -> float:
+    """The verified rate: among 1/3, 1, 3 x ``lr`` the best mean ``metric`` after ``epoch`` epochs
+    (a diverged training on any seed: never picked); ``extend``: one more factor past the edge
+    the best sits at, as the sweep's ``verify.extend`` does."""
+    if not math.isfinite(lr):
+        return math.nan
+
+    def value(f):
+        runs = [_at(cache.units[ukey(fam, opt, bs, s)]["train"][tkey(lr * f, cache.history_epochs)], epoch)
+                for s in seeds]
+        if any(d or not math.isfinite(v) for v, _sc, d in runs):
+            return math.inf
+        m = statistics.fmean(v if metric == "val_loss" else -sc for v, sc, _d in runs)
+        return m if math.isfinite(m) else math.inf
+
+    fs = list(HORIZON_FACTORS[1:4])
+    vals = {f: value(f) for f in fs}
+    best = min(fs, key=lambda f: vals[f])
+    if not math.isfinite(vals[best]):
+        return math.nan
+    if extend and best in (fs[0], fs[-1]):
+        nxt = HORIZON_FACTORS[0] if best == fs[0] else HORIZON_FACTORS[-1]
+        if value(nxt) < vals[best]:
+            best = nxt
+    return lr * best
+
+
+def _truth_shift(cache, fam, configs, seeds, table, epoch) -> dict[str, float]:
+    """Median signed decades from the best grid rate after ``epoch`` epochs to the truth's best."""
+    floor = SCORE_FLOOR[FAMILIES[fam][1]]
+    shifts = []
+    for opt, bs in configs:
+        t = table[ckey(opt, bs)]
+        rates = [10 ** x for x in t["log_rates"]]
+        mean = [statistics.fmean(max(floor, sc) if not d and math.isfinite(sc) else floor
+                                 for _v, sc, d in (_at(cache.units[ukey(fam, opt, bs, s)]["train"]
+                                                       [tkey(lr, cache.history_epochs)], epoch) for s in seeds))
+                for lr in rates]
+        shifts.append(math.log10(rates[int(np.argmax(mean))]) - math.log10(t["best_lr"]))
+    return {"median": statistics.median(shifts), "mean": statistics.fmean(shifts)}
+
+
 def _line(name: str, s: dict) -> str:
     return (f"  {name:<24} median |dec| {s['median']:5.2f} (signed {s['signed']:+5.2f})  in good range "
             f"{s['inside']:>2}/{s['n']:<2}  score at rate {s['score']:.3f}")
@@ -456,6 +591,14 @@ def report(result: dict) -> None:
         print("\nshipped default (lrrt_core.suggest.DEFAULT_METHOD) per family:")
         for fam, s in result["shipped"].items():
             print(_line(fam, s))
+    if "horizons" in result:
+        h = result["horizons"]
+        print("\nverification settings (the fold rule's rate; 1/3, 1, 3 x; per family median |dec|, in range):")
+        for name, per in h["settings"].items():
+            print(f"  {name:<22} " + "  ".join(f"{f} {v['median']:.2f} {v['inside']}/{v['n']}" for f, v in per.items()))
+        print("truth's best rate after E epochs vs after all (median signed decades):")
+        for e, per in h["truth_bias"].items():
+            print(f"  {e} ep: " + "  ".join(f"{f} {v['median']:+.2f}" for f, v in per.items()))
     print(f"\nwall {result['wall_s']:.0f} s")
 
 

@@ -363,3 +363,54 @@ def test_verify_extend_bounds_the_rounds_and_zero_turns_extension_off():
         spec_from_dict({"name": "v", "workload": "digits_cnn", "grid": {"optimizer": ["sgd"], "batch_size": [32]},
                         "verify": {"extend": -1}})
     assert info.value.key == "verify.extend"
+
+
+# --------------------------------------------------------------------------- metric: auto
+
+
+@pytest.mark.parametrize("reported, expected", [
+    ({"accuracy": [0.9, 0.8]}, ("accuracy", True)),
+    ({"mae": [0.3, 0.2], "sparse_categorical_accuracy": [0.7, 0.9]}, ("sparse_categorical_accuracy", True)),
+    ({"r2_score": [0.5, 0.6]}, ("r2_score", True)),
+    ({"mae": [0.3, 0.2]}, ("val_loss", False)),            # an error metric is never picked by auto
+    ({"accuracy": [NAN, NAN]}, ("val_loss", False)),       # reported by no training
+    ({}, ("val_loss", False)),
+])
+def test_auto_picks_the_first_score_the_trainings_report(reported, expected):
+    rows = V.rows([], {}, [])
+    rows = pd.DataFrame([{c: None for c in rows.columns} | {"val_loss": v} for v in (0.5, 0.4)])
+    for name, values in reported.items():
+        rows[name] = values
+    assert V.resolved_metric(VerifySpec(), rows) == expected
+    assert V.resolved_metric(VerifySpec(metric="val_loss"), rows) == ("val_loss", False)
+    for name in ("mae", "mean_squared_error", "root_mean_squared_error", "kl_divergence", "val_loss"):
+        assert V.resolved_metric(VerifySpec(metric=name), rows) == (name, False)  # error metrics: minimised
+    assert V.resolved_metric(VerifySpec(metric="precision"), rows) == ("precision", True)
+
+
+def test_auto_is_the_default_and_an_axis_named_like_a_score_is_not_a_metric():
+    assert VerifySpec().metric == "auto"
+    rows = pd.DataFrame([{**{c: None for c in V._ROW_COLUMNS}, "val_loss": 0.5}])
+    rows.insert(6, "auc_weight", 0.1)  # an axis: before the fixed columns' end
+    assert V.resolved_metric(VerifySpec(), rows) == ("val_loss", False)
+
+
+def test_auto_picks_the_candidate_with_the_best_accuracy_where_the_loss_disagrees():
+    """A rate whose held-out loss is lowest but whose accuracy is not (a confident wrong model):
+    the default verifies by accuracy, as the benchmark chose; ``metric: val_loss`` by the loss."""
+    rows = _rows({("a", 1 / 3): [0.30, 0.32], ("a", 1.0): [0.35, 0.37], ("a", 3.0): [0.50, 0.52]},
+                 metric_values={("a", 1 / 3): [0.90, 0.91], ("a", 1.0): [0.95, 0.94], ("a", 3.0): [0.80, 0.82]})
+    metric, hib = V.resolved_metric(VerifySpec(), rows)
+    assert (metric, hib) == ("accuracy", True)
+    assert _verified(rows, metric, hib).loc["a", "verified_lr"] == pytest.approx(0.1)
+    m, h = V.resolved_metric(VerifySpec(metric="val_loss"), rows)
+    assert _verified(rows, m, h).loc["a", "verified_lr"] == pytest.approx(0.1 / 3)
+
+
+def test_a_tie_in_accuracy_goes_to_the_lower_held_out_loss_not_the_lowest_rate():
+    """Far below the best rate every candidate may reach the same accuracy; the lowest factor
+    winning the tie would send the extension the wrong way."""
+    rows = _rows({("a", 1 / 3): [0.90, 0.92], ("a", 1.0): [0.80, 0.82], ("a", 3.0): [0.60, 0.62]},
+                 metric_values={k: [0.5, 0.5] for k in (("a", 1 / 3), ("a", 1.0), ("a", 3.0))})
+    best = V.best_candidates(V.per_candidate(rows, "accuracy", True), True)
+    assert best.loc["a", "factor"] == 3.0 and best.loc["a", "edge"] == "high"
