@@ -357,3 +357,10 @@ def test_ranks_within_groups_say_their_group_in_every_table(tmp_path, capsys):
     assert sorted(ln.split()[:3] for ln in lines[1:]) == [
         ["1", "task=easy", "adam-bs32-taskeasy"], ["1", "task=hard", "adam-bs32-taskhard"],
         ["2", "task=easy", "sgd-bs32-taskeasy"], ["2", "task=hard", "sgd-bs32-taskhard"]]
+
+
+def test_the_verification_section_says_which_trainings_it_predicts(verified_dir):
+    """The benchmark's horizon study: short verifications favour higher rates; the report says so."""
+    page = html.unescape((verified_dir / "report.html").read_text())
+    section = page.split("<h2>Verification</h2>")[1]
+    assert "predicts trainings as long as its own" in section and "verify: {epochs: N}" in section
