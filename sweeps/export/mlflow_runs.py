@@ -27,7 +27,9 @@ enough).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import socket
 import time
 from typing import Any
@@ -96,14 +98,16 @@ def _config_metrics(config: ConfigExport, timestamp: int):
 
 
 def _log(client, run_id: str, metrics=(), params: dict[str, Any] | None = None) -> None:
+    """``log_batch`` in as few calls as MLflow's limits allow (100 params, 1000 values a call)."""
     from mlflow.entities import Param
 
     params = [Param(k, str(v)) for k, v in (params or {}).items()]
-    for i in range(0, len(params), 100):
-        client.log_batch(run_id, params=params[i:i + 100])
     metrics = list(metrics)
-    for i in range(0, len(metrics), BATCH):
-        client.log_batch(run_id, metrics=metrics[i:i + BATCH])
+    while params or metrics:
+        now_params, params = params[:100], params[100:]
+        room = BATCH - len(now_params)
+        now_metrics, metrics = metrics[:room], metrics[room:]
+        client.log_batch(run_id, metrics=now_metrics, params=now_params)
 
 
 def _experiment(client, name: str) -> str:
@@ -170,13 +174,30 @@ def write_mlflow(data: ExportData, uri: str | None = None, experiment: str | Non
     client = MlflowClient(tracking_uri=uri)
     used = client.tracking_uri if hasattr(client, "tracking_uri") else str(uri)
     try:
-        exp_id = _experiment(client, experiment or data.name)
-        earlier = _earlier(client, exp_id, data)
-        if any(r.data.tags.get("lrrt.digest") == data.digest for r in earlier):
-            same = next(r for r in earlier if r.data.tags.get("lrrt.digest") == data.digest)
-            return used, same.info.run_id, "skipped"
-        for run in earlier:
-            _delete_export(client, exp_id, run)
-        return used, _export_runs(client, exp_id, data), "replaced" if earlier else "written"
+        with _quiet_client():
+            exp_id = _experiment(client, experiment or data.name)
+            earlier = _earlier(client, exp_id, data)
+            same = [r for r in earlier if r.data.tags.get("lrrt.digest") == data.digest]
+            if same:
+                return used, same[0].info.run_id, "skipped"
+            for run in earlier:
+                _delete_export(client, exp_id, run)
+            return used, _export_runs(client, exp_id, data), "replaced" if earlier else "written"
     except MlflowException as err:
         raise TrackerError(f"mlflow ({used}): {err}") from None
+
+
+@contextlib.contextmanager
+def _quiet_client():
+    """MLflow's client prints a "View run" line per run it ends on a server; ``lrrt export``
+    prints one summary instead (the variable is MLflow's own switch, restored after)."""
+    name = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
+    before = os.environ.get(name)
+    os.environ[name] = "true"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before

@@ -39,16 +39,26 @@ pytest.importorskip("mlflow", reason='pip install -e ".[test]" (mlflow-skinny)')
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _offline_trackers():
-    """No tracker phones home from a test; TensorBoard's reader uses its TF-free file layer
-    (its documented ``tensorboard.compat.notf`` switch), so no test here imports TensorFlow."""
+def here(tmp_path_factory) -> Path:
+    """The module's working directory (MLflow keeps a local store's artifacts in ``./mlruns``).
+
+    No tracker phones home from a test; TensorBoard's reader uses its TF-free file layer (its
+    documented ``tensorboard.compat.notf`` switch), so no test here imports TensorFlow."""
     mp = pytest.MonkeyPatch()
+    cwd = tmp_path_factory.mktemp("cwd")
+    mp.chdir(cwd)
     mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     mp.setenv("DO_NOT_TRACK", "true")
     if "tensorflow" not in sys.modules:
         mp.setitem(sys.modules, "tensorboard.compat.notf", type(sys)("tensorboard.compat.notf"))
-    yield
+    yield cwd
     mp.undo()
+
+
+@pytest.fixture(scope="module")
+def local_store(here) -> str:
+    """One local MLflow store (SQLite, MLflow's default kind) for the module: made once."""
+    return f"sqlite:///{here / 'mlflow.db'}"
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +158,7 @@ def _check_tensorboard(root: Path, out: Path, axes=()) -> None:
     assert {"min_loss", "suggested_lr", "config/rank"} <= metric_tags
 
 
-def test_tensorboard_export_reads_back_equal_to_the_tables_and_reexport_never_duplicates(verified, tmp_path):
+def test_tensorboard_export_reads_back_equal_to_the_tables_and_reexport_skips(verified, tmp_path):
     summary = sweeps.load(verified).export(tensorboard=tmp_path / "tb")
     assert [t.action for t in summary.targets] == ["written"] and summary.complete
     root = tmp_path / "tb" / "demo_sweep"
@@ -156,17 +166,10 @@ def test_tensorboard_export_reads_back_equal_to_the_tables_and_reexport_never_du
     ranking = pd.read_csv(verified / "ranking.csv")
     assert ranking["verified_lr"].notna().all()  # so the verified values were compared above
     assert {"config/verified_lr", "config/verified_metric", "config/verified_rank"} <= set(_read_run(root / "adam-bs32-s0"))
-    files = sorted(p.relative_to(root) for p in root.rglob("*"))
+    files = sorted((p.relative_to(root), p.stat().st_mtime_ns) for p in root.rglob("*"))
     again = export(verified, tensorboard=tmp_path / "tb")
-    assert [t.action for t in again.targets] == ["skipped"] and sorted(p.relative_to(root) for p in root.rglob("*")) == files
-    rebuild(verified, rank_by="valley")  # the tables change: suggested_lr is another method's
-    try:
-        replaced = export(verified, tensorboard=tmp_path / "tb", rank_by="valley")
-        assert [t.action for t in replaced.targets] == ["replaced"]
-        _check_tensorboard(root, verified)  # one event file per run, the new values
-        assert not [p for p in (tmp_path / "tb").iterdir() if p.name.startswith(".")]  # no temporary left
-    finally:
-        rebuild(verified)
+    assert [t.action for t in again.targets] == ["skipped"]
+    assert sorted((p.relative_to(root), p.stat().st_mtime_ns) for p in root.rglob("*")) == files  # untouched
 
 
 def test_a_log_folder_of_another_sweep_is_refused_and_left_alone(verified, partial, tmp_path):
@@ -224,38 +227,37 @@ def _check_mlflow(uri: str, out: Path, experiment: str, axes=()) -> str:
     return parent.info.run_id
 
 
-def test_mlflow_local_store_reads_back_equal_to_the_tables_and_reexport_never_duplicates(verified, tmp_path,
-                                                                                          monkeypatch):
-    monkeypatch.chdir(tmp_path)  # MLflow's default store and artifacts go to the current directory
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    summary = sweeps.load(verified).export(mlflow=uri)
+def test_mlflow_local_store_reads_back_equal_to_the_tables_and_reexport_skips(verified, local_store):
+    summary = sweeps.load(verified).export(mlflow=local_store)
     assert [t.action for t in summary.targets] == ["written"]
-    first = _check_mlflow(uri, verified, "demo sweep")
+    first = _check_mlflow(local_store, verified, "demo sweep")
     assert summary.targets[0].run_id == first
-    again = export(verified, mlflow=uri)
+    again = export(verified, mlflow=local_store)
     assert [(t.action, t.run_id) for t in again.targets] == [("skipped", first)]
-    rebuild(verified, rank_by="valley")
-    try:
-        assert [t.action for t in export(verified, mlflow=uri, rank_by="valley").targets] == ["replaced"]
-        assert _check_mlflow(uri, verified, "demo sweep") != first
-    finally:
-        rebuild(verified)
+    _check_mlflow(local_store, verified, "demo sweep")  # still one parent, the same runs
 
 
-def test_a_partial_sweep_from_a_copied_folder_exports_what_finished_and_says_what_is_missing(partial, tmp_path,
-                                                                                               monkeypatch, capsys):
+def test_a_partial_sweep_from_a_copied_folder_exports_what_finished_then_the_finished_one_replaces_it(
+        partial, local_store, tmp_path, capsys):
     copy = tmp_path / "copied"
     shutil.copytree(partial, copy)
-    monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    code = main(["export", str(copy), "--tensorboard", str(tmp_path / "tb"), "--mlflow", uri,
-                 "--experiment", "lrrt-tests"])
+    args = ["export", str(copy), "--tensorboard", str(tmp_path / "tb"), "--mlflow", local_store,
+            "--experiment", "lrrt-tests"]
+    assert main(args) == 1  # like lrrt report: not every trial is there
     out = capsys.readouterr().out
-    assert code == 1  # like lrrt report: not every trial is there
     assert "exported 6 trials of 4 configurations" in out
     assert "no result yet (1): adam-bs64-width32-s1" in out and "failed (1): sgd-bs64-width16-s1" in out
     _check_tensorboard(tmp_path / "tb" / "partial_sweep", copy, axes=("width",))
-    _check_mlflow(uri, copy, "lrrt-tests", axes=("width",))
+    first = _check_mlflow(local_store, copy, "lrrt-tests", axes=("width",))
+    # the missing trial finishes; lrrt report rebuilds the tables; the export replaces the earlier one
+    S.write_sweep(copy, "partial sweep", sweeps.store.read_manifest(copy)["trials"],
+                  [S.ok_record(S.trial_entry("adam", 64, 1, {"width": 32}), 0.7, 0.064)])
+    rebuild(copy)
+    assert main(args) == 1  # one trial still failed
+    out = capsys.readouterr().out
+    assert out.count("replaced the earlier export with 7 trials of 4 configurations") == 2 and "no result yet" not in out
+    _check_tensorboard(tmp_path / "tb" / "partial_sweep", copy, axes=("width",))
+    assert _check_mlflow(local_store, copy, "lrrt-tests", axes=("width",)) != first
 
 
 def test_an_unreachable_tracker_fails_that_tracker_only(verified, tmp_path, capsys):
@@ -328,7 +330,8 @@ def _mlflow_server(tmp_path: Path, port: int) -> subprocess.Popen:
            "--artifacts-destination", str(tmp_path / "server-artifacts")]
     log = open(tmp_path / "server.log", "wb")
     return subprocess.Popen(cmd, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+                            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true",
+                                 "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # no job queue: starts faster
 
 
 def _answers(url: str) -> bool:
@@ -351,7 +354,6 @@ def test_a_real_mlflow_server_gets_the_same_runs(verified, tmp_path):
             summary = export(verified, mlflow=url, tensorboard=None)
             assert [t.action for t in summary.targets] == ["written"], summary.lines()
             _check_mlflow(url, verified, "demo sweep")
-            assert [t.action for t in export(verified, mlflow=url).targets] == ["skipped"]
             stored = sorted(p.name for p in (tmp_path / "server-artifacts").rglob("*") if p.is_file())
             assert "report.html" in stored and "loss_vs_lr.png" in stored  # uploaded through the server
         finally:
@@ -360,8 +362,8 @@ def test_a_real_mlflow_server_gets_the_same_runs(verified, tmp_path):
 
 
 def _stop_group(proc: subprocess.Popen) -> None:
-    """SIGTERM to the server's process group (uvicorn and its workers), SIGKILL after 30 s."""
-    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+    """SIGTERM to the server's process group (uvicorn and its workers), SIGKILL after 5 s."""
+    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
