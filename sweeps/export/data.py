@@ -29,7 +29,7 @@ import pandas as pd
 from sweeps.spec import InvalidInput
 
 __all__ = ["ExportRefused", "TrackerError", "TrialExport", "ConfigExport", "ExportData", "export_data",
-           "trial_metric_names", "ARTIFACTS", "EXPORT_FORMAT", "CURVE_SERIES"]
+           "ARTIFACTS", "EXPORT_FORMAT", "CURVE_SERIES"]
 
 #: bump when what is exported changes, so an older export is replaced, not skipped.
 EXPORT_FORMAT = 1
@@ -128,20 +128,6 @@ class ExportData:
     verify_metric: str | None
     digest: str
 
-    @property
-    def trial_metrics(self) -> tuple[str, ...]:
-        """Every summary value any trial has, trial values first (``min_loss``, ``steps``, rates)."""
-        return trial_metric_names(self.trials)
-
-
-def trial_metric_names(trials) -> tuple[str, ...]:
-    """The names of the trials' values and their configurations' values, each once, in order."""
-    names: dict[str, None] = {}
-    for t in trials:
-        names.update(dict.fromkeys(t.values))
-    for t in trials:
-        names.update(dict.fromkeys(f"config/{k}" for k in t.config_values))
-    return tuple(names)
 
 
 def _plain(value: Any) -> Any:

@@ -8,8 +8,8 @@ In the experiment (default: the sweep's name):
   the sweep file (when it is still where it was run from), the manifest ``sweep.json``,
   ``report.html``, ``report.md``, ``recipes.json``, ``trials.csv``, ``ranking.csv``,
   ``verify.csv`` and ``plots/*.png``;
-* one **child run** per configuration with a finished trial (``mlflow.parentRunId``): its axes
-  and seeds as params; its ``ranking.csv`` values as metrics (suggested rates, loss, rank,
+* one **child run** per configuration with a finished trial (``mlflow.parentRunId``), named
+  after it (tag ``lrrt.config``): its axes and seeds as params; its ``ranking.csv`` values as metrics (suggested rates, loss, rank,
   verified rate, held-out loss and metric, verified rank); per seed ``seed<k>/loss``,
   ``seed<k>/smoothed_loss`` and ``seed<k>/lr`` as step metrics (the curve) and
   ``seed<k>/<value>`` for ``min_loss``, ``steps`` and every ``*_lr`` of ``trials.csv``.
@@ -37,8 +37,10 @@ from urllib.parse import urlparse
 
 from sweeps.export.data import ConfigExport, ExportData, TrackerError
 
-__all__ = ["write_mlflow", "check_reachable", "sweep_params", "BATCH"]
+__all__ = ["write_mlflow", "check_reachable", "sweep_params", "BATCH", "FIRST_METRICS"]
 
+#: a child run's metrics logged first (MLflow's charts start with the first): the answer, then the rest.
+FIRST_METRICS = ("min_loss_mean", "suggested_lr_gmean", "rank", "verified_lr", "verified_metric", "verified_rank")
 #: MLflow's REST limit of metrics per ``log_batch`` call.
 BATCH = 1000
 _SPEC_PARAMS = ("workload", "workload_args", "backend", "grid", "range_test", "verify")
@@ -88,7 +90,8 @@ def _config_metrics(config: ConfigExport, timestamp: int):
     """Every metric of a child run: its ranking values, each seed's summary and curve."""
     from mlflow.entities import Metric
 
-    metrics = [Metric(k, v, timestamp, 0) for k, v in config.values.items()]
+    first = [k for k in FIRST_METRICS if k in config.values]
+    metrics = [Metric(k, config.values[k], timestamp, 0) for k in (*first, *(k for k in config.values if k not in first))]
     for t in config.trials:
         seed = f"seed{t.hparams.get('seed', 0)}"
         metrics += [Metric(f"{seed}/{k}", v, timestamp, 0) for k, v in t.values.items()]
@@ -144,7 +147,7 @@ def _export_runs(client, exp_id: str, data: ExportData) -> str:
     for config in data.configs:
         child = client.create_run(exp_id, run_name=config.config, tags=_tags(
             data, "configuration", **{"mlflow.parentRunId": pid, "lrrt.config": config.config}))
-        _log(client, child.info.run_id, _config_metrics(config, timestamp), {"config": config.config, **config.params})
+        _log(client, child.info.run_id, _config_metrics(config, timestamp), config.params)
         client.set_terminated(child.info.run_id)
     client.set_tag(pid, "lrrt.digest", data.digest)
     client.set_terminated(pid)

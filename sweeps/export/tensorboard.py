@@ -8,14 +8,16 @@ The layout under ``LOGDIR`` (one TensorBoard "run" per finished trial)::
 
 Each trial's run holds, per step, the scalars ``loss/raw``, ``loss/smoothed`` and ``lr``
 (the learning rate of that step), so TensorBoard's own charts show the curve against the
-step; and, at step 0, its summary values: ``min_loss``, ``steps``, every ``*_lr`` of
-``trials.csv`` and, under ``config/``, its configuration's ``ranking.csv`` values (rank,
-verified rate, held-out loss and metric). These are the HParams plugin's metrics; the
+step; and, at step 0, its summary values: under ``summary/`` its ``min_loss``, ``steps`` and
+every ``*_lr`` of ``trials.csv``, under ``config/`` its configuration's ``ranking.csv`` values
+(rank, verified rate, held-out loss and metric). These are the HParams plugin's metrics; the
 trial's optimizer, batch size, seed and extra axes are its hyper-parameters.
 
-Values are written as float64 tensors with the scalars plugin's metadata (what
-``tf.summary.scalar`` writes, in double precision), so a reader gets back exactly the
-numbers of the tables. Only the ``tensorboard`` package is needed, not TensorFlow.
+Values are written as ``tf.summary.scalar`` writes them: float32 tensors with the scalars
+plugin's metadata. float32 is what TensorBoard keeps (its data server drops a float64
+scalar), so a reader gets the tables' numbers rounded to float32 (7 significant digits);
+the exact ones are in MLflow and in the sweep's files. Only the ``tensorboard`` package is
+needed, not TensorFlow.
 
 Re-export: the sweep's folder is replaced whole (written beside it, then swapped in), or
 skipped when its ``lrrt_export.json`` holds the same digest; a folder of another sweep (or
@@ -36,9 +38,12 @@ import numpy as np
 
 from sweeps.export.data import ExportData, ExportRefused, TrialExport
 
-__all__ = ["write_tensorboard", "MARKER", "SCALAR_TAGS", "run_folder"]
+__all__ = ["write_tensorboard", "summary_tags", "MARKER", "SCALAR_TAGS", "run_folder"]
 
 MARKER = "lrrt_export.json"
+#: the HParams metrics listed first (the table shows the first five): the answer, then the rest.
+FIRST_METRICS = ("summary/min_loss", "summary/suggested_lr", "config/rank", "config/verified_lr",
+                 "config/verified_metric", "config/verified_rank")
 #: TensorBoard tag of each per-step series of ``curves.parquet``.
 SCALAR_TAGS = {"loss": "loss/raw", "smoothed_loss": "loss/smoothed", "lr": "lr"}
 
@@ -55,7 +60,7 @@ def _scalar_value(tag: str, value: float):
     from tensorboard.util import tensor_util
 
     return summary_pb2.Summary.Value(tag=tag, metadata=metadata.create_summary_metadata(display_name="", description=""),
-                                     tensor=tensor_util.make_tensor_proto(np.float64(value)))
+                                     tensor=tensor_util.make_tensor_proto(np.float32(value)))
 
 
 def _event(step: int, wall_time: float, summary=None, values=()):
@@ -86,7 +91,16 @@ def _hparam_values(data: ExportData) -> dict[str, dict[str, object]]:
     return by_name
 
 
+def summary_tags(trial: TrialExport) -> dict[str, float]:
+    """The trial's summary values by tag: ``summary/<trials.csv column>`` and
+    ``config/<ranking.csv column>`` (its configuration's)."""
+    return {**{f"summary/{k}": v for k, v in trial.values.items()},
+            **{f"config/{k}": v for k, v in trial.config_values.items()}}
+
+
 def _experiment_event(data: ExportData, hparams: dict[str, dict[str, object]], now: float):
+    """The HParams experiment: each axis with its values, each summary tag as a metric (the
+    ``summary/`` ones shown by their column name)."""
     from tensorboard.plugins.hparams import summary_v2 as hp
 
     infos = []
@@ -94,7 +108,9 @@ def _experiment_event(data: ExportData, hparams: dict[str, dict[str, object]], n
         values = [v[h] for v in hparams.values() if h in v]
         if values:
             infos.append(hp.HParam(h, _hparam_domain(values)))
-    metrics = [hp.Metric(name, display_name=name) for name in data.trial_metrics]
+    tags = dict.fromkeys(tag for t in data.trials for tag in summary_tags(t))
+    tags = [*(t for t in FIRST_METRICS if t in tags), *(t for t in tags if t not in FIRST_METRICS)]
+    metrics = [hp.Metric(tag, display_name=tag.removeprefix("summary/")) for tag in tags]
     return _event(0, now, hp.hparams_config_pb(infos, metrics, time_created_secs=now))
 
 
@@ -103,8 +119,7 @@ def _trial_events(trial: TrialExport, hparams: dict[str, object], now: float):
     from tensorboard.plugins.hparams import summary_v2 as hp
 
     yield _event(0, now, hp.hparams_pb(hparams, trial_id=trial.name, start_time_secs=now))
-    summary = {**trial.values, **{f"config/{k}": v for k, v in trial.config_values.items()}}
-    yield _event(0, now, values=[_scalar_value(k, v) for k, v in summary.items()])
+    yield _event(0, now, values=[_scalar_value(k, v) for k, v in summary_tags(trial).items()])
     series = trial.series()
     for i, step in enumerate(trial.step):
         yield _event(int(step), now, values=[_scalar_value(SCALAR_TAGS[k], series[k][i]) for k in SCALAR_TAGS])

@@ -128,9 +128,15 @@ def _session_hparams(ea) -> dict:
     return {k: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind")) for k, v in info.hparams.items()}
 
 
+def _f32(values) -> list[float]:
+    """The values as TensorBoard keeps a scalar: rounded to float32 (``tf.summary.scalar``'s type)."""
+    return [float(v) for v in np.asarray(list(values), dtype=np.float32)]
+
+
 def _check_tensorboard(root: Path, out: Path, axes=()) -> None:
-    """Every run under ``root`` against the tables of ``out``: each curve step by step, each
-    summary value, each HParams row; and the experiment lists every axis and value."""
+    """Every run under ``root`` against the tables of ``out`` (as float32, TensorBoard's type): each
+    curve step by step, each summary value, each HParams row; and the experiment lists every axis
+    and value."""
     from tensorboard.plugins.hparams import metadata
 
     trials, curves, ranking = _tables(out)
@@ -141,11 +147,11 @@ def _check_tensorboard(root: Path, out: Path, axes=()) -> None:
         assert [len(list((root / row["name"]).glob("events.out.tfevents.*")))] == [1]  # never a second file
         curve = curves[curves["trial"] == row["trial_id"]]
         for tag, col in (("loss/raw", "loss"), ("loss/smoothed", "smoothed_loss"), ("lr", "lr")):
-            assert run[tag] == list(zip(curve["step"], curve[col])), (row["name"], tag)  # exact: float64
+            assert run[tag] == list(zip(curve["step"], _f32(curve[col]))), (row["name"], tag)
         summary = {tag: v[0][1] for tag, v in run.items() if tag not in ("loss/raw", "loss/smoothed", "lr", "_acc")}
-        expected = _trial_values(trials, row) | {f"config/{k}": v for k, v in
-                                                  _config_values(ranking, row["config"], axes).items()}
-        assert summary == expected, row["name"]
+        expected = {f"summary/{k}": v for k, v in _trial_values(trials, row).items()} | {
+            f"config/{k}": v for k, v in _config_values(ranking, row["config"], axes).items()}
+        assert summary == dict(zip(expected, _f32(expected.values()))), row["name"]
         hparams = _session_hparams(run["_acc"])
         assert hparams == {"optimizer": row["optimizer"], "batch_size": float(row["batch_size"]),
                            "seed": float(row["seed"]), **{a: float(row[a]) for a in axes}}
@@ -155,7 +161,7 @@ def _check_tensorboard(root: Path, out: Path, axes=()) -> None:
     assert sorted(v.number_value for v in experiment.hparam_infos[1].domain_discrete.values) == sorted(
         set(ok["batch_size"].astype(float)))
     metric_tags = {m.name.tag for m in experiment.metric_infos}
-    assert {"min_loss", "suggested_lr", "config/rank"} <= metric_tags
+    assert {"summary/min_loss", "summary/suggested_lr", "config/rank"} <= metric_tags
 
 
 def test_tensorboard_export_reads_back_equal_to_the_tables_and_reexport_skips(verified, tmp_path):
@@ -220,7 +226,8 @@ def _check_mlflow(uri: str, out: Path, experiment: str, axes=()) -> str:
                 expected[f"{seed}/{col}"] = float(curve[col].iloc[-1])
         assert child.data.metrics == expected, config
         first = rows.iloc[0]
-        assert child.data.params == {"config": config, "optimizer": first["optimizer"],
+        assert child.data.tags["lrrt.config"] == config
+        assert child.data.params == {"optimizer": first["optimizer"],
                                      "batch_size": str(first["batch_size"]), "seeds": ", ".join(map(str, rows["seed"])),
                                      **{a: str(first[a]) for a in axes}}
         assert child.data.tags["lrrt.fingerprint"] == manifest.fingerprint
