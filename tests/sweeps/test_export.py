@@ -178,6 +178,52 @@ def test_tensorboard_export_reads_back_equal_to_the_tables_and_reexport_skips(ve
     assert sorted((p.relative_to(root), p.stat().st_mtime_ns) for p in root.rglob("*")) == files  # untouched
 
 
+def _get_json(url: str, data: dict | None = None):
+    import json
+    import urllib.request
+
+    body = None if data is None else json.dumps(data).encode()
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_a_real_tensorboard_serves_every_curve_and_the_hparams_experiment(verified, tmp_path):
+    """TensorBoard itself (its default loader, the Rust data server, which ignores float64
+    scalars) serves each run's curve and summary values, and the HParams plugin the axes."""
+    export(verified, tensorboard=tmp_path / "tb")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = ["tensorboard", "--logdir", str(tmp_path / "tb"), "--host", "127.0.0.1", "--port", str(port)]
+    start = (f"import sys, types; sys.argv = {argv!r}; "  # TensorBoard's TF-free mode: starts in seconds
+             "sys.modules['tensorboard.compat.notf'] = types.ModuleType('notf'); "
+             "from tensorboard.main import run_main; run_main()")
+    trials, curves, _ = _tables(verified)
+    ok = trials[trials["status"] == "ok"]
+    with reaped(subprocess.Popen([sys.executable, "-c", start], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 start_new_session=True)) as server:
+        try:
+            def loaded() -> bool:
+                try:
+                    return set(_get_json(f"{url}/data/plugin/scalars/tags")) == {f"demo_sweep/{n}" for n in ok["name"]}
+                except OSError:
+                    return False
+
+            wait_until(loaded, 60, "TensorBoard to load every run", server)
+            for _, row in ok.iterrows():
+                run = f"demo_sweep/{row['name']}"
+                curve = curves[curves["trial"] == row["trial_id"]]
+                served = _get_json(f"{url}/data/plugin/scalars/scalars?run={run}&tag=loss/smoothed")
+                assert [(s, v) for _, s, v in served] == list(zip(curve["step"], _f32(curve["smoothed_loss"])))
+                served = _get_json(f"{url}/data/plugin/scalars/scalars?run={run}&tag=summary/suggested_lr")
+                assert [v for _, _, v in served] == _f32([row["suggested_lr"]])
+            experiment = _get_json(f"{url}/data/plugin/hparams/experiment", {"experimentName": ""})
+            assert [h["name"] for h in experiment["hparamInfos"]] == ["batch_size", "optimizer", "seed"]
+            assert experiment["metricInfos"][0]["name"]["tag"] == "summary/min_loss"
+        finally:
+            _stop_group(server)
+
+
 def test_a_log_folder_of_another_sweep_is_refused_and_left_alone(verified, partial, tmp_path):
     (tmp_path / "tb" / "demo_sweep").mkdir(parents=True)
     (tmp_path / "tb" / "demo_sweep" / "mine.txt").write_text("keep")
