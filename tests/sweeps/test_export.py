@@ -178,6 +178,12 @@ def test_tensorboard_export_reads_back_equal_to_the_tables_and_reexport_skips(ve
     assert sorted((p.relative_to(root), p.stat().st_mtime_ns) for p in root.rglob("*")) == files  # untouched
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _get_json(url: str, data: dict | None = None):
     import json
     import urllib.request
@@ -314,9 +320,7 @@ def test_a_partial_sweep_from_a_copied_folder_exports_what_finished_then_the_fin
 
 
 def test_an_unreachable_tracker_fails_that_tracker_only(verified, tmp_path, capsys):
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    dead = f"http://127.0.0.1:{_free_port()}"  # a port nobody listens on
     code = main(["export", str(verified), "--tensorboard", str(tmp_path / "tb"), "--mlflow", dead])
     captured = capsys.readouterr()
     assert code == 1 and f"lrrt: mlflow: FAILED: cannot reach the tracking server {dead}" in captured.err
@@ -341,19 +345,21 @@ def test_report_export_in_a_sweep_file_is_validated_with_the_file_and_key_named(
     assert main(["validate", str(path)]) == 2
 
 
-def _with_export(out: Path, settings: dict) -> None:
+def _with_export(out: Path, settings: dict, write_spec) -> None:
+    """The sweep's manifest with ``report:`` as ``lrrt sweep`` stores it from a sweep file saying
+    ``report: {export: settings}`` (the validated spec's JSON form)."""
+    spec = load_spec(write_spec(tiny_spec(report={"export": settings}), name="with_export.yaml"))
     manifest = sweeps.store.read_manifest(out)
-    manifest["spec"] = {**manifest["spec"], "report": {"rank_by": "centered_min_opt", "export": settings}}
+    manifest["spec"] = {**manifest["spec"], "report": spec.model_dump(mode="json")["report"]}
     sweeps.store.write_manifest(out, manifest)
 
 
-def test_a_finished_sweep_exports_as_its_file_says_and_an_unreachable_tracker_is_a_warning(partial, tmp_path):
+def test_a_finished_sweep_exports_as_its_file_says_and_an_unreachable_tracker_is_a_warning(partial, tmp_path,
+                                                                                          write_spec):
     out = tmp_path / "sweep"
     shutil.copytree(partial, out)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
-    _with_export(out, {"tensorboard": str(tmp_path / "tb"), "mlflow": dead})
+    dead = f"http://127.0.0.1:{_free_port()}"  # a port nobody listens on
+    _with_export(out, {"tensorboard": str(tmp_path / "tb"), "mlflow": dead}, write_spec)
     said: list[str] = []
     report = (out / "report.html").read_bytes()
     run = _finish(out, sweeps.load(out).reduction, 0, 0, 0, said.append)  # where lrrt sweep / verify end
@@ -369,12 +375,6 @@ def test_a_finished_sweep_exports_as_its_file_says_and_an_unreachable_tracker_is
 
 
 # --------------------------------------------------------------------------- a real mlflow server
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _mlflow_server(tmp_path: Path, port: int) -> subprocess.Popen:
