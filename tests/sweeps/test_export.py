@@ -3,13 +3,14 @@ the trackers' own readers and compared value by value with the tables ``lrrt rep
 
 No Ray, no TensorFlow training, no mocks: the sweeps are written by hand
 (``tests.sweeps.synthetic``; one of them with a verification stage), reduced by ``lrrt
-report``; TensorBoard's ``EventAccumulator`` reads the event files, MLflow's ``MlflowClient``
-reads a local SQLite store (MLflow's own default kind) and a real ``mlflow server`` started
-here on a free port of localhost.
+report``; TensorBoard's ``EventAccumulator`` and a real TensorBoard server read the event
+files, MLflow's ``MlflowClient`` reads a local SQLite store (MLflow's own default kind) and a
+real ``mlflow server``, both servers started here on a free port of localhost.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import shutil
@@ -30,13 +31,10 @@ from sweeps.export import TrackerError, export
 from sweeps.report import rebuild
 from sweeps.run import _finish
 from sweeps.spec import SpecError, load_spec
+from tests.conftest import missing_tool
 from tests.sweeps import synthetic as S
 from tests.sweeps.conftest import reaped, tiny_spec, wait_until
 from tests.sweeps.test_exit_codes import _verified_sweep
-
-pytest.importorskip("tensorboard", reason='pip install -e ".[test]" (tensorboard)')
-pytest.importorskip("mlflow", reason='pip install -e ".[test]" (mlflow-skinny)')
-
 
 @pytest.fixture(scope="module", autouse=True)
 def here(tmp_path_factory) -> Path:
@@ -44,6 +42,9 @@ def here(tmp_path_factory) -> Path:
 
     No tracker phones home from a test; TensorBoard's reader uses its TF-free file layer (its
     documented ``tensorboard.compat.notf`` switch), so no test here imports TensorFlow."""
+    for tool in ("tensorboard", "mlflow", "flask"):  # flask: the mlflow server; all in the test extra
+        if importlib.util.find_spec(tool) is None:
+            missing_tool(tool, 'pip install -e ".[test]"')  # skips here, fails under CI
     mp = pytest.MonkeyPatch()
     cwd = tmp_path_factory.mktemp("cwd")
     mp.chdir(cwd)
@@ -398,7 +399,6 @@ def _answers(url: str) -> bool:
 
 
 def test_a_real_mlflow_server_gets_the_same_runs(verified, tmp_path):
-    pytest.importorskip("flask", reason='the mlflow server needs the test extra: pip install -e ".[test]"')
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     with reaped(_mlflow_server(tmp_path, port)) as server:
