@@ -71,6 +71,11 @@ class ExportSummary:
         """Every tracker took the export and every planned trial was in it."""
         return not self.errors and not self.missing and not self.failed
 
+    @staticmethod
+    def is_failure(line: str) -> bool:
+        """Whether a line of :meth:`lines` says a tracker failed (the CLI sends it to stderr)."""
+        return line.startswith(("tensorboard: FAILED: ", "mlflow: FAILED: "))
+
     def lines(self) -> list[str]:
         """What ``lrrt export`` prints: one line per tracker, then what was left out."""
         out = []
@@ -196,7 +201,7 @@ def export_configured(out_dir: str | os.PathLike, say: Callable[[str], None], re
         say(f"lrrt: warning: export (report.export) failed: {err}; the report is written; {again}")
         return None
     for line in summary.lines():
-        say(f"lrrt: warning: export: {line}" if "FAILED" in line else f"lrrt: export: {line}")
+        say(f"lrrt: warning: export: {line}" if summary.is_failure(line) else f"lrrt: export: {line}")
     if summary.errors:
         say(f"lrrt: warning: the report is written and the results are safe in {out_dir}; {again}")
     return summary
