@@ -239,7 +239,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     summary = export(args.dir, tensorboard=args.tensorboard, mlflow=args.mlflow, experiment=args.experiment,
                      rank_by=args.rank_by)
     for line in summary.lines():
-        failed = "FAILED" in line
+        failed = summary.is_failure(line)
         if failed or not args.quiet:
             print(f"lrrt: {line}" if failed else line, file=sys.stderr if failed else sys.stdout)
     return EXIT_OK if summary.complete else EXIT_FAILED
