@@ -432,3 +432,13 @@ def test_export_values_of_a_method_without_an_answer_are_left_out(verified):
     for t in data.trials:
         assert all(not math.isnan(v) for v in t.values.values())
         assert "diverged_lr" not in t.values  # the synthetic curves never diverge: an empty cell
+
+
+def test_exporting_to_tensorboard_imports_neither_tensorflow_nor_ray(verified, tmp_path):
+    """tensorboard's own EventFileWriter opens files through tf.io.gfile, which imports TensorFlow
+    (seconds) when it is installed: the export writes its records without it."""
+    code = (f"import sys, sweeps.export\nsweeps.export.export({str(verified)!r}, tensorboard={str(tmp_path)!r})\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', 'ray', 'torch', 'jax'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "demo_sweep" / "adam-bs32-s0").is_dir()
