@@ -84,6 +84,9 @@ def partial(tmp_path_factory) -> Path:
         records.append(S.failed_record(entry, "boom") if entry["name"] == "sgd-bs64-width16-s1"
                        else S.ok_record(entry, 0.1 * i, 1e-3 * width * (seed + 1)))
     S.write_sweep(out, "partial sweep", entries, records)
+    source = out.parent / "partial.yaml"  # the sweep file it was run from (MLflow keeps a copy)
+    source.write_text("name: partial sweep\n# the sweep file\n")
+    sweeps.store.write_manifest(out, {**sweeps.store.read_manifest(out), "source": str(source)})
     rebuild(out)
     return out
 
@@ -260,9 +263,13 @@ def _check_mlflow(uri: str, out: Path, experiment: str, axes=()) -> str:
     assert parent.data.metrics == {"trials_ok": float((trials["status"] == "ok").sum()),
                                    "trials_failed": float((trials["status"] == "failed").sum()),
                                    "trials_missing": float((trials["status"] == "missing").sum())}
-    for name in ("report.html", "recipes.json", "sweep.json", "ranking.csv", "trials.csv", "plots/loss_vs_lr.png"):
+    files = {name: out / name for name in ("report.html", "recipes.json", "sweep.json", "ranking.csv", "trials.csv",
+                                           "plots/loss_vs_lr.png")}
+    if manifest.source:
+        files[f"sweep_file/{Path(manifest.source).name}"] = Path(manifest.source)
+    for name, path in files.items():
         local = client.download_artifacts(parent.info.run_id, name, str(out.parent / f"dl-{experiment}"))
-        assert Path(local).read_bytes() == (out / name).read_bytes(), name
+        assert Path(local).read_bytes() == path.read_bytes(), name
     children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
     ok = trials[trials["status"] == "ok"]
     assert sorted(children) == sorted(ok["config"].unique())
