@@ -129,7 +129,6 @@ class ExportData:
     digest: str
 
 
-
 def _plain(value: Any) -> Any:
     """A table cell as a plain Python value (``numpy.int64`` -> ``int``...)."""
     return value.item() if hasattr(value, "item") else value
@@ -205,8 +204,9 @@ def export_data(result) -> ExportData:
     exported = tuple(_trial(row, by_trial[row["trial_id"]], hparam_names, value_names,
                             config_values.get(str(row["config"]), {}))
                      for _, row in ok.iterrows() if row["trial_id"] in by_trial)
+    with_trials = {t.config for t in exported}
     configs = tuple(_config(r, exported, config_values[str(r["config"])], red.axes)
-                    for _, r in ranking.iterrows() if any(t.config == r["config"] for t in exported))
+                    for _, r in ranking.iterrows() if str(r["config"]) in with_trials)
     source = Path(manifest.source) if manifest is not None and manifest.source else None
     source = source if source is not None and source.is_file() else None
     artifacts, absent = _artifacts(Path(red.out_dir), source)
