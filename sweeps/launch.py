@@ -278,6 +278,8 @@ def connect(address: str | None, *, local_gpus: int | None, verbose: bool, prelo
     address = address or os.environ.get("RAY_ADDRESS") or None
     if _KEEP["up"] and not address:  # the local Ray an earlier launch of this block started
         return True
+    if address and ray.is_initialized():  # joined by an earlier launch (a sweep's verification rounds)
+        return False
     env_vars = {**WORKER_ENV, **(env or {})}
     log_level = logging.INFO if verbose else logging.ERROR
     quiet_ray_logs(verbose)
