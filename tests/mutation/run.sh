@@ -27,7 +27,7 @@ pytest_add_cli_args_test_selection = [$(toml_list "$tests")]
 # test_write_outputs_and_rebuild_write_every_table_and_report covers the same code fast.
 # mutmut forks a process per mutant: a TensorFlow test hangs there (TF does not survive a fork),
 # so only the tests without TensorFlow or Ray run.
-pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-m", "not tf and not ray and not slow",
+pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-n", "0", "-m", "not tf and not ray and not slow",
                        "--deselect", "tests/sweeps/test_reduce.py::test_write_outputs_and_rebuild_of_a_running_sweep",
                        $(printf '"--deselect", "%s", ' ${MUTATE_DESELECT:-} | sed 's/, $//; s/^"--deselect", ""$//')]
 use_git_change_detection = false

@@ -98,6 +98,49 @@ def readme_example(name: str) -> str:
     return found.group(1)
 
 
+#: LoopbackCluster's quick node-loss detection (1 s health checks) is for the node-loss test;
+#: a head that lives the whole session on a loaded machine keeps Ray's own defaults.
+_NODE_LOSS_SETTINGS = ("RAY_health_check_period_ms", "RAY_health_check_timeout_ms",
+                       "RAY_health_check_failure_threshold")
+
+
+@pytest.fixture(scope="session")
+def shared_ray(tmp_path_factory):
+    """A Ray head for the whole session, on free ports in a private temp dir, with this
+    machine's CPUs (what a local Ray would see); stopped at the end, by process group.
+
+    For the sweep tests whose property is not the local start (resume, failures, refusals,
+    signals, verification): their ``lrrt`` commands join it (``RAY_ADDRESS``, the documented
+    alternative to ``--address``) instead of each starting and stopping a local Ray (seconds
+    each time, many more on a loaded machine). Every ``ray`` test runs in one pytest-xdist
+    worker (tests/conftest.py), so one test at a time uses it. The tests of the local start
+    itself (``one_local_ray``, preloaded workers, ``--local-gpus``, the installed script, a
+    stale address file, the notebook) keep their own local Ray.
+    """
+    from tests.cluster.test_multinode import LoopbackCluster
+
+    class SharedHead(LoopbackCluster):
+        def env(self) -> dict[str, str]:
+            return {k: v for k, v in super().env().items() if k not in _NODE_LOSS_SETTINGS}
+
+    cluster = SharedHead(tmp_path_factory.mktemp("shared-ray"))
+    try:
+        cluster.add_node(num_cpus=len(os.sched_getaffinity(0)))
+        cluster.wait_for_nodes(1)
+        yield cluster
+    finally:
+        survivors = cluster.shutdown()
+        assert not cluster.leftovers(), "Ray processes of the shared head still running after teardown"
+        assert not survivors, f"processes outlived stopping the shared head: {survivors}"
+
+
+@pytest.fixture
+def ray_env(shared_ray) -> dict[str, str]:
+    """The environment of an ``lrrt`` command that runs its trials on :func:`shared_ray`:
+    :func:`cli_env`'s, with ``RAY_ADDRESS`` (and the head's auth token) set."""
+    return {**shared_ray.env(), "RAY_ADDRESS": shared_ray.address}
+
+
 @pytest.fixture
 def write_spec(tmp_path):
     """Write a sweep dict as YAML under tmp_path and return its path."""

@@ -1,4 +1,10 @@
-"""End-to-end sweeps on a real local Ray, through the ``lrrt`` CLI in a subprocess."""
+"""End-to-end sweeps on a real Ray, through the ``lrrt`` CLI in a subprocess.
+
+The tests of a local Ray's start and options (the quickstart as README runs it, ``--local-gpus``,
+the flags, ``--wait-for-nodes`` and its Ctrl-C) start their own; the others (failures and
+retries, a killed driver, Ctrl-C, a refused spec, a request no node fits) join the session's
+shared Ray head (``ray_env``: ``RAY_ADDRESS``), as README's cluster commands do.
+"""
 
 from __future__ import annotations
 
@@ -40,9 +46,11 @@ def _six_trial_spec(write_spec, name: str) -> Path:
     ))
 
 
-def _signal_after_records(spec: Path, out: Path, sig: int, n: int = 2, *args: str) -> tuple[int, str]:
-    """Start ``lrrt sweep``, send ``sig`` to the driver once ``n`` records exist; (exit code, stderr)."""
-    proc = subprocess.Popen(lrrt_cmd("sweep", spec, "--out", out, *args), cwd=REPO, env=cli_env(),
+def _signal_after_records(spec: Path, out: Path, sig: int, env: dict[str, str], n: int = 2,
+                          *args: str) -> tuple[int, str]:
+    """Start ``lrrt sweep`` (environment ``env``), send ``sig`` to the driver once ``n`` records
+    exist; (exit code, stderr)."""
+    proc = subprocess.Popen(lrrt_cmd("sweep", spec, "--out", out, *args), cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     with reaped(proc):
         wait_until(lambda: len(list((out / "trials").glob("*.json"))) >= n, 300, f"{n} trial records in {out}/trials",
@@ -95,19 +103,19 @@ def test_multi_gpu_placement_with_logical_gpus(tmp_path, write_spec, gpus_per_tr
     assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1], spans  # they overlapped in time
 
 
-def test_too_many_gpus_fails_fast(tmp_path, write_spec):
+def test_too_many_gpus_fails_fast(tmp_path, write_spec, ray_env):
     spec = write_spec(tiny_spec())
     out = tmp_path / "nogpu"
-    proc = run_lrrt("sweep", spec, "--out", out, "--gpus-per-trial", "1", timeout=120)  # raises if it waits on
+    proc = run_lrrt("sweep", spec, "--out", out, "--gpus-per-trial", "1", timeout=120, env=ray_env)  # raises if it waits on
     assert proc.returncode == 2
     assert "--gpus-per-trial" in proc.stderr and "has 0" in proc.stderr
     assert not out.exists()
-    cpus = run_lrrt("sweep", spec, "--out", out, "--cpus-per-trial", "64", timeout=120)
+    cpus = run_lrrt("sweep", spec, "--out", out, "--cpus-per-trial", "64", timeout=120, env=ray_env)
     assert cpus.returncode == 2 and "--cpus-per-trial" in cpus.stderr
     assert not out.exists()
 
 
-def test_failing_trials_with_and_without_retries(tmp_path, write_spec):
+def test_failing_trials_with_and_without_retries(tmp_path, write_spec, ray_env):
     marker = tmp_path / "markers"
     spec = tiny_spec(
         grid={"optimizer": ["sgd"], "batch_size": [32], "seed": [0], "axes": {"fault": ["none", "raise", "die_once", "die"]}},
@@ -115,7 +123,7 @@ def test_failing_trials_with_and_without_retries(tmp_path, write_spec):
         retries=1,
     )
     out = tmp_path / "faults"
-    proc = run_lrrt("sweep", write_spec(spec), "--out", out)
+    proc = run_lrrt("sweep", write_spec(spec), "--out", out, env=ray_env)
     assert proc.returncode == 1, proc.stderr[-3000:]
     trials = _assert_outputs(out)
     by_fault = {row["fault"]: row for _, row in trials.iterrows()}
@@ -135,7 +143,7 @@ def test_failing_trials_with_and_without_retries(tmp_path, write_spec):
     spec0 = dict(spec, name="faults0", retries=0, workload_args={"marker_dir": str(marker0)})
     spec0["grid"] = {**spec["grid"], "axes": {"fault": ["none", "die_once"]}}
     out0 = tmp_path / "faults0"
-    proc0 = run_lrrt("sweep", write_spec(spec0, "f0.yaml"), "--out", out0, "-q")
+    proc0 = run_lrrt("sweep", write_spec(spec0, "f0.yaml"), "--out", out0, "-q", env=ray_env)
     assert proc0.returncode == 1
     t0 = pd.read_csv(out0 / "trials.csv").set_index("fault")
     assert t0.loc["none", "status"] == "ok"
@@ -145,17 +153,17 @@ def test_failing_trials_with_and_without_retries(tmp_path, write_spec):
     # Re-running re-runs only the failed trial (the marker now exists, so it succeeds).
     ok_before = _records(out0)
     ok_id = next(k for k, v in ok_before.items() if v["status"] == "ok")
-    again = run_lrrt("sweep", write_spec(spec0, "f0.yaml"), "--out", out0, "-q")
+    again = run_lrrt("sweep", write_spec(spec0, "f0.yaml"), "--out", out0, "-q", env=ray_env)
     assert again.returncode == 0, again.stderr[-3000:]
     after = _records(out0)
     assert after[ok_id]["finished_at"] == ok_before[ok_id]["finished_at"]
     assert all(r["status"] == "ok" for r in after.values())
 
 
-def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path, write_spec):
+def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path, write_spec, ray_env):
     spec = _six_trial_spec(write_spec, "killme")
     out = tmp_path / "kill"
-    _signal_after_records(spec, out, signal.SIGKILL, 2, "-q")
+    _signal_after_records(spec, out, signal.SIGKILL, ray_env, 2, "-q")
     first = _records(out)
     assert 2 <= len(first) < 6, len(first)
     manifest = json.loads((out / "sweep.json").read_text())
@@ -163,7 +171,7 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path, write
     rep = run_lrrt("report", out, "-q")
     assert rep.returncode == 1 and "missing" in pd.read_csv(out / "trials.csv")["status"].tolist()
 
-    proc2 = run_lrrt("sweep", spec, "--out", out)
+    proc2 = run_lrrt("sweep", spec, "--out", out, env=ray_env)
     assert proc2.returncode == 0, proc2.stderr[-3000:]
     assert "resumed" in proc2.stderr
     final = _records(out)
@@ -175,7 +183,7 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path, write
     assert (trials["status"] == "ok").all()
 
 
-def test_different_spec_on_existing_out_is_refused(tmp_path, write_spec):
+def test_different_spec_on_existing_out_is_refused(tmp_path, write_spec, ray_env):
     from sweeps.grid import expand
     from sweeps.spec import load_spec
     from sweeps.store import Manifest, SweepDir
@@ -188,32 +196,32 @@ def test_different_spec_on_existing_out_is_refused(tmp_path, write_spec):
     SweepDir(out).write_manifest(Manifest.for_sweep(first, expand(first)))
     changed = write_spec(tiny_spec(grid={"optimizer": ["adam"], "batch_size": [32], "seed": [0]}), "other.yaml")
     before = sorted(p.name for p in out.rglob("*"))
-    refused = run_lrrt("sweep", changed, "--out", out, "-q")
+    refused = run_lrrt("sweep", changed, "--out", out, "-q", env=ray_env)
     assert refused.returncode == 2 and "--fresh" in refused.stderr
     assert sorted(p.name for p in out.rglob("*")) == before
-    fresh = run_lrrt("sweep", changed, "--out", out, "-q", "--fresh")
+    fresh = run_lrrt("sweep", changed, "--out", out, "-q", "--fresh", env=ray_env)
     assert fresh.returncode == 0, fresh.stderr[-2000:]
     assert pd.read_csv(out / "trials.csv")["optimizer"].tolist() == ["adam"]
     # --fresh on the same sweep really starts over: every trial runs again, none is lost.
     before = {k: v["finished_at"] for k, v in _records(out).items()}
-    again = run_lrrt("sweep", changed, "--out", out, "-q", "--fresh")
+    again = run_lrrt("sweep", changed, "--out", out, "-q", "--fresh", env=ray_env)
     assert again.returncode == 0, again.stderr[-2000:]
     after = _records(out)
     assert set(after) == set(before) and all(after[k]["finished_at"] > before[k] for k in before)
     assert (out / ".lock").exists()  # --fresh keeps the lock file it holds
 
 
-def test_ctrl_c_stops_gracefully_with_a_partial_report_then_resumes(tmp_path, write_spec):
+def test_ctrl_c_stops_gracefully_with_a_partial_report_then_resumes(tmp_path, write_spec, ray_env):
     spec = _six_trial_spec(write_spec, "ctrlc")
     out = tmp_path / "ctrlc"
-    returncode, stderr = _signal_after_records(spec, out, signal.SIGINT)
+    returncode, stderr = _signal_after_records(spec, out, signal.SIGINT, ray_env)
     assert returncode == 130, stderr[-3000:]
     assert "run the same command again to resume" in stderr
     trials = _assert_outputs(out)  # the partial report is written on the way out
     assert "missing" in trials["status"].tolist() and "ok" in trials["status"].tolist()
     done_before = {k: v["finished_at"] for k, v in _records(out).items() if v["status"] == "ok"}
 
-    again = run_lrrt("sweep", spec, "--out", out, "-q")
+    again = run_lrrt("sweep", spec, "--out", out, "-q", env=ray_env)
     assert again.returncode == 0, again.stderr[-3000:]
     after = _records(out)
     assert len(after) == 6 and all(r["status"] == "ok" for r in after.values())

@@ -1,4 +1,4 @@
-"""Verification rounds beyond the candidate grid's edge, end to end on a real local Ray."""
+"""Verification rounds beyond the candidate grid's edge, end to end on a real Ray (the session's shared head)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tests.sweeps.conftest import run_lrrt, tiny_spec
 pytestmark = [pytest.mark.ray, pytest.mark.tf]
 
 
-def test_a_grid_far_below_the_best_rate_is_extended_twice_and_resumes(tmp_path, write_spec):
+def test_a_grid_far_below_the_best_rate_is_extended_twice_and_resumes(tmp_path, write_spec, ray_env):
     """Candidates 0.01 and 0.03 x the recommendation: the best is the highest every round, so
     the launcher plans 0.09 x, then 0.27 x (two extension rounds, far below the range test's
     loss minimum, which caps them), writes each plan into sweep.json, and warns that the rate
@@ -22,7 +22,7 @@ def test_a_grid_far_below_the_best_rate_is_extended_twice_and_resumes(tmp_path, 
         verify={"steps": 20, "candidates": [0.01, 0.03]},
     ))
     out = tmp_path / "out"
-    proc = run_lrrt("sweep", spec, "--out", out)
+    proc = run_lrrt("sweep", spec, "--out", out, env=ray_env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stderr.count("2 more trainings beyond the candidate grid's edge") == 2, proc.stderr[-3000:]
     assert "warning: adam-bs32: the verified rate" in proc.stderr
@@ -41,7 +41,7 @@ def test_a_grid_far_below_the_best_rate_is_extended_twice_and_resumes(tmp_path, 
     assert "2 extension rounds did not leave the edge" in (out / "report.md").read_text()
     before = {p.name: p.read_text() for p in (out / "verify").glob("*.json")}
 
-    again = run_lrrt("sweep", spec, "--out", out)
+    again = run_lrrt("sweep", spec, "--out", out, env=ray_env)
     assert again.returncode == 0, again.stderr[-3000:]
     assert {p.name: p.read_text() for p in (out / "verify").glob("*.json")} == before  # nothing re-run
     assert json.loads((out / "sweep.json").read_text())["verify_trials"] == manifest["verify_trials"]

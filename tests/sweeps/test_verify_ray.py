@@ -1,4 +1,5 @@
-"""The verification stage end to end on a real local Ray, through the ``lrrt`` CLI."""
+"""The verification stage end to end on a real Ray, through the ``lrrt`` CLI: the session's
+shared Ray head (``RAY_ADDRESS``), and a local Ray for the Python API (which counts its starts)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ def _records(folder: Path) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in folder.glob("*.json")}
 
 
-def _kill_after(cmd: list[str], folder: Path, n: int, timeout: float = 400) -> None:
-    """Run ``cmd``; SIGKILL it (and its Ray) once ``folder`` holds ``n`` records; fail loudly if never."""
-    proc = subprocess.Popen(cmd, cwd=REPO, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+def _kill_after(cmd: list[str], folder: Path, n: int, env: dict[str, str], timeout: float = 400) -> None:
+    """Run ``cmd`` (environment ``env``); SIGKILL it (and a Ray it started) once ``folder`` holds
+    ``n`` records; fail loudly if never."""
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + timeout
@@ -41,7 +43,7 @@ def _kill_after(cmd: list[str], folder: Path, n: int, timeout: float = 400) -> N
         proc.wait(timeout=60)
 
 
-def test_verify_stage_kill_resume_failures_and_lrrt_verify(tmp_path, write_spec):
+def test_verify_stage_kill_resume_failures_and_lrrt_verify(tmp_path, write_spec, ray_env):
     spec = write_spec(tiny_spec(
         name="verified",
         grid={"optimizer": ["sgd", "adam"], "batch_size": [32], "seed": [0],
@@ -54,7 +56,7 @@ def test_verify_stage_kill_resume_failures_and_lrrt_verify(tmp_path, write_spec)
     ))
     out = tmp_path / "out"
     cmd = lrrt_cmd("sweep", spec, "--out", out, "-q")
-    _kill_after(cmd, out / "verify", 2)
+    _kill_after(cmd, out / "verify", 2, ray_env)
     first = _records(out / "verify")
     manifest = json.loads((out / "sweep.json").read_text())
     planned = {t["trial_id"]: t for t in manifest["verify_trials"]}
@@ -62,7 +64,7 @@ def test_verify_stage_kill_resume_failures_and_lrrt_verify(tmp_path, write_spec)
 
     # Resumed two at a time (--max-concurrent overrides the file's 1, the same sweep): the six
     # failing trainings each cost a fresh worker.
-    proc = run_lrrt("sweep", spec, "--out", out, "--max-concurrent", "2")
+    proc = run_lrrt("sweep", spec, "--out", out, "--max-concurrent", "2", env=ray_env)
     # The verification trainings of the raise_in_verify configurations fail: listed, the others finish.
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "resumed: 4 finished trials kept" in proc.stderr
@@ -97,7 +99,7 @@ def test_verify_stage_kill_resume_failures_and_lrrt_verify(tmp_path, write_spec)
     # lrrt verify DIR with other settings: a new plan, run on the finished sweep. --top 1 trains the
     # range test's rank-1 configuration: exit 1 exactly when it is one whose verification raises.
     top = str(ranking["rank"].idxmin())
-    again = run_lrrt("verify", out, "--steps", "20", "--candidates", "1", "3", "--top", "1", "-q")
+    again = run_lrrt("verify", out, "--steps", "20", "--candidates", "1", "3", "--top", "1", "-q", env=ray_env)
     assert again.returncode == (1 if "raise_in_verify" in top else 0), (top, again.stderr[-3000:])
     manifest = json.loads((out / "sweep.json").read_text())
     assert manifest["spec"]["verify"]["steps"] == 20 and manifest["spec"]["verify"]["candidates"] == [1, 3]
