@@ -11,7 +11,7 @@ import importlib
 from typing import Any
 
 from lrrt_core.curve import Curve, ema, sma
-from lrrt_core.schedule import ladder
+from lrrt_core.ladders import ladder
 
 __all__ = [
     "Curve",
@@ -40,13 +40,13 @@ _LAZY = {
     "summarize": "lrrt_core.suggest",
     "METHODS": "lrrt_core.suggest",
     "range_test": "lrrt_core.finder",
-    "LRFinder": "lrrt_core.finder",
-    "ladder_schedule": "lrrt_core.ladder_schedule",
+    "LRFinder": "lrrt_core.lr_finder",
+    "ladder_schedule": "lrrt_core.keras_ladder",
     "make_optimizer": "lrrt_core.optimizers",
     "get_workload": "lrrt_core.workloads",
     "DEFAULT_METHOD": "lrrt_core.suggest",
-    "one_cycle": "lrrt_core.schedules",
-    "triangular": "lrrt_core.schedules",
+    "one_cycle": "lrrt_core.training_schedules",
+    "triangular": "lrrt_core.training_schedules",
     "verify_workload": "lrrt_core.verify",
     "train_fixed": "lrrt_core.verify",
 }

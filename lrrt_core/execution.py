@@ -7,7 +7,7 @@ host. Three executors give the same losses:
 * :class:`PerStep` -- one ``model.train_on_batch`` per step (any backend; the reference).
 * :class:`TFChunks` -- TensorFlow: one ``tf.function`` runs ``k`` steps in a graph loop.
   Each step assigns its rate to the learning-rate variable (unless the optimizer's
-  :class:`~lrrt_core.ladder_schedule.LadderSchedule` computes it), resets the metrics and
+  :class:`~lrrt_core.keras_ladder.LadderSchedule` computes it), resets the metrics and
   calls the model's own ``train_step`` -- the step ``fit`` and ``train_on_batch`` run --
   and writes that batch's loss into a ``TensorArray``; one host read per chunk.
 * :class:`JaxChunks` -- JAX: the stateless ``model.train_step(state, batch)`` under

@@ -3,7 +3,7 @@
 :func:`range_test` trains a compiled Keras model for ``steps`` batches while the learning
 rate climbs a ladder from ``start_lr`` to ``end_lr`` (exponential by default), records the
 **exact loss of every batch**, stops when training blows up, and puts the model and its
-optimizer back exactly as they were. :class:`LRFinder` wraps it in the interface of
+optimizer back exactly as they were. :class:`lrrt_core.lr_finder.LRFinder` wraps it in the interface of
 keras-lr-finder (surmenok/keras_lr_finder), so code written for that package (such as the
 seed article's) runs with one import changed.
 
@@ -11,7 +11,7 @@ How the loop works (and why):
 
 * Steps run ``k`` at a time in one compiled call (:mod:`lrrt_core.execution`; 16 by
   default on TensorFlow and JAX): each step sets its rate in the graph (or the optimizer's
-  :class:`~lrrt_core.ladder_schedule.LadderSchedule` computes it from ``iterations``),
+  :class:`~lrrt_core.keras_ladder.LadderSchedule` computes it from ``iterations``),
   resets the metrics and runs the model's own ``train_step`` -- what ``train_on_batch``
   runs -- so each recorded loss is **the exact loss of that batch** (weights before the
   update, training-mode forward pass, regularization losses included as Keras reports
@@ -54,8 +54,8 @@ import numpy as np
 from lrrt_core.curve import Curve, StopRule
 from lrrt_core.execution import make_executor
 from lrrt_core.sources import is_array_like, make_source, num_samples, take
-from lrrt_core.settings import DEFAULT_STEPS, RangeTest, settings_from
-from lrrt_core.schedule import ladder as make_ladder
+from lrrt_core.settings import RangeTest, settings_from
+from lrrt_core.ladders import ladder as make_ladder
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ log = logging.getLogger(__name__)
 
 _FLOAT_LR_HINT = (
     "compile with a float learning rate, e.g. optimizer=keras.optimizers.Adam(learning_rate=1e-3), "
-    "or with lrrt_core.ladder_schedule.ladder_schedule(ladder, start_lr, end_lr, steps) matching the range test"
+    "or with lrrt_core.keras_ladder.ladder_schedule(ladder, start_lr, end_lr, steps) matching the range test"
 )
 
 
@@ -75,7 +75,7 @@ def _lr_control(optimizer: Any, kind: str, start_lr: float, end_lr: float, steps
 
     Returns the optimizer's learning-rate variable (the loop assigns each rate to it before
     the step), or ``None`` when the optimizer computes this very ladder itself from its
-    ``iterations`` (a :class:`~lrrt_core.ladder_schedule.LadderSchedule`; nothing to do
+    ``iterations`` (a :class:`~lrrt_core.keras_ladder.LadderSchedule`; nothing to do
     between steps). Any other schedule, a mismatched ladder or a used optimizer is a
     ``ValueError`` saying what to change.
     """
@@ -172,7 +172,7 @@ def planned_steps(x: Any, y: Any = None, *, steps: int | None = None, epochs: in
 
     Known for array data (and whenever ``steps`` is given); ``None`` for a dataset or
     generator with ``epochs`` (its length is found by reading it). Used to build a
-    :class:`~lrrt_core.ladder_schedule.LadderSchedule` before compiling.
+    :class:`~lrrt_core.keras_ladder.LadderSchedule` before compiling.
     """
     rt = RangeTest(steps=steps, epochs=epochs)
     if epochs is None:
@@ -214,7 +214,7 @@ def range_test(
 
     Args:
         model: a compiled Keras 3 model. Its optimizer has a float learning rate (assigned
-            before each step), or a :class:`~lrrt_core.ladder_schedule.LadderSchedule` of
+            before each step), or a :class:`~lrrt_core.keras_ladder.LadderSchedule` of
             this very ladder and ``iterations == 0`` (it computes each rate itself).
         x: training inputs as NumPy arrays (with ``y``); or, with ``y=None``, a batched
             ``tf.data.Dataset``, a ``keras.utils.PyDataset``, a list of ``(x, y)`` batches, a
@@ -224,7 +224,8 @@ def range_test(
         y: training targets for array ``x``.
         settings: the test's :class:`~lrrt_core.settings.RangeTest` (bounds, steps or
             epochs, ladder, loss, divergence rule, smoothing, steps per call); defaults
-            ``RangeTest()``: 1e-7 -> 10 over 100 steps (fastai's), exponential, the 4x rule.
+            ``RangeTest()``: 1e-6 -> 10 over 200 steps, exponential, the 4x rule (the
+            defaults the default suggestion was chosen with; until issue 23, 1e-7 over 100 steps).
         batch_size: batch size for array data (ignored for batched data). The last
             incomplete batch of each epoch is dropped.
         val_data: ``(x_val, y_val)`` arrays for ``loss="val"`` (Smith 2018's held-out loss).
@@ -248,8 +249,9 @@ def range_test(
     Returns:
         :class:`lrrt_core.curve.Curve` with the raw ``lrs`` and ``losses`` of the steps run,
         ``stop_reason``, ``diverged_lr``, ``steps_planned``, ``wall_s`` and ``params``
-        (start_lr, end_lr, steps, ladder, loss, diverge_threshold, smoothing, seed,
-        batch_size -- ``None`` for batched data).
+        (every :class:`~lrrt_core.settings.RangeTest` setting, :meth:`RangeTest.params
+        <lrrt_core.settings.RangeTest.params>`, with the planned ``steps``; seed, batch_size --
+        ``None`` for batched data).
 
     Raises:
         ValueError: bad bounds, ``steps < 2``, an uncompiled model, empty data, an
@@ -289,18 +291,8 @@ def range_test(
         steps_planned=steps,
         wall_s=run.wall_s,
         nonfinite_loss=run.nonfinite_loss,
-        params={
-            "start_lr": float(rt.start_lr),
-            "end_lr": float(rt.end_lr),
-            "steps": steps,
-            "ladder": rt.ladder,
-            "loss": rt.loss,
-            "diverge_threshold": rt.threshold,
-            "smoothing": float(rt.smoothing),
-            "seed": int(seed),
-            "batch_size": used_batch_size,
-            **_optimizer_identity(model.optimizer),
-        },
+        params={**rt.params(steps), "seed": int(seed), "batch_size": used_batch_size,
+                **_optimizer_identity(model.optimizer)},
     )
 
 
@@ -362,6 +354,4 @@ def _loop(executor, lr_list: list[float], rule: StopRule, on_step, report_every:
     return _Run(losses, stop_reason, diverged_lr, nonfinite_loss, wall)
 
 
-from lrrt_core.lr_finder import LRFinder  # noqa: E402  (the facade, re-exported where it always was)
-
-__all__ = ["range_test", "LRFinder", "DEFAULT_STEPS", "planned_steps"]
+__all__ = ["range_test", "planned_steps"]

@@ -109,12 +109,12 @@ def run_workload(
 
 def _compute_ladder_in_graph(model, opt, wl, rt: RangeTest, batch_size: int) -> None:
     """Give the fresh optimizer the range test's ladder as its schedule (see
-    :mod:`lrrt_core.ladder_schedule`): each step's rate is then looked up inside the compiled
+    :mod:`lrrt_core.keras_ladder`): each step's rate is then looked up inside the compiled
     step instead of assigned from Python between steps. Left as it is (a float rate, assigned
     per step) when ``compile`` wrapped the optimizer (a ``LossScaleOptimizer`` under
     ``mixed_float16``) or the settings are invalid (the range test then says why)."""
     from lrrt_core.finder import planned_steps
-    from lrrt_core.ladder_schedule import ladder_schedule
+    from lrrt_core.keras_ladder import ladder_schedule
 
     if model.optimizer is not opt:
         return

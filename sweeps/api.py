@@ -34,8 +34,9 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from lrrt_core.settings import RangeTest, describe, settings_from
 from sweeps.run import UsageError
-from sweeps.spec import DEFAULT_STEPS, InvalidInput, SweepSpec, builder_ref, read_spec_file, spec_from_dict
+from sweeps.spec import InvalidInput, SweepSpec, builder_ref, read_spec_file, spec_from_dict
 
 __all__ = ["sweep", "verify", "load", "find", "SweepResult", "InvalidInput"]
 
@@ -354,15 +355,9 @@ def find(
     seed: int = 0,
     axes: Mapping[str, Any] | None = None,
     workload_args: Mapping[str, Any] | None = None,
-    start_lr: float = 1e-6,
-    end_lr: float = 10.0,
-    steps: int | None = None,
-    epochs: int | None = None,
-    ladder: str = "exp",
-    loss: str = "train",
-    diverge_threshold: float | None = 4.0,
-    smoothing: float = 0.98,
     out: str | os.PathLike | None = None,
+    settings: RangeTest | None = None,
+    **range_test: Any,
 ):
     """One range test on this machine, no Ray: ``lrrt find`` from Python.
 
@@ -374,8 +369,12 @@ def find(
             Keras cannot switch backends in a running process: naming another one than an
             already imported Keras runs on raises (restart the kernel). ``curve.params["backend"]``
             says which one ran.
-        steps: default 200 unless ``epochs`` is given.
         out: also write ``curve.csv``, ``curve.parquet`` and ``curve.png`` there.
+        settings: the range test's ``lrrt_core.settings.RangeTest`` (default: ``RangeTest()``).
+        **range_test: any of its settings by name, over ``settings``:
+
+{settings}
+
         other arguments: as ``lrrt_core.runner.run_workload``.
 
     Returns:
@@ -383,21 +382,32 @@ def find(
 
     Raises:
         ValueError: unknown workload or optimizer, bad bounds (the message says what to change);
+            ``TypeError`` for a keyword that is not a setting;
             ``InvalidInput`` (a ``ValueError``) for a backend that is not installed or not the
             one this process's Keras already runs on.
     """
+    rt = find_settings(settings, range_test)  # a bad setting fails before Keras loads
     if backend is not None:
         from sweeps.backends import use_in_process
 
         use_in_process(backend)
     from lrrt_core.runner import run_workload, write_curve
 
-    curve = run_workload(
-        workload, optimizer=optimizer, optimizer_kwargs=optimizer_kwargs, batch_size=batch_size, seed=seed,
-        axes=axes, workload_args=workload_args, start_lr=start_lr, end_lr=end_lr, epochs=epochs,
-        steps=steps if steps is not None or epochs is not None else DEFAULT_STEPS,
-        ladder=ladder, loss=loss, diverge_threshold=diverge_threshold, smoothing=smoothing,
-    )
+    curve = run_workload(workload, optimizer=optimizer, optimizer_kwargs=optimizer_kwargs, batch_size=batch_size,
+                         seed=seed, axes=axes, workload_args=workload_args, settings=rt)
     if out is not None:
         write_curve(curve, out, "curve")
     return curve
+
+
+find.__doc__ = find.__doc__.replace("{settings}", describe(" " * 12))
+
+
+def find_settings(settings: RangeTest | None = None, range_test: Mapping[str, Any] | None = None) -> RangeTest:
+    """The :class:`lrrt_core.settings.RangeTest` :func:`find` runs with: ``settings`` (default
+    ``RangeTest()``) with the keywords ``range_test`` over it; checked before anything is built.
+
+    Raises:
+        TypeError: a keyword that is not a setting. ValueError: a setting out of its range.
+    """
+    return settings_from(settings, dict(range_test or {}))

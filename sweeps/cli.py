@@ -272,13 +272,8 @@ def cmd_find(args: argparse.Namespace) -> int:
     from sweeps.api import find
 
     try:
-        curve = find(
-            args.workload, backend=args.backend, optimizer=args.optimizer, optimizer_kwargs=opt_kwargs,
-            batch_size=args.batch_size, seed=args.seed, axes=axes,
-            start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps, epochs=args.epochs,
-            ladder=args.ladder, loss=args.loss, diverge_threshold=args.diverge_threshold,
-            smoothing=args.smoothing,
-        )
+        curve = find(args.workload, backend=args.backend, optimizer=args.optimizer, optimizer_kwargs=opt_kwargs,
+                     batch_size=args.batch_size, seed=args.seed, axes=axes, settings=find_settings(args))
     except (ValueError, TypeError) as err:  # bad bounds, optimizer, or a keyword the workload lacks
         return _fail(str(err))
     out = Path(args.out or Path("runs") / f"find-{args.workload.replace(':', '.')}-{args.optimizer}-bs{args.batch_size}")
@@ -406,21 +401,34 @@ def _add_find(sub) -> None:
     f.add_argument("--axis", action="append", metavar="KEY=VALUE", help="workload keyword argument (repeatable)")
     f.add_argument("--batch-size", type=int, default=64, help="training batch size")
     f.add_argument("--seed", type=int, default=0, help="seed of the workload (model and data)")
-    f.add_argument("--start-lr", type=float, default=1e-6, help="first learning rate of the ladder")
-    f.add_argument("--end-lr", type=float, default=10.0, help="last learning rate of the ladder")
-    f.add_argument("--steps", type=int, default=None, help="number of steps (default 200 unless --epochs)")
-    f.add_argument("--epochs", type=int, default=None, help="whole passes over the data instead of --steps")
-    f.add_argument("--ladder", choices=("exp", "linear"), default="exp", help="how the rate grows per step")
-    f.add_argument("--loss", choices=("train", "val"), default="train",
-                   help="the loss recorded: each training batch's, or the held-out set's after each step")
-    f.add_argument("--diverge-threshold", type=float, default=4.0,
-                   help="stop once the smoothed loss exceeds this x its best")
-    f.add_argument("--smoothing", type=float, default=0.98, help="EMA beta of the smoothed loss")
+    _range_test_flags(f)
     f.add_argument("--backend", choices=BACKENDS,
                    help="Keras backend (default: KERAS_BACKEND or Keras's own setting, else tensorflow)")
     f.add_argument("--out", help="output directory (default runs/find-<workload>-<optimizer>-bs<batch size>)")
     f.add_argument("-v", "--verbose", action="store_true", help="show the backend's start-up logs")
     f.set_defaults(func=cmd_find)
+
+
+def _range_test_flags(f: argparse.ArgumentParser) -> None:
+    """One flag per range-test setting (``--start-lr`` ... ``--steps-per-call``), with the
+    type, choices, default and help text of its :class:`lrrt_core.settings.RangeTest` field."""
+    from lrrt_core.settings import FIELDS
+
+    for name, field in FIELDS.items():
+        meta = field.metadata
+        kind = {"choices": meta["choices"]} if meta["choices"] else {"type": meta["kind"]}
+        f.add_argument("--" + name.replace("_", "-"), default=field.default, help=meta["help"], **kind)
+
+
+def find_settings(args: argparse.Namespace):
+    """The :class:`lrrt_core.settings.RangeTest` of ``lrrt find``'s parsed flags.
+
+    Raises:
+        ValueError: a setting out of its range (:class:`lrrt_core.settings.SettingError`).
+    """
+    from lrrt_core.settings import FIELDS, RangeTest
+
+    return RangeTest(**{name: getattr(args, name) for name in FIELDS})
 
 
 def _add_validate(sub) -> None:

@@ -31,6 +31,7 @@ The format (every key other than ``name``, ``workload`` and ``grid`` has a defau
       loss: train                    # train | val
       diverge_threshold: 4.0         # > 1, or null to never stop early on a rising loss
       smoothing: 0.98                # EMA beta in [0, 1)
+      steps_per_call: null           # steps per compiled call (null: 16 on a CPU, 32 on a GPU)
     resources:
       cpus_per_trial: 1              # > 0, fractions allowed
       gpus_per_trial: 0              # >= 0; a fraction below 1 or a whole number
@@ -131,8 +132,7 @@ __all__ = [
 RESERVED_AXES = ("optimizer", "batch_size", "seed")
 """Axis names the grid owns; ``grid.axes`` may not reuse them."""
 
-DEFAULT_STEPS = 200
-"""Steps of a range test when the sweep file gives no length."""
+from lrrt_core.settings import DEFAULT_STEPS  # noqa: E402  (steps when the sweep file gives no length)
 DEFAULT_VERIFY_EPOCHS = 2
 """Epochs of each verification training when ``verify:`` gives no length."""
 BUDGET_KEYS = ("steps", "epochs", "samples")
@@ -539,27 +539,36 @@ class GridSpec(_Frozen):
         return axes
 
 
-class RangeTestSpec(_Frozen):
-    """How each range test runs; mirrors ``lrrt_core.finder.range_test``'s settings.
+from pydantic import create_model, model_serializer  # noqa: E402  (the range_test section is built from RangeTest)
+
+from lrrt_core.settings import FIELDS as _RANGE_TEST_FIELDS  # noqa: E402
+from lrrt_core.settings import SettingError  # noqa: E402
+
+_KINDS = {float: Number, int: StrictInt, str: StrictStr}
+
+
+def _range_test_key(name: str) -> tuple[Any, Any]:
+    """The sweep file's key for the :class:`lrrt_core.settings.RangeTest` field ``name``: its
+    type (a number, an integer, one of its choices; ``null`` where the field allows ``None``),
+    its default and its help text, all read from the field's declaration."""
+    field = _RANGE_TEST_FIELDS[name]
+    meta = field.metadata
+    kind = Literal[meta["choices"]] if meta["choices"] else _KINDS[meta["kind"]]
+    return (kind | None if meta["nullable"] else kind), Field(default=field.default, description=meta["help"])
+
+
+class _RangeTestSection(_Frozen):
+    """How each range test runs: one key per :class:`lrrt_core.settings.RangeTest` setting
+    (same names, defaults, help texts and rules), plus the sweep's own ``samples``.
 
     The length of the test is exactly one of ``steps`` (the same for every batch size),
     ``epochs`` (whole passes over the data) or ``samples`` (a budget in training samples:
     ``samples // batch_size`` steps, so every batch size sees the same data — the fair way
-    to compare batch sizes); ``steps: 200`` when the file gives none. The ladder goes from
-    ``start_lr`` to ``end_lr`` in that many steps; the test stops early once the
-    EMA-smoothed loss (``smoothing`` = beta) exceeds ``diverge_threshold`` x the best so far
-    (``null``: never).
+    to compare batch sizes); ``steps: 200`` (``RangeTest``'s default) when the file gives
+    none. ``steps_per_call`` (default: the device's, 16 on a CPU, 32 on a GPU) does not
+    change the curve; set, it is part of the sweep's identity (the fingerprint), left out
+    when unset so older sweeps keep their trial ids.
     """
-
-    start_lr: Number = 1e-6
-    end_lr: Number = 10.0
-    steps: StrictInt | None = Field(default=None, ge=2)
-    epochs: StrictInt | None = Field(default=None, ge=1)
-    samples: StrictInt | None = Field(default=None, ge=2)
-    ladder: Literal["exp", "linear"] = "exp"
-    loss: Literal["train", "val"] = "train"
-    diverge_threshold: Number | None = 4.0
-    smoothing: Number = 0.98
 
     @model_validator(mode="before")
     @classmethod
@@ -573,20 +582,24 @@ class RangeTestSpec(_Frozen):
         return data
 
     @model_validator(mode="after")
-    def _bounds(self) -> RangeTestSpec:
-        """The range test's own rules (:class:`lrrt_core.settings.RangeTest`: bounds, ladder,
-        divergence, smoothing), named by this file's key; and one of the file's: a value
+    def _bounds(self) -> "_RangeTestSection":
+        """``RangeTest``'s own rules, named by this file's key; and one of the file's: a value
         must be finite (``null``, not ``.inf``, never stops early), so it stays JSON."""
         if self.diverge_threshold is not None and not math.isfinite(self.diverge_threshold):
             raise _fail(f"must be finite, or null to never stop early, got {self.diverge_threshold!r}",
                         ".diverge_threshold")
         try:
             self.settings(None)
-        except ValueError as err:
-            name, _, rest = str(err).partition(" ")
-            raise _fail(rest if name in type(self).model_fields else str(err),
-                        f".{name}" if name in type(self).model_fields else "") from None
+        except SettingError as err:
+            raise _fail(err.reason, f".{err.setting}") from None
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        if data.get("steps_per_call") is None:
+            data.pop("steps_per_call", None)
+        return data
 
     def steps_for(self, batch_size: int) -> int | None:
         """Steps of a test at ``batch_size``: ``steps``, ``samples // batch_size``, or ``None``
@@ -607,10 +620,21 @@ class RangeTestSpec(_Frozen):
         the length left out, to check the other settings)."""
         from lrrt_core.settings import RangeTest
 
-        return RangeTest(start_lr=self.start_lr, end_lr=self.end_lr,
-                         steps=None if batch_size is None else self.steps_for(batch_size),
-                         epochs=self.epochs, ladder=self.ladder, loss=self.loss,
-                         diverge_threshold=self.diverge_threshold, smoothing=self.smoothing)
+        values = {name: getattr(self, name) for name in _RANGE_TEST_FIELDS}
+        if batch_size is not None:
+            values["steps"] = self.steps_for(batch_size)
+        return RangeTest(**values)
+
+
+_RANGE_TEST_KEYS = {name: _range_test_key(name) for name in _RANGE_TEST_FIELDS}
+RangeTestSpec = create_model(
+    "RangeTestSpec", __base__=_RangeTestSection, __module__=__name__,
+    **{k: v for k, v in _RANGE_TEST_KEYS.items() if k in ("start_lr", "end_lr", "steps", "epochs")},
+    samples=(StrictInt | None, Field(default=None, ge=2, description="a budget in training samples: "
+                                     "samples // batch_size steps, the same data for every batch size")),
+    **{k: v for k, v in _RANGE_TEST_KEYS.items() if k not in ("start_lr", "end_lr", "steps", "epochs")},
+)
+RangeTestSpec.__doc__ = _RangeTestSection.__doc__
 
 
 class VerifySpec(_Frozen):

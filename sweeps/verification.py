@@ -452,11 +452,11 @@ def recipes(ranking: pd.DataFrame, method: str) -> list[dict[str, Any]]:
       ``"3 x lr"``, or ``"lr_at_min_loss"`` where that peak would pass the range test's
       smoothed-loss minimum.
     * ``one_cycle`` — ``max_lr = 3 x lr`` (:func:`schedule_peak`) with fastai's warm-up and annealing defaults
-      (``lrrt_core.schedules.one_cycle`` takes them): a one-cycle schedule tolerates a
+      (``lrrt_core.training_schedules.one_cycle`` takes them): a one-cycle schedule tolerates a
       higher peak than a constant rate (Smith 2018, sec. 4.1).
     * ``triangular`` — cyclical learning rates between ``base_lr = max_lr / 4`` and
       ``max_lr = 3 x lr`` (Smith 2015, sec. 3.3: "base_lr 1/3 or 1/4 of max_lr"), a step
-      size of 2-10 epochs of iterations (``lrrt_core.schedules.triangular``).
+      size of 2-10 epochs of iterations (``lrrt_core.training_schedules.triangular``).
     """
     out = []
     keys = [c for c in ("verified_rank", "rank") if c in ranking]

@@ -414,7 +414,7 @@ def recipes_section(red) -> Section:
             "verification trained best at or above it (max_lr_bound says which applied; fastai's warm-up and "
             "annealing: start at max/25, 25 % warm-up), and triangular cyclical rates between max/4 and the same "
             "max (Smith 2015, 3.3). "
-            "lrrt_core.schedules.one_cycle and .triangular build them as Keras schedules.")
+            "lrrt_core.training_schedules.one_cycle and .triangular build them as Keras schedules.")
     if not rows:
         return Section("Training recipes", [("p", "No recommendation yet.")])
     header = ["config", "verified rank", "range-test rank", "constant lr", "from", "one-cycle max_lr", "CLR base_lr",

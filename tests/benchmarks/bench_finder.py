@@ -8,7 +8,7 @@ divergence stop, time:
   learning rate (the Python API's usual case), as it runs by default: 16 steps per compiled
   call (:mod:`lrrt_core.execution`), the rate of each step fed in the graph;
 * ``finder_sched`` -- the same with the optimizer compiled with the matching
-  :class:`lrrt_core.ladder_schedule.LadderSchedule` (how ``run_workload``, i.e. ``lrrt
+  :class:`lrrt_core.keras_ladder.LadderSchedule` (how ``run_workload``, i.e. ``lrrt
   find`` and every sweep trial, runs);
 * ``finder_k1`` -- ``steps_per_call=1``: one ``train_on_batch`` per step (the finder
   before fused execution; the path the torch backend takes);
@@ -112,7 +112,7 @@ def make_runners(bs: int, steps: int):
     import keras
 
     from lrrt_core.finder import range_test
-    from lrrt_core.schedule import ladder
+    from lrrt_core.ladders import ladder
 
     lrs = ladder("exp", START_LR, END_LR, steps)
 
@@ -124,7 +124,7 @@ def make_runners(bs: int, steps: int):
         assert c.steps_run == steps, c.stop_reason
 
     wl_s = _model()
-    from lrrt_core.ladder_schedule import ladder_schedule
+    from lrrt_core.keras_ladder import ladder_schedule
 
     wl_s.model.optimizer.learning_rate = ladder_schedule("exp", START_LR, END_LR, steps)
 

@@ -5,7 +5,7 @@ BatchNorm/Dropout, an MSE regression, an embedding + 1-D conv sequence model, a 
 LayerNorm MLP) and every configuration (optimizer x batch size) and seed, this benchmark
 
 1. runs the range tests exactly as a sweep runs them (:func:`lrrt_core.runner.run_workload`,
-   the sweep file's defaults: 1e-6 -> 10), with a sample budget (``--samples``, every batch
+   RangeTest's defaults: 1e-6 -> 10), with a sample budget (``--samples``, every batch
    size sees the same data) and with the sweep's default fixed step count (``--steps``);
 2. trains every configuration for ``--epochs`` epochs at each rate of a log grid of fixed
    rates (:func:`lrrt_core.verify.train_fixed`, real ``model.fit``) and scores the held-out
@@ -59,7 +59,8 @@ from tests.benchmarks.families import FAMILIES  # noqa: E402
 OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
 BATCH_SIZES = (32, 128)
 SEEDS = (0, 1, 2)
-#: the sweep file's range-test defaults (``sweeps.spec.RangeTestSpec``).
+#: the range-test settings measured (``lrrt_core.settings.RangeTest``'s defaults, pinned by
+#: tests/sweeps/test_range_test_settings.py).
 RANGE = dict(start_lr=1e-6, end_lr=10.0, ladder="exp", loss="train", diverge_threshold=4.0, smoothing=0.98)
 #: candidate divisors of the rate at the centred minimum.
 DIVISORS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 10.0)
@@ -402,7 +403,7 @@ def parse(argv):
     p.add_argument("--epochs", type=int, default=8, help="ground-truth training budget")
     p.add_argument("--verify-epochs", type=int, default=2, help="verification training budget (the sweep's default)")
     p.add_argument("--samples", type=int, default=8192, help="sample-budget range test (steps = samples / batch)")
-    p.add_argument("--steps", type=int, default=200, help="fixed-step range test (the sweep file's default)")
+    p.add_argument("--steps", type=int, default=200, help="fixed-step range test (RangeTest's default)")
     p.add_argument("--rate-lo", type=float, default=-5.0, help="log10 of the smallest ground-truth rate")
     p.add_argument("--rate-step", type=float, default=0.25, help="decades between ground-truth rates")
     p.add_argument("--tolerance", type=float, default=0.01, help="a score within this of the best is 'good'")

@@ -116,7 +116,7 @@ def check_all() -> str:
         np.testing.assert_array_equal(u, v)
 
     # the ladder computed in the step (LadderSchedule) against the rate fed per step
-    from lrrt_core.ladder_schedule import ladder_schedule
+    from lrrt_core.keras_ladder import ladder_schedule
 
     sched = mlp()
     sched.optimizer.learning_rate = ladder_schedule("exp", 1e-4, 1e-2, 60)

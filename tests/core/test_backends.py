@@ -22,7 +22,7 @@ CHECK = textwrap.dedent(
     import numpy as np, keras
     from lrrt_core.finder import range_test
     from lrrt_core.optimizers import make_optimizer
-    from lrrt_core.schedule import ladder
+    from lrrt_core.ladders import ladder
     assert keras.backend.backend() == BACKEND, keras.backend.backend()
 
     def mlp():
@@ -66,7 +66,7 @@ CHECK = textwrap.dedent(
     np.testing.assert_allclose(c1.losses, c2.losses, rtol=1e-6)
 
     # the ladder computed in the compiled step (LadderSchedule) gives the same curve
-    from lrrt_core.ladder_schedule import ladder_schedule
+    from lrrt_core.keras_ladder import ladder_schedule
     a, b = mlp(), mlp()
     b.optimizer.learning_rate = ladder_schedule("exp", 1e-4, 1.0, 30)
     ca = range_test(a, x, y, start_lr=1e-4, end_lr=1.0, steps=30, batch_size=32, diverge_threshold=None)

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from lrrt_core.curve import Curve
-from lrrt_core.finder import LRFinder, range_test
-from lrrt_core.schedule import ladder
+from lrrt_core.finder import range_test
+from lrrt_core.lr_finder import LRFinder
+from lrrt_core.ladders import ladder
+from lrrt_core.settings import DEFAULT_STEPS
 from lrrt_core.workloads import get_workload
 
 pytestmark = pytest.mark.tf
@@ -374,7 +376,7 @@ def test_uncompiled_model_and_schedule_optimizer():
 def test_ladder_schedule_in_the_compiled_step_gives_the_same_curve(kind):
     """An optimizer that looks each rate up itself trains exactly as one assigned each rate."""
     from lrrt_core.finder import _lr_control
-    from lrrt_core.ladder_schedule import ladder_schedule
+    from lrrt_core.keras_ladder import ladder_schedule
 
     x, y = _data()
     assigned, scheduled = _compile(_mlp(dropout=0.2), opt="adam"), _compile(_mlp(dropout=0.2), opt="adam")
@@ -396,7 +398,7 @@ def test_ladder_schedule_in_the_compiled_step_gives_the_same_curve(kind):
 
 
 def test_ladder_schedule_must_match_the_range_test():
-    from lrrt_core.ladder_schedule import ladder_schedule
+    from lrrt_core.keras_ladder import ladder_schedule
 
     x, y = _data(n=64)
     model = _compile(_mlp(bn=False, l2=0))
@@ -420,7 +422,7 @@ def test_planned_steps_matches_what_range_test_runs():
 
     x, y = _data(n=100)
     assert planned_steps(x, y, steps=37) == 37
-    assert planned_steps(x, y) == 100  # DEFAULT_STEPS
+    assert planned_steps(x, y) == DEFAULT_STEPS == 200
     assert planned_steps(x, y, epochs=3, batch_size=32) == 9  # 3 full batches per epoch, the last dropped
     assert planned_steps(x, y, epochs=2, batch_size=500) == 2  # one batch of all samples
     assert planned_steps(iter([(x, y)]), epochs=2) is None  # a generator's length is not known up front

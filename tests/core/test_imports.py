@@ -20,7 +20,7 @@ def loaded_after(code: str) -> set[str]:
 
 
 def test_analysis_modules_are_pure_numpy():
-    loaded = loaded_after("import lrrt_core.suggest, lrrt_core.curve, lrrt_core.schedule")
+    loaded = loaded_after("import lrrt_core.suggest, lrrt_core.curve, lrrt_core.ladders")
     assert loaded.isdisjoint({"tensorflow", "keras", "ray", "matplotlib"}), loaded
 
 

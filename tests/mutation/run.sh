@@ -14,8 +14,8 @@ py="${PYTHON:-$repo/.venv/bin/python}"
 [ -x "$py" ] || py="$(command -v python3)"
 rm -rf "$scratch" && mkdir -p "$scratch"
 (cd "$repo" && git ls-files -co --exclude-standard -z | xargs -0 -I{} cp --parents {} "$scratch/")
-mutate="${MUTATE:-lrrt_core/schedule.py lrrt_core/curve.py sweeps/reduce.py}"
-tests="${MUTATE_TESTS:-tests/core/test_schedule.py tests/core/test_curve.py tests/sweeps/test_reduce.py tests/sweeps/test_store.py}"
+mutate="${MUTATE:-lrrt_core/ladders.py lrrt_core/curve.py sweeps/reduce.py}"
+tests="${MUTATE_TESTS:-tests/core/test_ladders.py tests/core/test_curve.py tests/sweeps/test_reduce.py tests/sweeps/test_store.py}"
 toml_list() { printf '"%s", ' $1 | sed 's/, $//'; }
 cat >> "$scratch/pyproject.toml" <<TOML
 

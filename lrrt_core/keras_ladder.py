@@ -10,7 +10,7 @@ same float32 values either way, and so are the losses.
 ``lrrt_core.runner.run_workload`` (``lrrt find`` and every sweep trial) compiles its
 optimizers this way; with your own model, compile a fresh optimizer with it::
 
-    from lrrt_core.ladder_schedule import ladder_schedule
+    from lrrt_core.keras_ladder import ladder_schedule
     model.compile(optimizer=keras.optimizers.Adam(ladder_schedule("exp", 1e-6, 1.0, 300)), loss=...)
     curve = range_test(model, x, y, start_lr=1e-6, end_lr=1.0, steps=300)
 
@@ -27,7 +27,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from lrrt_core.schedule import ladder
+from lrrt_core.ladders import ladder
 
 
 @keras.saving.register_keras_serializable(package="lrrt")
@@ -35,7 +35,7 @@ class LadderSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """Rate of optimizer step ``i``: point ``i`` of the ladder (the last point after the end).
 
     Args:
-        kind: ``"exp"`` or ``"linear"`` (:func:`lrrt_core.schedule.ladder`).
+        kind: ``"exp"`` or ``"linear"`` (:func:`lrrt_core.ladders.ladder`).
         start_lr, end_lr: the bounds, first and last point exactly.
         steps: number of points, >= 2.
     """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lrrt_core.schedule import LADDERS, check_bounds, exp_lr, ladder, linear_lr
+from lrrt_core.ladders import LADDERS, check_bounds, exp_lr, ladder, linear_lr
 
 
 @pytest.mark.parametrize("kind", LADDERS)

@@ -4,7 +4,7 @@ A ladder maps step ``i`` of ``steps`` to a learning rate. The first and the last
 points are exactly ``start_lr`` and ``end_lr`` (no floating-point drift at the ends).
 
 Example:
-    >>> from lrrt_core.schedule import ladder
+    >>> from lrrt_core.ladders import ladder
     >>> ladder("exp", 1e-4, 1e-1, 4)
     array([0.0001, 0.001 , 0.01  , 0.1   ])
 

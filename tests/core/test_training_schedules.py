@@ -1,4 +1,4 @@
-"""lrrt_core.schedules against their closed forms (Smith 2015's triangular policy, PyTorch's
+"""lrrt_core.training_schedules against their closed forms (Smith 2015's triangular policy, PyTorch's
 cosine one-cycle), written out independently here."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def _values(schedule, steps):
 
 
 def test_triangular_matches_closed_form_and_known_points():
-    from lrrt_core.schedules import triangular
+    from lrrt_core.training_schedules import triangular
 
     sched = triangular(0.01, 0.04, step_size=10)
     steps = np.arange(0, 45)
@@ -46,7 +46,7 @@ def test_triangular_matches_closed_form_and_known_points():
 
 
 def test_one_cycle_matches_closed_form_and_pytorch_endpoints():
-    from lrrt_core.schedules import one_cycle
+    from lrrt_core.training_schedules import one_cycle
 
     sched = one_cycle(max_lr=0.3, total_steps=100, pct_start=0.25)
     steps = np.arange(0, 100)
@@ -65,7 +65,7 @@ def test_one_cycle_matches_closed_form_and_pytorch_endpoints():
 def test_recipe_keys_are_accepted_and_schedules_serialise():
     import keras
 
-    from lrrt_core.schedules import OneCycle, Triangular, one_cycle, triangular
+    from lrrt_core.training_schedules import OneCycle, Triangular, one_cycle, triangular
 
     recipe = {"one_cycle": {"max_lr": 0.03, "pct_start": 0.25, "div_factor": 25.0, "final_div_factor": 1e4},
               "triangular": {"base_lr": 0.0075, "max_lr": 0.03, "step_size_epochs": [2, 10]}}
@@ -85,14 +85,14 @@ def test_recipe_keys_are_accepted_and_schedules_serialise():
     ({"base_lr": 0.01, "max_lr": 0.05, "step_size": 0}, "step_size"),
 ])
 def test_triangular_refuses_bad_bounds(kwargs, word):
-    from lrrt_core.schedules import triangular
+    from lrrt_core.training_schedules import triangular
 
     with pytest.raises(ValueError, match=word):
         triangular(**kwargs)
 
 
 def test_one_cycle_refuses_bad_arguments():
-    from lrrt_core.schedules import one_cycle
+    from lrrt_core.training_schedules import one_cycle
 
     with pytest.raises(ValueError, match="total_steps"):
         one_cycle(0.1, total_steps=1)

@@ -5,7 +5,7 @@ A range test gives the bounds of a cyclical learning-rate schedule (Smith 2015, 
 the ``one_cycle`` and ``triangular`` arguments; these Keras schedules take them::
 
     import json, keras
-    from lrrt_core.schedules import one_cycle, triangular
+    from lrrt_core.training_schedules import one_cycle, triangular
     r = json.load(open("runs/quickstart/recipes.json"))["recipes"][0]
     steps = epochs * (len(x) // batch_size)
     opt = keras.optimizers.SGD(one_cycle(total_steps=steps, **r["one_cycle"]), momentum=0.9)
