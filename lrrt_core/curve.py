@@ -57,7 +57,7 @@ class StopRule:
     Feed the losses in order with :meth:`update`; it returns ``None`` to go on,
     ``"nonfinite"`` (that step is cut) or ``"diverged"`` (that step is kept). ``threshold``
     ``None`` never stops on divergence; the rule is not applied while the best is <= 0 (it
-    assumes a positive loss). The range test's loop and :func:`stop_step` both use it.
+    assumes a positive loss). The range test's loop (:mod:`lrrt_core.finder`) feeds it.
     """
 
     def __init__(self, beta: float = DEFAULT_BETA, threshold: float | None = 4.0) -> None:
@@ -74,18 +74,6 @@ class StopRule:
         if smoothed < self.best:
             self.best = smoothed
         return None
-
-
-def stop_step(losses: np.ndarray, beta: float = DEFAULT_BETA, threshold: float | None = 4.0) -> tuple[int, str]:
-    """Where :class:`StopRule` stops on ``losses``: ``(steps kept, stop reason)``."""
-    rule = StopRule(beta, threshold)
-    for i, loss in enumerate(np.asarray(losses, dtype=np.float64)):
-        verdict = rule.update(float(loss))
-        if verdict == "nonfinite":
-            return i, verdict
-        if verdict == "diverged":
-            return i + 1, verdict
-    return len(losses), "completed"
 
 
 def sma(values: np.ndarray, window: int) -> np.ndarray:

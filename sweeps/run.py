@@ -104,8 +104,8 @@ def _check_options(local_gpus: int | None, rank_by: str | None) -> None:
 def check_rank_by(rank_by: str | None, option: str) -> None:
     """Refuse a ranking method that is neither a suggestion method nor an alias of one
     (``option`` names it in the message: ``--rank-by`` or ``rank_by``)."""
-    if rank_by is not None and rank_by not in RANK_CHOICES:
-        raise UsageError(f"{option}: must be one of {', '.join(RANK_CHOICES)}, got {rank_by!r}",
+    if rank_by is not None and method_name(rank_by) not in METHODS:  # the registry now, aliases resolved
+        raise UsageError(f"{option}: must be one of {', '.join([*METHODS, *ALIASES])}, got {rank_by!r}",
                          key=None if option.startswith("--") else option)
 
 

@@ -744,7 +744,7 @@ class ReportSpec(_Frozen):
     ``export``: the trackers the sweep exports to once its report is written (:class:`ExportSpec`).
     """
 
-    rank_by: Literal[METHODS] = DEFAULT_METHOD
+    rank_by: StrictStr = DEFAULT_METHOD
     export: ExportSpec | None = None
 
     @field_validator("rank_by", mode="before")
@@ -753,6 +753,13 @@ class ReportSpec(_Frozen):
         from lrrt_core.suggest import method_name
 
         return method_name(value)
+
+    @field_validator("rank_by")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        if value not in METHODS:  # the registry as it is now (a method registered at run time counts)
+            raise _fail(f"must be one of {', '.join(repr(m) for m in METHODS)}, got {value!r}")
+        return value
 
 
 class SweepSpec(_Frozen):

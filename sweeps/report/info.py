@@ -283,9 +283,10 @@ def _verified_fields(ranking: pd.DataFrame, optimizer: str, metric: str) -> dict
 
 def method_note(red) -> str:
     """Which method gives the suggested learning rate, in words."""
-    from lrrt_core.suggest import DEFAULT_METHOD, DESCRIPTIONS
+    from lrrt_core.suggest import DEFAULT_METHOD, METHODS
 
-    text = f"Suggested learning rate: {red.rank_by}, {DESCRIPTIONS.get(red.rank_by, red.rank_by)}."
+    described = METHODS[red.rank_by].description if red.rank_by in METHODS else red.rank_by
+    text = f"Suggested learning rate: {red.rank_by}, {described}."
     if red.rank_by != DEFAULT_METHOD:
         text += f" (lrrt's default is {DEFAULT_METHOD}.)"
     return text
@@ -414,7 +415,7 @@ def recipes_section(red) -> Section:
             "verification trained best at or above it (max_lr_bound says which applied; fastai's warm-up and "
             "annealing: start at max/25, 25 % warm-up), and triangular cyclical rates between max/4 and the same "
             "max (Smith 2015, 3.3). "
-            "lrrt_core.training_schedules.one_cycle and .triangular build them as Keras schedules.")
+            "lrrt_core.one_cycle and lrrt_core.triangular build them as Keras schedules.")
     if not rows:
         return Section("Training recipes", [("p", "No recommendation yet.")])
     header = ["config", "verified rank", "range-test rank", "constant lr", "from", "one-cycle max_lr", "CLR base_lr",

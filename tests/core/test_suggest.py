@@ -374,7 +374,7 @@ SUMMARY_KEYS = {
 def test_suggest_all_returns_every_method():
     lrs, losses = tanh_curve(n=200)
     out = suggest_all(Curve(lrs, losses), sma=10)
-    assert tuple(out) == METHODS
+    assert tuple(out) == tuple(METHODS)
     assert all(isinstance(s, Suggestion) and s.method == k and s.ok for k, s in out.items())
 
 

@@ -19,7 +19,7 @@ from tests.sweeps.conftest import REPO
 
 # README "Output files": trials.csv, in this order; extra grid axes come right after seed.
 TRIALS_CSV = ["trial_id", "name", "config", "optimizer", "batch_size", "seed", "status", "error", "attempts",
-              "steps", "min_loss", "lr_at_min_loss", "steepest_lr", "valley_lr", "minimum_div10_lr", "sma_lr",
+              "steps", "min_loss", "lr_at_min_loss", "steepest_lr", "valley_lr", "minimum_lr", "minimum_div10_lr", "sma_lr",
               "centered_min_div3_lr", "centered_min_opt_lr", "suggested_lr", "diverged_lr", "stop_reason", "wall_s", "node", "gpu_ids"]
 CURVES_PARQUET = ["trial", "name", "config", "optimizer", "batch_size", "seed", "step", "lr", "loss", "smoothed_loss"]
 RANKING_CSV = ["config", "optimizer", "batch_size", "n_ok", "n_failed", "n_missing", "min_loss_mean", "min_loss_std",
@@ -89,7 +89,9 @@ def test_outputs_of_a_fixed_partial_sweep_are_the_golden_files(tmp_path):
     section first, with a table; both ranks in recipes.json and its table); ranking.csv and
     recipes.json for issue 20 (the verified_at_edge column, the recipes' max_lr_bound); all four
     for issue 20's default centered_min_opt (its column, the suggested rates), ranking.csv's
-    rank_group and empty ranks; report.md without the end_lr warning: its curves turn up clearly."""
+    rank_group and empty ranks; report.md without the end_lr warning: its curves turn up clearly;
+    issue 23: trials.csv's minimum_lr column (every registered method has one), report.md naming
+    the training schedules lrrt_core.one_cycle and lrrt_core.triangular."""
     d = tmp_path / "sweep"
     S.standard_sweep(d, name="golden | <b>sweep</b>", skip={"adam-bs512-s1"},
                      fail={"sgd-bs32-s1": "Traceback ...\nValueError: boom <x>"})

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sweeps import reduce, report, store
+from sweeps import reduce, reduce_rows, reduce_tables, report, store
 from tests.sweeps import synthetic as S
 
 EXPECTED_ORDER = ["adam-bs32", "sgd-bs128", "adam-bs128", "sgd-bs32", "sgd-bs512", "adam-bs512"]
@@ -59,7 +59,7 @@ def test_aggregates_over_seeds(full):
 
 def test_trial_rows_recomputed_from_raw_curve(full):
     t = full.trials
-    assert list(t.columns) == reduce.TRIAL_COLUMNS
+    assert list(t.columns) == reduce.trial_columns()
     assert len(t) == 12 and set(t["status"]) == {"ok"}
     row = t[t["name"] == "sgd-bs128-s1"].iloc[0]
     assert row["min_loss"] == pytest.approx(S.OFFSETS[("sgd", 128)] + 0.05 + S.MIN_SMOOTHED, abs=1e-12)
@@ -216,7 +216,7 @@ def test_write_outputs_and_rebuild_of_a_running_sweep(tmp_path):
     leftovers = [os.path.join(d, f) for d, _, fs in os.walk(tmp_path) for f in fs if f.endswith(".tmp")]
     assert leftovers == []
     trials = pd.read_csv(tmp_path / "trials.csv", keep_default_na=False)
-    assert list(trials.columns) == reduce.TRIAL_COLUMNS
+    assert list(trials.columns) == reduce.trial_columns()
     assert trials.set_index("name").loc["adam-bs512-s1", "status"] == "missing"
     assert trials.set_index("name").loc["adam-bs512-s0", "gpu_ids"] == "0,1"
     ranking = pd.read_csv(tmp_path / "ranking.csv")
@@ -264,47 +264,38 @@ def test_planned_trials_without_manifest_sorts_records_by_name_quietly(caplog):
     recs = {"b": store.TrialRecord.from_json({"trial_id": "b", "name": "zeta", "config": "z", "params": {}}),
             "a": store.TrialRecord.from_json({"trial_id": "a", "params": {"seed": 1}})}
     with caplog.at_level(logging.WARNING, logger="sweeps.reduce"):
-        planned = reduce._planned_trials(None, recs)
+        planned = reduce_rows.planned_trials(None, recs)
     assert [t.to_json() for t in planned] == [{"trial_id": "a", "name": None, "config": None, "params": {"seed": 1}},
                                               {"trial_id": "b", "name": "zeta", "config": "z", "params": {}}]
     assert not caplog.records
-    assert reduce._planned_trials(store.Manifest.from_json({"trials": None}), {}) == []
+    assert reduce_rows.planned_trials(store.Manifest.from_json({"trials": None}), {}) == []
     entry = store.TrialEntry.from_json
-    ident = reduce._identity(entry({"trial_id": None, "params": None}),
-                             store.TrialRecord.from_json({"trial_id": "r1", "name": "n1", "params": {"seed": 3}}))
+    ident = reduce_rows.identity(entry({"trial_id": None, "params": None}),
+                                 store.TrialRecord.from_json({"trial_id": "r1", "name": "n1", "params": {"seed": 3}}))
     assert (ident["trial_id"], ident["name"], ident["config"], ident["seed"]) == ("r1", "n1", "n1", 3)
-    ident = reduce._identity(entry({"trial_id": "t9"}), None)
+    ident = reduce_rows.identity(entry({"trial_id": "t9"}), None)
     assert (ident["trial_id"], ident["name"], ident["config"], ident["axes"]) == ("t9", "t9", "t9", {})
-    ident = reduce._identity(entry({"trial_id": "t9", "params": {"optimizer_name": "adam"}}), None)
+    ident = reduce_rows.identity(entry({"trial_id": "t9", "params": {"optimizer_name": "adam"}}), None)
     assert ident["optimizer"] == "adam"
 
 
-def test_geometric_mean_and_spread_use_finite_positive_values_only():
-    values = pd.Series([0.0, 4.0, np.nan, -1.0, "x", 1.0, np.inf, None], dtype=object)
-    assert reduce._gmean(values) == pytest.approx(2.0, rel=1e-12)
-    assert reduce._gsd(values) == pytest.approx(math.exp(math.log(4.0) / math.sqrt(2)), rel=1e-12)
-    assert math.isnan(reduce._gmean(pd.Series([0.0, -2.0, np.nan])))
-    assert math.isnan(reduce._gsd(pd.Series([3.0, 0.0])))  # one usable value: no spread
-    assert reduce._gsd(pd.Series(["2", "8"])) == pytest.approx(math.exp(math.log(4.0) / math.sqrt(2)), rel=1e-12)
-
-
 def test_gpu_ids_and_axis_column_helpers():
-    assert [reduce._gpu_ids_str(v) for v in (None, " 0,1 ", [0, 1], (2,), [], 3)] == ["", "0,1", "0,1", "2", "", "3"]
-    assert reduce._axis_column("width") == "width"
-    assert reduce._axis_column("status") == "axis_status" and reduce._axis_column("lr") == "axis_lr"
+    assert [reduce_rows.gpu_ids_str(v) for v in (None, " 0,1 ", [0, 1], (2,), [], 3)] == ["", "0,1", "0,1", "2", "", "3"]
+    assert reduce_tables.axis_column("width") == "width"
+    assert reduce_tables.axis_column("status") == "axis_status" and reduce_tables.axis_column("lr") == "axis_lr"
 
 
 def test_axis_columns_keep_one_type():
-    num = reduce._normalise_axis_column(pd.Series([1, None, 2.5, float("nan")], dtype=object))
+    num = reduce_tables.normalise_axis_column(pd.Series([1, None, 2.5, float("nan")], dtype=object))
     assert num.dtype == np.float64 and num.tolist()[::2] == [1.0, 2.5] and num.isna().tolist() == [False, True, False, True]
-    flags = reduce._normalise_axis_column(pd.Series([True, False, None], dtype=object))
+    flags = reduce_tables.normalise_axis_column(pd.Series([True, False, None], dtype=object))
     assert flags.tolist() == [True, False, None]
-    mixed = reduce._normalise_axis_column(pd.Series([1, "a", {"b": 2, "a": 1}, None, True], dtype=object))
+    mixed = reduce_tables.normalise_axis_column(pd.Series([1, "a", {"b": 2, "a": 1}, None, True], dtype=object))
     assert [mixed[i] for i in (0, 1, 2, 4)] == ["1", "a", '{"a": 1, "b": 2}', "true"] and pd.isna(mixed[3])
-    nums_and_bools = reduce._normalise_axis_column(pd.Series([1, True], dtype=object))
+    nums_and_bools = reduce_tables.normalise_axis_column(pd.Series([1, True], dtype=object))
     assert nums_and_bools.tolist() == ["1", "true"]  # a bool is not a number here
-    assert reduce._normalise_axis_column(pd.Series([None, None], dtype=object)).tolist() == [None, None]
-    assert reduce._jsonish(object).startswith("<class ")  # not JSON: its str()
+    assert reduce_tables.normalise_axis_column(pd.Series([None, None], dtype=object)).tolist() == [None, None]
+    assert reduce_tables._jsonish(object).startswith("<class ")  # not JSON: its str()
 
 
 def test_write_outputs_and_rebuild_write_every_table_and_report(tmp_path, monkeypatch, caplog):
