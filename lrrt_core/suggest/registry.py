@@ -29,8 +29,8 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
+import lrrt_core.suggest.methods as m
 from lrrt_core.curve import Curve, cut_nonfinite, ema
-from lrrt_core.suggest import methods as m
 from lrrt_core.suggest.features import DEFAULT_SMA
 from lrrt_core.suggest.pipeline import DEFAULT_MIN_POINTS, Suggestion
 
