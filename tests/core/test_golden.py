@@ -7,9 +7,11 @@ import numpy as np
 from lrrt_core import suggest_all
 from lrrt_core.curve import Curve
 
-# README "Python API": suggest_all(curve) -> {'minimum': ..., 'minimum_div10': ..., 'steepest': ...,
-# 'valley': ..., 'sma_rule': ..., 'centered_min_div3': ..., 'centered_min_opt': ...}, in this order.
-SUGGEST_ALL_KEYS = ["minimum", "minimum_div10", "steepest", "valley", "sma_rule", "centered_min_div3",
+# docs/python-api.md: suggest_all(curve) -> {'steepest': ..., 'valley': ..., 'minimum': ...,
+# 'minimum_div10': ..., 'sma_rule': ..., 'centered_min_div3': ..., 'centered_min_opt': ...}, in this
+# order: the registry's, which is the order of the methods' columns in trials.csv (issue 23: minimum
+# and minimum_div10 moved after valley so that trials.csv kept its column order).
+SUGGEST_ALL_KEYS = ["steepest", "valley", "minimum", "minimum_div10", "sma_rule", "centered_min_div3",
                     "centered_min_opt"]
 CURVE_FRAME = ["step", "lr", "loss", "smoothed_loss"]
 

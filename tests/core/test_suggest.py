@@ -560,7 +560,7 @@ def test_error_messages():
         loss_change(losses, 2.0)
     with pytest.raises(ValueError, match="steps_planned must be an integer >= 0, got -1"):
         valley(lrs, losses, steps_planned=-1)
-    with pytest.raises(ValueError, match="unknown suggestion method 'nope'; choose one of minimum, "):
+    with pytest.raises(ValueError, match="unknown suggestion method 'nope'; choose one of steepest, valley, "):
         get_method("nope")
 
 
