@@ -64,6 +64,7 @@ DIVISOR_OTHER = 4.0
 #: width of the centred moving average of :func:`centered_min_div3`, in decades of learning rate.
 CENTERED_DECADES = 0.5
 
+
 def minimum(
     curve_or_lrs: Curve | np.ndarray,
     losses: np.ndarray | None = None,
@@ -105,7 +106,7 @@ def minimum(
         fastai ``fastai/callback/schedule.py``: ``lr_find`` (the window), ``minimum``.
     """
     p = prepare(curve_or_lrs, losses, skip_start=skip_start, skip_end=skip_end, beta=beta,
-                 min_points=min_points, peer="fastai", steps_planned=steps_planned)
+                min_points=min_points, peer="fastai", steps_planned=steps_planned)
     return _minimum_from(p, "minimum", 1)
 
 
@@ -128,7 +129,7 @@ def minimum_div10(
         fastai ``fastai/callback/schedule.py``: ``minimum`` returns ``lr_min / 10``.
     """
     p = prepare(curve_or_lrs, losses, skip_start=skip_start, skip_end=skip_end, beta=beta,
-                 min_points=min_points, peer="fastai", steps_planned=steps_planned)
+                min_points=min_points, peer="fastai", steps_planned=steps_planned)
     return _minimum_from(p, "minimum_div10", 10)
 
 
@@ -235,7 +236,7 @@ def valley(
     """
     method = "valley"
     p = prepare(curve_or_lrs, losses, skip_start=skip_start, skip_end=skip_end, beta=beta,
-                 min_points=min_points, peer="fastai", steps_planned=steps_planned)
+                min_points=min_points, peer="fastai", steps_planned=steps_planned)
     if p.problem:
         return no_suggestion(method, p.problem)
     win = p.smoothed[p.window]
@@ -289,7 +290,7 @@ def sma_rule(
     """
     method = "sma_rule"
     p = prepare(curve_or_lrs, losses, skip_start=skip_start, skip_end=skip_end, beta=0.0,
-                 min_points=min_points, peer="keras_lr_finder")
+                min_points=min_points, peer="keras_lr_finder")
     if p.problem:
         return no_suggestion(method, p.problem)
     n = p.raw.size

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from lrrt_core.curve import DEFAULT_BETA, Curve, cut_nonfinite, ema
+from lrrt_core.curve import Curve, cut_nonfinite, ema
 
 #: default start trim of ``steepest`` and ``sma_rule`` (keras-lr-finder's n_skip_beginning=10);
 #: the fastai ports skip ``steps_planned // 10`` instead (fastai's ``num_it // 10``).
@@ -180,18 +180,16 @@ class Prepared:
     problem: str  # "" when usable
 
 
-def _split_input(curve_or_lrs: Any, losses: Any) -> tuple[np.ndarray, np.ndarray, float]:
+def as_curve(curve_or_lrs: Curve | np.ndarray, losses: np.ndarray | None = None) -> Curve:
+    """A :class:`Curve`, or ``lrs, losses`` arrays taken as a record as it is (no planned
+    length, no stop reason, the default smoothing): what every method accepts."""
     if isinstance(curve_or_lrs, Curve):
         if losses is not None:
             raise TypeError("pass either a Curve or (lrs, losses), not a Curve and losses")
-        return curve_or_lrs.lrs, curve_or_lrs.losses, curve_or_lrs.beta
+        return curve_or_lrs
     if losses is None:
         raise TypeError(f"expected a Curve or (lrs, losses) arrays, got {type(curve_or_lrs).__name__} alone")
-    lrs = np.asarray(curve_or_lrs, dtype=np.float64)
-    loss_arr = np.asarray(losses, dtype=np.float64)
-    if lrs.ndim != 1 or lrs.shape != loss_arr.shape:
-        raise ValueError(f"lrs and losses must be 1-D of equal length, got {lrs.shape} and {loss_arr.shape}")
-    return lrs, loss_arr, DEFAULT_BETA
+    return Curve(np.asarray(curve_or_lrs, dtype=np.float64), np.asarray(losses, dtype=np.float64))
 
 
 def _peer_skip_start(curve_or_lrs: Any, n_record: int, steps_planned: int | None) -> int:
@@ -237,8 +235,9 @@ def prepare(
     peer: str | None = None,
     steps_planned: int | None = None,
 ) -> Prepared:
-    lrs_all, losses_all, recorded_beta = _split_input(curve_or_lrs, losses)
-    beta = recorded_beta if beta is None else float(beta)
+    curve = as_curve(curve_or_lrs, losses)
+    lrs_all, losses_all = curve.lrs, curve.losses
+    beta = curve.beta if beta is None else float(beta)
     lrs, raw = cut_nonfinite(lrs_all, losses_all)
     n_all, n = losses_all.size, raw.size
     empty = np.empty(0)
@@ -292,6 +291,6 @@ def no_suggestion(method: str, reason: str) -> Suggestion:
     return Suggestion(method=method, lr=None, index=None, reason=reason)
 
 
-__all__ = ["Suggestion", "Prepared", "prepare", "trim_window", "peer_window", "peer_record_length", "PEERS",
+__all__ = ["Suggestion", "Prepared", "as_curve", "prepare", "trim_window", "peer_window", "peer_record_length", "PEERS",
            "DEFAULT_SKIP_START", "DEFAULT_SKIP_END", "DEFAULT_MIN_POINTS", "FLAT_RTOL", "is_flat", "window_problem",
            "no_suggestion"]

@@ -32,7 +32,7 @@ import numpy as np
 import lrrt_core.suggest.methods as m
 from lrrt_core.curve import Curve, cut_nonfinite, ema
 from lrrt_core.suggest.features import DEFAULT_SMA
-from lrrt_core.suggest.pipeline import DEFAULT_MIN_POINTS, Suggestion
+from lrrt_core.suggest.pipeline import DEFAULT_MIN_POINTS, Suggestion, as_curve
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,17 +84,6 @@ class Method:
     def __call__(self, curve_or_lrs: Curve | np.ndarray, losses: np.ndarray | None = None, **options: Any) -> Suggestion:
         """The method on a curve (or ``lrs, losses`` arrays) with :class:`Options` given by name."""
         return self.fn(as_curve(curve_or_lrs, losses), Options(**options))
-
-
-def as_curve(curve_or_lrs: Curve | np.ndarray, losses: np.ndarray | None = None) -> Curve:
-    """A :class:`Curve`, or arrays taken as a record as it is (no planned length, no stop)."""
-    if isinstance(curve_or_lrs, Curve):
-        if losses is not None:
-            raise TypeError("pass either a Curve or (lrs, losses), not a Curve and losses")
-        return curve_or_lrs
-    if losses is None:
-        raise TypeError(f"expected a Curve or (lrs, losses) arrays, got {type(curve_or_lrs).__name__} alone")
-    return Curve(np.asarray(curve_or_lrs, dtype=np.float64), np.asarray(losses, dtype=np.float64))
 
 
 class Registry(Mapping[str, Method]):
@@ -253,4 +242,4 @@ def summarize(curve: Curve, rank_by: str = DEFAULT_METHOD, **options: Any) -> di
 
 
 __all__ = ["Method", "Options", "Registry", "METHODS", "DEFAULT_METHOD", "ALIASES", "SUMMARY_KEYS", "register",
-           "unregister", "method_name", "get_method", "suggest_all", "summarize", "summary_keys", "as_curve"]
+           "unregister", "method_name", "get_method", "suggest_all", "summarize", "summary_keys"]
