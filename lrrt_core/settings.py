@@ -186,11 +186,6 @@ class RangeTest:
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(RangeTest)}
 
 
-def defaults() -> dict[str, Any]:
-    """``{setting: default}`` as declared (``steps`` ``None``: :data:`DEFAULT_STEPS` unless ``epochs``)."""
-    return {name: f.default for name, f in FIELDS.items()}
-
-
 def describe(indent: str = "    ") -> str:
     """One line per setting, ``name: help (default ...)``: for docstrings and help texts."""
     return "\n".join(f"{indent}{name}: {f.metadata['help']}" + ("" if f.default is None else f" (default {f.default!r})")
@@ -202,4 +197,4 @@ def settings_from(settings: RangeTest | None, overrides: dict[str, Any]) -> Rang
     return (settings if settings is not None else RangeTest()).replace(**overrides)
 
 
-__all__ = ["RangeTest", "SettingError", "DEFAULT_STEPS", "LOSSES", "FIELDS", "defaults", "describe", "settings_from"]
+__all__ = ["RangeTest", "SettingError", "DEFAULT_STEPS", "LOSSES", "FIELDS", "describe", "settings_from"]
