@@ -1,8 +1,10 @@
 """lrrt_core: one learning-rate range test on one device.
 
-The analysis pieces (``schedule``, ``curve``, ``suggest``) are pure numpy; the finder and
-workloads import Keras, and are loaded only when first used, so ``import lrrt_core`` and
-``from lrrt_core import suggest`` never import TensorFlow.
+The analysis pieces (``settings``, ``ladders``, ``curve``, ``suggest``) are pure numpy; the
+finder, the Keras ladder (``keras_ladder``), the training schedules and the workloads import
+Keras, and are loaded only when first used, so ``import lrrt_core`` and ``from lrrt_core
+import suggest`` never import TensorFlow. ``RangeTest`` declares every range-test setting;
+``METHODS`` holds every suggestion method (``register`` adds one).
 """
 
 from __future__ import annotations
@@ -12,16 +14,20 @@ from typing import Any
 
 from lrrt_core.curve import Curve, ema, sma
 from lrrt_core.ladders import ladder
+from lrrt_core.settings import RangeTest
 
 __all__ = [
     "Curve",
     "ema",
     "sma",
     "ladder",
+    "RangeTest",
     "Suggestion",
     "suggest_all",
     "summarize",
     "METHODS",
+    "Method",
+    "register",
     "range_test",
     "LRFinder",
     "ladder_schedule",
@@ -39,6 +45,8 @@ _LAZY = {
     "suggest_all": "lrrt_core.suggest",
     "summarize": "lrrt_core.suggest",
     "METHODS": "lrrt_core.suggest",
+    "Method": "lrrt_core.suggest",
+    "register": "lrrt_core.suggest",
     "range_test": "lrrt_core.finder",
     "LRFinder": "lrrt_core.lr_finder",
     "ladder_schedule": "lrrt_core.keras_ladder",
