@@ -326,7 +326,7 @@ def _bad_cases():
         (dict(x=x, y=y[:10]), "x has 64 samples but y has 10"),
         (dict(start_lr="SCHEDULE"), "learning-rate schedule"),
         (dict(loss="val"), "needs val_data"),
-        (dict(loss="test"), "loss must be 'train' or 'val'"),
+        (dict(loss="test"), "loss must be one of train, val"),
         (dict(ladder="log"), "ladder must be one of exp, linear"),
         (dict(diverge_threshold=0.5), "diverge_threshold must be a number > 1"),
         (dict(smoothing=1.0), r"smoothing must be >= 0 and < 1 \(the EMA.s beta\)"),
@@ -435,8 +435,8 @@ def test_curve_record():
     c = range_test(_compile(_mlp()), x, y, steps=12, start_lr=1e-4, end_lr=1e-1, batch_size=32)
     assert isinstance(c, Curve) and c.stop_reason == "completed" and c.diverged_lr is None
     assert c.wall_s > 0 and c.steps_planned == 12
-    assert set(c.params) == {"start_lr", "end_lr", "steps", "ladder", "loss", "diverge_threshold", "smoothing",
-                             "seed", "batch_size", "optimizer_class", "momentum"}
+    assert set(c.params) == {"start_lr", "end_lr", "steps", "epochs", "ladder", "loss", "diverge_threshold", "smoothing",
+                             "steps_per_call", "seed", "batch_size", "optimizer_class", "momentum"}  # RangeTest.params
     assert (c.params["optimizer_class"], c.params["momentum"]) == ("SGD", 0.9)  # what the default's divisor reads
     from lrrt_core.suggest import plain_sgd
 
