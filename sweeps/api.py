@@ -8,7 +8,7 @@ built-in name, ``"module:function"`` (looked up in the current directory too) or
 callable — also one defined in the notebook itself, which Ray ships to its workers by
 value (see :func:`sweeps.spec.builder_ref` for how the sweep names it so reruns resume).
 
-Bad input raises :class:`~sweeps.spec.InvalidInput` (``.key`` says which setting) before
+Bad input raises :class:`~sweeps.errors.InvalidInput` (``.key`` says which setting) before
 anything is written; failed trials do not raise: the result counts them.
 
 Example (a notebook)::
@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from lrrt_core.settings import RangeTest, describe, settings_from
-from sweeps.run import UsageError
-from sweeps.spec import InvalidInput, SweepSpec, builder_ref, read_spec_file, spec_from_dict
+from sweeps.errors import InvalidInput, UsageError
+from sweeps.spec import SweepSpec, builder_ref, read_spec_file, spec_from_dict
 
 __all__ = ["sweep", "verify", "load", "find", "SweepResult", "InvalidInput"]
 

@@ -27,6 +27,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from sweeps.errors import InvalidInput
+
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -177,13 +179,11 @@ def use_in_process(backend: str) -> None:
     """Make this process's Keras run on ``backend`` (``lrrt find``, ``sweeps.find``).
 
     Raises:
-        sweeps.spec.InvalidInput: (a ``ValueError``, ``key == "backend"``) the backend is
+        sweeps.errors.InvalidInput: (a ``ValueError``, ``key == "backend"``) the backend is
             unknown or not installed, or Keras is already imported on another backend in
             this process (a backend is fixed at import; start a new process or kernel, with
             ``KERAS_BACKEND`` set, to change it).
     """
-    from sweeps.spec import InvalidInput
-
     problem = check_available(backend)
     if problem:
         raise InvalidInput(f"backend: {problem}", key="backend")

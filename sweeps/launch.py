@@ -31,7 +31,8 @@ from lrrt_core.workloads import workload_dirs
 from sweeps import store
 from sweeps.backends import DEFAULT_BACKEND, preload, worker_env
 from sweeps.progress import Progress
-from sweeps.spec import DEFAULT_STEPS, InvalidInput
+from sweeps.errors import LaunchError
+from sweeps.spec import DEFAULT_STEPS
 from sweeps.store import TrialRecord
 from sweeps.trainable import final_payload, run_trial, run_verify, trial_config
 
@@ -88,10 +89,6 @@ def _environ(values: dict[str, str]):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-
-
-class LaunchError(InvalidInput):
-    """Invalid request found before anything starts (the CLI exits 2 with this line)."""
 
 
 def check_builder(builder: Callable[..., Any]) -> None:

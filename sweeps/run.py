@@ -10,7 +10,7 @@ by the ``SweepDir`` as its trial ends — then rebuild every output from the rec
 (``sweeps.report.rebuild``) and take the exit code from the statuses the ``Reduction``
 counted. The CLI prints the summary table and exits with that code; the Python API wraps
 the same :class:`SweepRun` in a ``SweepResult``. Bad input raises
-:class:`~sweeps.spec.InvalidInput` (one of its subclasses) before anything is written;
+:class:`~sweeps.errors.InvalidInput` (one of its subclasses) before anything is written;
 failed trials never raise.
 
 Ray is imported only by ``sweeps.launch``, which is loaded when a sweep really starts.
@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from lrrt_core.suggest import ALIASES, METHODS, method_name
 from sweeps.launch import RayOptions
-from sweeps.spec import InvalidInput
+from sweeps.errors import UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 RANK_CHOICES = (*METHODS, *ALIASES)
@@ -33,10 +33,6 @@ RANK_CHOICES = (*METHODS, *ALIASES)
 __all__ = ["UsageError", "SweepRun", "run_sweep", "run_verify", "launch_pending", "write_report",
            "read_manifest_or_fail", "exit_code", "verify_inputs", "verify_settings",
            "EXIT_OK", "EXIT_FAILED", "EXIT_INVALID", "EXIT_INTERRUPTED", "RANK_CHOICES"]
-
-
-class UsageError(InvalidInput):
-    """Bad input found before anything ran (an option, the output directory): exit 2."""
 
 
 def _to_stderr(line: str) -> None:

@@ -69,7 +69,7 @@ Example:
     ...                 "grid": {"optimizer": ["sdg"], "batch_size": [32]}})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    sweeps.spec.SpecError: <dict>: grid.optimizer[0]: unknown optimizer 'sdg'; known: ...
+    sweeps.errors.SpecError: <dict>: grid.optimizer[0]: unknown optimizer 'sdg'; known: ...
 
 References:
     Smith, L. N. (2015). Cyclical Learning Rates for Training Neural Networks. arXiv:1506.01186
@@ -107,6 +107,7 @@ from typing_extensions import Annotated
 
 from lrrt_core.suggest import DEFAULT_METHOD, METHODS
 from sweeps.backends import BACKENDS, DEFAULT_BACKEND, check_available
+from sweeps.errors import ROOT_KEY, InvalidInput, SpecError  # noqa: F401  (InvalidInput: the API's root, named here too)
 
 __all__ = [
     "InvalidInput",
@@ -143,55 +144,8 @@ RANK_BY = METHODS
 The file may also say ``sma`` (keras-lr-finder's name); it is stored as ``sma_rule``.
 """
 
-ROOT_KEY = "<root>"
-"""The key a :class:`SpecError` names when the problem is the whole file (missing, not YAML, not a mapping)."""
-
 _WORKLOAD_REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class InvalidInput(ValueError):
-    """Bad input to a sweep, found before anything ran: the one type the Python API raises.
-
-    Attributes:
-        key: what is wrong, as a sweep-file key (``range_test.end_lr``) or an option name
-            (``out``, ``address``, ``gpus_per_trial``, ``workload``).
-        message: the one line to show (``str(err)``); the ``lrrt`` command prints it and exits 2.
-
-    Subclasses: :class:`SpecError` (the sweep file or dict), ``sweeps.run.UsageError`` (other
-    options), ``sweeps.store.OutDirRefused`` (an output directory holding another sweep, or
-    busy) and ``sweeps.launch.LaunchError`` (the Ray cluster).
-    """
-
-    def __init__(self, message: str, key: str | None = None) -> None:
-        self.message = " ".join(str(message).split())  # guarantee one line
-        if key is None and self.message.startswith("--"):
-            key = self.message[2:].split(":", 1)[0].replace("-", "_")  # "--out: ..." -> "out"
-        self.key = key or ROOT_KEY
-        super().__init__(self.message)
-
-
-class SpecError(InvalidInput):
-    """An invalid sweep file: which file, which key, what is wrong.
-
-    Attributes:
-        file: the file as given (or ``"<dict>"`` for :func:`spec_from_dict`).
-        key: dotted path to the offending value, e.g. ``grid.optimizer[2].weight_decay`` or
-            ``range_test.end_lr``; :data:`ROOT_KEY` when the whole file is at fault.
-        message: human wording, one line, saying what to change.
-
-    ``str(err)`` is ``"{file}: {key}: {message}"`` on one line: what ``lrrt`` prints on
-    stderr before exiting with code 2.
-    """
-
-    def __init__(self, file: str | Path, key: str, message: str) -> None:
-        self.file = str(file)
-        ValueError.__init__(self, f"{self.file}: {key}: {' '.join(str(message).split())}")
-        self.key = key
-        self.message = " ".join(str(message).split())  # guarantee one line
 
 
 def _fail(message: str, subkey: str = "") -> PydanticCustomError:
@@ -1019,7 +973,7 @@ def check_backend(spec: SweepSpec, find_spec: Any = None) -> None:
         >>> check_backend(s, find_spec=lambda name: None)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        sweeps.spec.SpecError: <dict>: backend: the jax backend needs jax and jaxlib, which ... pip install "lrrt[jax]" ...
+        sweeps.errors.SpecError: <dict>: backend: the jax backend needs jax and jaxlib, which ... pip install "lrrt[jax]" ...
     """
     problem = check_available(spec.backend, find_spec)
     if problem:

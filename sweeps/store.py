@@ -49,7 +49,7 @@ from typing import Any, Iterable, Sequence
 
 # One implementation of atomic writes for the whole project, re-exported for the store's callers.
 from lrrt_core.atomic import atomic_write_bytes, atomic_write_frame, atomic_write_json, atomic_write_text
-from sweeps.spec import InvalidInput
+from sweeps.errors import OutDirRefused
 
 logger = logging.getLogger(__name__)
 
@@ -272,10 +272,6 @@ def read_records(out_dir: str | os.PathLike, folder: str = TRIALS_DIR) -> dict[s
 #: every name an lrrt sweep writes into its directory (what ``--fresh`` may clear).
 OUTPUT_NAMES = (LOCK_NAME, MANIFEST_NAME, TRIALS_DIR, "verify", "ray", "plots", "trials.csv", "ranking.csv",
                 "curves.parquet", "verify.csv", "recipes.json", "report.html", "report.md")
-
-
-class OutDirRefused(InvalidInput):
-    """The output directory cannot take this sweep (it holds another one, or foreign files)."""
 
 
 @dataclasses.dataclass(frozen=True)
