@@ -6,7 +6,7 @@ It mirrors the ``lrrt`` command and shares its code: :func:`sweep` is ``lrrt swe
 nothing and needs no Ray, and :func:`find` is ``lrrt find``. The workload may be a
 built-in name, ``"module:function"`` (looked up in the current directory too) or a builder
 callable — also one defined in the notebook itself, which Ray ships to its workers by
-value (see :func:`sweeps.spec.builder_ref` for how the sweep names it so reruns resume).
+value (see :func:`sweeps.naming.builder_ref` for how the sweep names it so reruns resume).
 
 Bad input raises :class:`~sweeps.errors.InvalidInput` (``.key`` says which setting) before
 anything is written; failed trials do not raise: the result counts them.
@@ -36,7 +36,8 @@ from typing import Any, Callable, Mapping
 
 from lrrt_core.settings import RangeTest, describe, settings_from
 from sweeps.errors import InvalidInput, UsageError
-from sweeps.spec import SweepSpec, builder_ref, read_spec_file, spec_from_dict
+from sweeps.naming import builder_ref
+from sweeps.spec import SweepSpec, read_spec_file, spec_from_dict
 
 __all__ = ["sweep", "verify", "load", "find", "SweepResult", "InvalidInput"]
 

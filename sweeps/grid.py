@@ -30,13 +30,12 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sweeps.spec import SpecError, SweepSpec, format_value, safe_name
+from sweeps.naming import format_value, safe_name, short_hash
+from sweeps.spec import SpecError, SweepSpec
 
 __all__ = ["Trial", "expand", "format_grid", "trial_id"]
 
@@ -85,8 +84,7 @@ class Trial:
 
 def trial_id(fingerprint: str, params: dict[str, Any]) -> str:
     """First 12 hex digits of SHA-1 over the canonical JSON of ``[fingerprint, params]``."""
-    text = json.dumps([fingerprint, params], sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
+    return short_hash([fingerprint, params])
 
 
 def expand(spec: SweepSpec) -> list[Trial]:

@@ -121,7 +121,7 @@ def run_sweep(
         spec: a validated ``SweepSpec`` (resource overrides already applied).
         out: output directory; default ``runs/<spec.name>`` under the current directory.
         builder: the workload builder as a callable (shipped to the workers by value), when
-            ``spec.workload`` names one (``sweeps.spec.builder_ref``); else ``None``.
+            ``spec.workload`` names one (``sweeps.naming.builder_ref``); else ``None``.
         ray: connection and output options (``sweeps.launch.RayOptions``).
         fresh, rank_by: as the ``lrrt sweep`` options of the same names.
         say: where status lines go (stderr by default; not used when ``quiet``).

@@ -79,13 +79,9 @@ References:
 from __future__ import annotations
 
 import hashlib
-import importlib
 import importlib.util
-import inspect
-import json
 import math
 import re
-import textwrap
 from pathlib import Path
 from typing import Any, Literal
 
@@ -107,13 +103,12 @@ from typing_extensions import Annotated
 
 from lrrt_core.suggest import DEFAULT_METHOD, METHODS
 from sweeps.backends import BACKENDS, DEFAULT_BACKEND, check_available
-from sweeps.errors import ROOT_KEY, InvalidInput, SpecError  # noqa: F401  (InvalidInput: the API's root, named here too)
+from sweeps.errors import ROOT_KEY, SpecError
+from sweeps.naming import builder_ref, canonical_json, format_value, safe_name
 
 __all__ = [
-    "InvalidInput",
     "SpecError",
     "check_backend",
-    "builder_ref",
     "OptimizerSpec",
     "GridSpec",
     "RangeTestSpec",
@@ -124,8 +119,6 @@ __all__ = [
     "load_spec",
     "read_spec_file",
     "spec_from_dict",
-    "safe_name",
-    "format_value",
     "RESERVED_AXES",
     "RANK_BY",
 ]
@@ -145,7 +138,6 @@ The file may also say ``sma`` (keras-lr-finder's name); it is stored as ``sma_ru
 """
 
 _WORKLOAD_REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 
 
 def _fail(message: str, subkey: str = "") -> PydanticCustomError:
@@ -155,32 +147,6 @@ def _fail(message: str, subkey: str = "") -> PydanticCustomError:
     error raised by a validator of a whole list or model still names the exact key.
     """
     return PydanticCustomError("lrrt", "{message}", {"message": message, "subkey": subkey})
-
-
-# --------------------------------------------------------------------------- names
-
-
-def format_value(value: Any) -> str:
-    """A value as it appears in trial names and tables: ``32``, ``0.01``, ``1e-05``, ``relu``."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else str(value)
-    return str(value)
-
-
-def safe_name(text: str) -> str:
-    """``text`` with every run of characters outside ``[A-Za-z0-9._=-]`` replaced by ``_``.
-
-    Trial names are used as file and directory names and in reports; this keeps them
-    portable. Example: ``safe_name("adam w/0.9") == "adam_w_0.9"``.
-    """
-    return _UNSAFE.sub("_", text)
-
-
-def _canonical(value: Any) -> str:
-    """Canonical JSON (sorted keys, no spaces): the text hashed for fingerprints and ids."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 # --------------------------------------------------------------------------- value types
@@ -279,53 +245,6 @@ def _check_workload(ref: str) -> None:
         found = None
     if found is None:
         raise _fail(f"workload module {module!r} not found in the current directory or on this Python path (from {ref!r})")
-
-
-def _importable(fn: Any) -> bool:
-    """True when ``module:qualname`` of ``fn`` imports back to ``fn`` itself (a module-level function)."""
-    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
-    if not module or module == "__main__" or "<" in qualname:
-        return False
-    try:
-        found = importlib.import_module(module)
-        for part in qualname.split("."):
-            found = getattr(found, part)
-    except (ImportError, AttributeError):
-        return False
-    return found is fn
-
-
-def _source_digest(fn: Any) -> str:
-    """12 hex digits of SHA-256 over the builder's source (its bytecode when there is none)."""
-    try:
-        text = textwrap.dedent(inspect.getsource(fn))
-    except (OSError, TypeError):
-        code = getattr(fn, "__code__", None)
-        text = (code.co_code.hex() + repr(code.co_names)) if code is not None else ""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-
-
-def builder_ref(fn: Any) -> str:
-    """How a sweep names a workload builder given as a Python callable.
-
-    A module-level function of an importable module is named like a sweep file names it,
-    ``module:function``: the workers import it, and the sweep is the same sweep as the YAML
-    one. Any other callable (defined in a notebook or script, i.e. in ``__main__``, or
-    nested) is shipped to the workers by value and named ``module:qualname@digest``, the
-    digest taken over its source code: the name is stable across kernel restarts and
-    reruns (so a sweep resumes), and editing the builder makes it a different sweep (the
-    old results are not taken for the new builder's). A sweep file cannot use this form.
-
-    Example:
-        >>> from lrrt_core.workloads import digits_cnn
-        >>> builder_ref(digits_cnn)
-        'lrrt_core.workloads:digits_cnn'
-    """
-    module = getattr(fn, "__module__", None) or "__main__"
-    qualname = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
-    if _importable(fn):
-        return f"{module}:{qualname}"
-    return f"{module}:{qualname}@{_source_digest(fn)}"
 
 
 # --------------------------------------------------------------------------- models
@@ -783,7 +702,7 @@ class SweepSpec(_Frozen):
                 raise _fail(f"{self.range_test.samples} samples give fewer than 2 steps at batch size {largest}; "
                             f"use samples >= {2 * largest}", ".range_test.samples")
         try:
-            _canonical(self.model_dump(mode="json", exclude={"source"}))
+            canonical_json(self.model_dump(mode="json", exclude={"source"}))
         except (TypeError, ValueError) as err:
             raise _fail(f"the spec must be plain JSON-like data: {err}", ".workload_args") from None
         return self
@@ -811,7 +730,7 @@ class SweepSpec(_Frozen):
             data["range_test"].pop("samples", None)
         if data.get("backend") == DEFAULT_BACKEND:
             data.pop("backend")
-        return hashlib.sha256(_canonical(data).encode("utf-8")).hexdigest()
+        return hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()
 
     def with_resources(
         self,

@@ -16,8 +16,6 @@ changes (a range test re-run) plans new trials and never reuses stale ones.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 from typing import Any
 
@@ -25,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from lrrt_core.verify import candidate_rates
+from sweeps.naming import short_hash
 from sweeps.spec import SweepSpec, VerifySpec
 from sweeps.store import Manifest, TrialEntry, TrialRecord
 
@@ -69,8 +68,7 @@ class VerifyTrial:
 
 def _verify_id(fingerprint: str, params: dict[str, Any], verify: VerifySpec) -> str:
     budget = {"epochs": verify.epochs, "steps": verify.steps}
-    text = json.dumps(["verify", fingerprint, params, budget], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
+    return short_hash(["verify", fingerprint, params, budget])
 
 
 def plan(spec: SweepSpec, trials, ranking: pd.DataFrame, verify: VerifySpec | None = None,

@@ -64,7 +64,7 @@ def test_folder_example_with_the_installed_command_and_a_stale_ray_address_file(
 
 def test_builder_names_are_stable_and_follow_the_source():
     from sweeps.api import resolve_spec
-    from sweeps.spec import builder_ref
+    from sweeps.naming import builder_ref
     from tests.sweeps.faulty import build as module_build
 
     def build(seed=0):
