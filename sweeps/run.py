@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from lrrt_core.suggest import ALIASES, METHODS, method_name
 from sweeps.launch import RayOptions
-from sweeps.errors import UsageError
+from sweeps.errors import ROOT_KEY, UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 RANK_CHOICES = (*METHODS, *ALIASES)
@@ -358,9 +358,8 @@ def verify_settings(file_section: dict[str, Any] | None, given: dict[str, Any]):
         >>> verify_settings({"epochs": 3, "top": 2}, {"steps": 20, "top": None}).model_dump(include={"epochs", "steps", "top"})
         {'epochs': None, 'steps': 20, 'top': 2}
     """
-    from pydantic import ValidationError
-
     from sweeps.spec import VerifySpec
+    from sweeps.validation import ValidationError, translate
 
     base = dict(file_section or {})
     given = {k: v for k, v in given.items() if v is not None}
@@ -369,9 +368,6 @@ def verify_settings(file_section: dict[str, Any] | None, given: dict[str, Any]):
     try:
         return VerifySpec.model_validate({**base, **given})
     except ValidationError as err:
-        first = err.errors(include_url=False)[0]
-        key = next((str(p) for p in first["loc"] if not isinstance(p, int)), "verify")
-        msg = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "lrrt":
-            msg = first["ctx"]["message"]
-        raise UsageError(f"--{key}: {msg}", key=key) from None
+        key, message = translate(err, VerifySpec)
+        option = key.split("[", 1)[0].split(".", 1)[0] if key != ROOT_KEY else "verify"
+        raise UsageError(f"--{option}: {message}", key=option) from None

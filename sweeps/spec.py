@@ -105,6 +105,8 @@ from lrrt_core.suggest import DEFAULT_METHOD, METHODS
 from sweeps.backends import BACKENDS, DEFAULT_BACKEND, check_available
 from sweeps.errors import ROOT_KEY, SpecError
 from sweeps.naming import builder_ref, canonical_json, format_value, safe_name
+from sweeps.validation import fail as _fail
+from sweeps.validation import translate
 
 __all__ = [
     "SpecError",
@@ -138,15 +140,6 @@ The file may also say ``sma`` (keras-lr-finder's name); it is stored as ``sma_ru
 """
 
 _WORKLOAD_REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
-
-
-def _fail(message: str, subkey: str = "") -> PydanticCustomError:
-    """A validation error that :func:`_translate` turns into a SpecError.
-
-    ``subkey`` is appended to pydantic's location (``"[2].label"``, ``".end_lr"``) so an
-    error raised by a validator of a whole list or model still names the exact key.
-    """
-    return PydanticCustomError("lrrt", "{message}", {"message": message, "subkey": subkey})
 
 
 # --------------------------------------------------------------------------- value types
@@ -756,93 +749,9 @@ class SweepSpec(_Frozen):
         try:
             resources = ResourcesSpec.model_validate(current)
         except ValidationError as err:
-            spec_err = _translate(err, file, prefix=("resources",))
-            raise SpecError(spec_err.file, spec_err.key, spec_err.message + " (command-line override)") from None
+            key, message = translate(err, ResourcesSpec, prefix=("resources",))
+            raise SpecError(file, key, message + " (command-line override)") from None
         return self.model_copy(update={"resources": resources})
-
-
-# --------------------------------------------------------------------------- error translation
-
-_MODELS: dict[tuple[str, ...], type[BaseModel]] = {
-    (): SweepSpec,
-    ("grid",): GridSpec,
-    ("range_test",): RangeTestSpec,
-    ("resources",): ResourcesSpec,
-    ("report",): ReportSpec,
-    ("report", "export"): ExportSpec,
-    ("verify",): VerifySpec,
-}
-
-
-def _dotted(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
-def _allowed(loc: tuple[Any, ...]) -> list[str]:
-    model = _MODELS.get(tuple(p for p in loc[:-1] if not isinstance(p, int)))
-    if model is None:
-        return []
-    return [k for k in model.model_fields if k != "source"]
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _message(err: dict[str, Any], loc: tuple[Any, ...]) -> str:
-    """Human wording for one pydantic error (no URLs, no 'Input should be')."""
-    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
-    if kind == "lrrt":
-        return ctx["message"]
-    if kind == "extra_forbidden":
-        allowed = _allowed(loc)
-        return "unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
-    if kind == "missing":
-        return "required key is missing"
-    if kind in ("int_type", "int_parsing", "int_from_float"):
-        return f"expected an integer, got {_short(value)}"
-    if kind in ("float_type", "float_parsing"):
-        return f"expected a number, got {_short(value)}"
-    if kind in ("string_type",):
-        return f"expected a string, got {_short(value)}"
-    if kind == "list_type":
-        return f"expected a list, got {_short(value)}"
-    if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return f"expected a mapping, got {_short(value)}"
-    if kind == "too_short":
-        return "must not be empty" if ctx.get("min_length", 1) <= 1 else f"needs at least {ctx['min_length']} entries"
-    if kind == "string_too_short":
-        return "must not be empty"
-    if kind == "literal_error":
-        return f"must be one of {ctx.get('expected', '')}, got {_short(value)}"
-    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
-    if kind in bounds:
-        limit = next(iter(ctx.values())) if ctx else "?"
-        if isinstance(limit, float) and limit.is_integer():
-            limit = int(limit)
-        return f"must be {bounds[kind]} {limit}, got {_short(value)}"
-    msg = str(err.get("msg", "invalid value"))
-    for prefix in ("Value error, ", "Assertion failed, "):
-        msg = msg.removeprefix(prefix)
-    return f"{msg[:1].lower()}{msg[1:]} (got {_short(value)})"
-
-
-def _translate(err: ValidationError, file: str, prefix: tuple[Any, ...] = ()) -> SpecError:
-    """The first pydantic error as a one-line :class:`SpecError` with a dotted key."""
-    first = err.errors(include_url=False)[0]
-    loc = prefix + tuple(first["loc"])
-    key = _dotted(loc)
-    subkey = (first.get("ctx") or {}).get("subkey", "") if first["type"] == "lrrt" else ""
-    if subkey:
-        key = key + subkey if key else subkey.lstrip(".")
-    return SpecError(file, key or ROOT_KEY, _message(first, loc))
 
 
 # --------------------------------------------------------------------------- loading
@@ -872,7 +781,7 @@ def spec_from_dict(data: Any, source: str | Path | None = "<dict>", *, builder: 
     try:
         return SweepSpec.model_validate(payload, context={"builder": builder})
     except ValidationError as err:
-        raise _translate(err, file) from None
+        raise SpecError(file, *translate(err, SweepSpec)) from None
 
 
 def check_backend(spec: SweepSpec, find_spec: Any = None) -> None:
