@@ -358,7 +358,7 @@ def verify_settings(file_section: dict[str, Any] | None, given: dict[str, Any]):
         >>> verify_settings({"epochs": 3, "top": 2}, {"steps": 20, "top": None}).model_dump(include={"epochs", "steps", "top"})
         {'epochs': None, 'steps': 20, 'top': 2}
     """
-    from sweeps.spec import VerifySpec
+    from sweeps.spec_sections import VerifySpec
     from sweeps.validation import ValidationError, translate
 
     base = dict(file_section or {})

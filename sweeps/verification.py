@@ -24,7 +24,8 @@ import pandas as pd
 
 from lrrt_core.verify import candidate_rates
 from sweeps.naming import short_hash
-from sweeps.spec import SweepSpec, VerifySpec
+from sweeps.spec import SweepSpec
+from sweeps.spec_sections import VerifySpec
 from sweeps.store import Manifest, TrialEntry, TrialRecord
 
 VERIFY_DIR = "verify"
