@@ -13,7 +13,8 @@ the same :class:`SweepRun` in a ``SweepResult``. Bad input raises
 :class:`~sweeps.errors.InvalidInput` (one of its subclasses) before anything is written;
 failed trials never raise.
 
-Ray is imported only by ``sweeps.launch``, which is loaded when a sweep really starts.
+Ray is imported only by ``sweeps.launch`` and the modules it uses, which are loaded when a sweep
+really starts.
 """
 
 from __future__ import annotations
@@ -183,7 +184,7 @@ def launch_pending(spec, kind, trials, sdir, *, ray: RayOptions, builder=None, m
             outcome = launcher.run(kind, todo, on_record=sdir.write_record, attempts_before=attempts)
     except KeyboardInterrupt:
         # Ctrl-C raised in the few lines between the manifest and the launch's own handler
-        # (launch._ctrl_c_as_stop, then Tune's): the same as one Tune caught, once the
+        # (sweeps.interrupts, then Tune's): the same as one Tune caught, once the
         # directory is prepared. The records stay, the rest are unfinished, as the report says.
         if not prepared:
             raise
@@ -201,7 +202,8 @@ def _prepare(sdir, manifest, fresh: bool) -> None:
 
 
 def _launch_and_report(spec, trials, sdir, launch: dict, fresh: bool, rank_by, say) -> SweepRun:
-    from sweeps.launch import one_local_ray, range_tests, wait_ray_stopped
+    from sweeps.ray_session import one_local_ray, wait_ray_stopped
+    from sweeps.trial_kinds import range_tests
     from sweeps.store import Manifest
 
     try:
@@ -241,7 +243,7 @@ def verify_stage(spec, trials, sdir, verify, rank_by: str | None, launch: dict, 
     ``sdir``: the sweep's ``SweepDir``; ``launch``: the ``ray`` and ``builder`` of
     :func:`launch_pending`. Returns the number of trainings left unfinished (an interrupt)."""
     from sweeps import verification
-    from sweeps.launch import verifications
+    from sweeps.trial_kinds import verifications
     from sweeps.reduce import reduce_dir
     from sweeps.store import Manifest, TrialEntry
 
@@ -298,7 +300,7 @@ def run_verify(
         InvalidInput: not a sweep directory, no finished range test, bad settings, busy.
     """
     from sweeps.grid import expand
-    from sweeps.launch import one_local_ray, wait_ray_stopped
+    from sweeps.ray_session import one_local_ray, wait_ray_stopped
     from sweeps.spec import check_backend
     from sweeps.store import SweepDir
 

@@ -174,7 +174,7 @@ def run_trial(config: dict[str, Any], builder=None) -> None:
     })
 
 
-def run_verify(config: dict[str, Any], builder=None) -> None:
+def run_verify_trial(config: dict[str, Any], builder=None) -> None:
     """Tune function trainable of a verification training (``sweeps.verification.verify_config``);
     ``builder`` as :func:`run_trial`'s."""
     from ray import tune

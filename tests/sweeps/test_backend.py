@@ -133,7 +133,7 @@ def test_the_default_backend_keeps_fingerprints_and_trial_ids():
 
 
 def test_workers_get_the_backend_before_keras_loads():
-    from sweeps.launch import PRELOAD_MODULES, preload_modules
+    from sweeps.ray_session import PRELOAD_MODULES, preload_modules
     from sweeps.spec import ResourcesSpec
 
     res = ResourcesSpec(cpus_per_trial=1)

@@ -163,7 +163,7 @@ def test_second_driver_on_the_same_out_is_refused(tmp_path, capsys, write_spec):
     ("Failure # 1 (occurred at x)\nRuntimeError: first\nFailure # 2 (occurred at y)\nKeyError: 'second'\n", "KeyError: 'second'"),
 ])
 def test_error_summary_reads_the_last_failure(text, expected):
-    from sweeps.launch import error_summary
+    from sweeps.trial_kinds import error_summary
 
     assert error_summary(text) == expected
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sweeps.launch import PRELOAD_MODULES, preload_modules
+from sweeps.ray_session import PRELOAD_MODULES, preload_modules
 from sweeps.spec import ResourcesSpec
 
 
@@ -32,16 +32,16 @@ def test_a_finished_trial_becomes_a_record_with_the_old_keys():
     from types import SimpleNamespace
 
     from sweeps.grid import expand
-    from sweeps.launch import _ended, _record, range_tests
     from sweeps.spec import spec_from_dict
+    from sweeps.trial_kinds import range_tests, trial_outcome, trial_record
 
     spec = spec_from_dict({"name": "r", "workload": "digits_cnn", "grid": {"optimizer": ["sgd"], "batch_size": [32]}})
     trial = expand(spec)[0]
     tune_trial = SimpleNamespace(last_result={"node": "n1", "node_ip": "10.0.0.1", "gpu_ids": "0", "wall_s": 1.5,
                                               "final": True, "payload": '{"lrs": [], "losses": []}'})
     kind = range_tests(spec, [trial])
-    status, error, payload = _ended(tune_trial, kind)
-    rec = _record(tune_trial, kind, trial, 2, status, error, payload)
+    status, error, payload = trial_outcome(tune_trial, kind)
+    rec = trial_record(tune_trial, kind, trial, 2, status, error, payload)
     data = rec.to_json()
     assert list(data) == ["schema", "trial_id", "name", "config", "params", "status", "error", "attempts", "retried",
                           "node", "node_ip", "gpu_ids", "wall_s", "finished_at", "curve"]
@@ -51,7 +51,7 @@ def test_a_finished_trial_becomes_a_record_with_the_old_keys():
 
 
 def test_a_sweep_that_leaves_gpus_idle_says_so():
-    from sweeps.launch import idle_gpus_note
+    from sweeps.ray_session import idle_gpus_note
 
     one = idle_gpus_note(0, [{"CPU": 8.0, "GPU": 1.0}], joined=False)
     assert one == ("lrrt: note: this machine has 1 GPU, but gpus_per_trial is 0: the trials run on CPUs only; "

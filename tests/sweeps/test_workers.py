@@ -68,7 +68,7 @@ def _wait_for_prestarted_workers(timeout: float = 60.0) -> None:
 def _probe_trials(storage) -> list[dict]:
     from ray import tune
 
-    from sweeps.launch import _tune_actors_without_runtime_env
+    from sweeps.ray_patches import tune_actors_without_runtime_env
 
     _wait_for_prestarted_workers()
 
@@ -79,7 +79,7 @@ def _probe_trials(storage) -> list[dict]:
         run_config=tune.RunConfig(storage_path=str(storage), verbose=0),
     )
     launched = _since_boot()
-    with _tune_actors_without_runtime_env():
+    with tune_actors_without_runtime_env():
         grid = tuner.fit()
     return [{**r.metrics, "launched": launched} for r in grid]
 
@@ -96,7 +96,7 @@ def check_trials_on_prestarted_workers(tmp: str) -> None:
     import ray
     from ray.tune.execution import class_cache
 
-    from sweeps import launch
+    from sweeps import ray_session as launch
 
     tune_defaults = dict(class_cache.DEFAULT_ENV_VARS)
     assert launch.connect(None, local_gpus=None, verbose=False, preload=launch.PRELOAD_MODULES) is True
@@ -168,7 +168,7 @@ WORKER_SETUP = textwrap.dedent("""
 @pytest.mark.parametrize("state", ["fresh", "preloaded"])
 def test_worker_setup_sets_thread_pools_even_after_preloading(state):
     """Importing TensorFlow early must not start its runtime: thread pools are still settable."""
-    from sweeps.launch import PRELOAD_MODULES
+    from sweeps.ray_session import PRELOAD_MODULES
 
     env = cli_env()
     env.pop("CUDA_VISIBLE_DEVICES", None)
