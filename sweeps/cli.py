@@ -72,13 +72,13 @@ def _parse_kv(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from sweeps.grid import expand, format_grid
+    from sweeps.grid import format_grid, plan_sweep
     from sweeps.spec import check_backend
 
     spec = _load(args)
     check_backend(spec)
-    trials = expand(spec)
-    print(format_grid(spec, trials))
+    plan = plan_sweep(spec)
+    print(format_grid(plan.spec, plan.trials, plan.fingerprint))
     return EXIT_OK
 
 
@@ -218,12 +218,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from sweeps.run import write_report
+    from sweeps.report import rebuild
 
     out = Path(args.dir).resolve()
     if not out.is_dir() or read_manifest_or_fail(out, args.dir) is None:
         raise UsageError(f"{args.dir}: sweep.json: not an lrrt sweep output directory (no sweep.json)", key="dir")
-    reduction = write_report(out, args.rank_by)
+    reduction = rebuild(out, rank_by=args.rank_by)
     if not args.quiet:
         _print_summary(out, reduction)
     return exit_code(reduction)

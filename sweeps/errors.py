@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["InvalidInput", "SpecError", "UsageError", "OutDirRefused", "LaunchError", "ROOT_KEY"]
+__all__ = ["InvalidInput", "SpecError", "UsageError", "OutDirRefused", "OutDirBusy", "LaunchError", "ROOT_KEY"]
 
 ROOT_KEY = "<root>"
 """The key an error names when the problem is the whole file (missing, not YAML, not a mapping)."""
@@ -74,6 +74,10 @@ class UsageError(InvalidInput):
 
 class OutDirRefused(InvalidInput):
     """The output directory cannot take this sweep (it holds another one, or foreign files)."""
+
+
+class OutDirBusy(UsageError):
+    """Another ``lrrt sweep`` (or ``lrrt verify``) holds the output directory's lock."""
 
 
 class LaunchError(InvalidInput):

@@ -37,7 +37,7 @@ from typing import Any
 from sweeps.naming import format_value, safe_name, short_hash
 from sweeps.spec import SpecError, SweepSpec
 
-__all__ = ["Trial", "expand", "format_grid", "trial_id"]
+__all__ = ["Trial", "SweepPlan", "plan_sweep", "expand", "format_grid", "trial_id"]
 
 
 @dataclass(frozen=True)
@@ -87,11 +87,29 @@ def trial_id(fingerprint: str, params: dict[str, Any]) -> str:
     return short_hash([fingerprint, params])
 
 
-def expand(spec: SweepSpec) -> list[Trial]:
+@dataclass(frozen=True)
+class SweepPlan:
+    """A validated spec and what follows from it, computed once per command: the sweep's
+    ``fingerprint`` (``spec.fingerprint()``: what names it for resume and hashes into every
+    trial id) and its ``trials`` (:func:`expand`)."""
+
+    spec: SweepSpec
+    fingerprint: str
+    trials: list[Trial]
+
+
+def plan_sweep(spec: SweepSpec) -> SweepPlan:
+    """The :class:`SweepPlan` of ``spec``: its fingerprint, hashed once, and its trials."""
+    fingerprint = spec.fingerprint()
+    return SweepPlan(spec, fingerprint, expand(spec, fingerprint))
+
+
+def expand(spec: SweepSpec, fingerprint: str | None = None) -> list[Trial]:
     """All trials of ``spec``, optimizer-major, then batch size, then extra axes, then seed.
 
     Args:
         spec: a validated sweep.
+        fingerprint: ``spec.fingerprint()`` when the caller has it (:func:`plan_sweep`).
 
     Returns:
         ``len == len(optimizer) * len(batch_size) * prod(len(axis)) * len(seed)`` trials,
@@ -101,7 +119,7 @@ def expand(spec: SweepSpec) -> list[Trial]:
         SpecError: two trials would get the same name (only possible with contrived
             labels or string axis values that mimic the name pattern; rename one).
     """
-    fingerprint = spec.fingerprint()
+    fingerprint = spec.fingerprint() if fingerprint is None else fingerprint
     grid = spec.grid
     axis_names = list(grid.axes)
     trials: list[Trial] = []
@@ -160,12 +178,13 @@ def _num(x: float) -> str:
     return format_value(int(x)) if float(x).is_integer() else format_value(float(x))
 
 
-def format_grid(spec: SweepSpec, trials: list[Trial]) -> str:
+def format_grid(spec: SweepSpec, trials: list[Trial], fingerprint: str | None = None) -> str:
     """What ``lrrt validate FILE`` prints: the sweep, its trials and the resources asked for.
 
     Args:
         spec: the validated sweep.
         trials: ``expand(spec)``.
+        fingerprint: ``spec.fingerprint()`` when the caller has it (a :class:`SweepPlan`).
 
     Returns:
         Multi-line text (no trailing newline): header (name, file, workload, Keras backend,
@@ -181,7 +200,7 @@ def format_grid(spec: SweepSpec, trials: list[Trial]) -> str:
         lines.append(f"          {spec.description}")
     if spec.source is not None:
         lines.append(f"file      {spec.source}")
-    lines.append(f"spec hash {spec.fingerprint()[:16]}")
+    lines.append(f"spec hash {(fingerprint or spec.fingerprint())[:16]}")
     workload = spec.workload + (f" ({_kwargs_text(spec.workload_args)})" if spec.workload_args else "")
     lines.append(f"workload  {workload}")
     lines.append(f"backend   {spec.backend} (Keras)")

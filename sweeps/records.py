@@ -138,9 +138,10 @@ class Manifest:
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def for_sweep(cls, spec, trials: Iterable) -> "Manifest":
-        """The manifest of a sweep spec and its grid (``sweeps.grid.expand(spec)``), stamped now."""
-        return cls(name=spec.name, fingerprint=spec.fingerprint(),
+    def for_sweep(cls, spec, trials: Iterable, fingerprint: str | None = None) -> "Manifest":
+        """The manifest of a sweep spec and its grid (``sweeps.grid.expand(spec)``), stamped now
+        (``fingerprint``: ``spec.fingerprint()`` when the caller has it, a ``SweepPlan``'s)."""
+        return cls(name=spec.name, fingerprint=fingerprint or spec.fingerprint(),
                    source=str(spec.source) if getattr(spec, "source", None) else None,
                    spec=spec.model_dump(mode="json"), created_at=time.time(), trials=[TrialEntry.of(t) for t in trials])
 

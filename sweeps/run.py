@@ -31,7 +31,7 @@ from sweeps.errors import ROOT_KEY, UsageError
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 RANK_CHOICES = (*METHODS, *ALIASES)
 
-__all__ = ["UsageError", "SweepRun", "run_sweep", "run_verify", "launch_pending", "write_report",
+__all__ = ["UsageError", "SweepRun", "run_sweep", "run_verify", "launch_pending",
            "read_manifest_or_fail", "exit_code", "verify_inputs", "verify_settings",
            "EXIT_OK", "EXIT_FAILED", "EXIT_INVALID", "EXIT_INTERRUPTED", "RANK_CHOICES"]
 
@@ -70,17 +70,10 @@ def read_manifest_or_fail(out: Path, what: str):
                          key="out") from None
 
 
-def check_out_dir(sdir, spec, fresh: bool) -> None:
+def check_out_dir(sdir, fingerprint: str, fresh: bool) -> None:
     """Refuse an --out holding another sweep (or foreign files) unless --fresh."""
     read_manifest_or_fail(sdir.path, "--out")  # a damaged manifest: say so first
-    sdir.check(spec.fingerprint(), fresh)
-
-
-def write_report(out: Path, rank_by: str | None):
-    """Rebuild every output of ``out`` from its records; return the ``Reduction``."""
-    from sweeps.report import rebuild
-
-    return rebuild(out, rank_by=method_name(rank_by))
+    sdir.check(fingerprint, fresh)
 
 
 def exit_code(reduction, unfinished: int = 0) -> int:
@@ -135,34 +128,21 @@ def run_sweep(
             unreachable cluster, a request no node can satisfy, a builder that cannot be
             sent to the workers. Nothing is written then.
     """
-    from sweeps.grid import expand
+    from sweeps.grid import plan_sweep
     from sweeps.spec import check_backend
     from sweeps.store import SweepDir
 
     _check_options(ray.local_gpus, rank_by)
     check_backend(spec)
-    trials = expand(spec)
+    plan = plan_sweep(spec)
     sdir = SweepDir(Path(out or Path("runs") / spec.name).resolve())
-    check_out_dir(sdir, spec, fresh)
-    try:
-        if sdir.path.is_dir():
-            _lock(sdir)  # refuse a second driver before starting Ray
+    check_out_dir(sdir, plan.fingerprint, fresh)
+    with sdir.locked():
         if not ray.quiet:
             res = spec.resources
-            say(f"lrrt: sweep {spec.name!r}: {len(trials)} trials, {res.cpus_per_trial:g} CPU"
+            say(f"lrrt: sweep {spec.name!r}: {len(plan.trials)} trials, {res.cpus_per_trial:g} CPU"
                 f" / {res.gpus_per_trial:g} GPU per trial -> {sdir.path}")
-        return _launch_and_report(spec, trials, sdir, dict(ray=ray, builder=builder), fresh, rank_by, say)
-    finally:
-        sdir.unlock()
-
-
-def _lock(sdir) -> None:
-    from sweeps.store import OutDirBusy
-
-    try:
-        sdir.lock()
-    except OutDirBusy as err:
-        raise UsageError(f"--out: {err}; wait for it or stop it first") from None
+        return _launch_and_report(plan, sdir, dict(ray=ray, builder=builder), fresh, rank_by, say)
 
 
 def launch_pending(spec, kind, trials, sdir, *, ray: RayOptions, builder=None, manifest=None, fresh: bool = False):
@@ -194,28 +174,28 @@ def launch_pending(spec, kind, trials, sdir, *, ray: RayOptions, builder=None, m
 
 def _prepare(sdir, manifest, fresh: bool) -> None:
     """Lock, clear (``fresh``) and write ``manifest`` (``None``: keep the directory's)."""
-    if manifest is None:
-        return
-    sdir.path.mkdir(parents=True, exist_ok=True)
-    _lock(sdir)
-    sdir.prepare(manifest, fresh=fresh)
+    if manifest is not None:
+        sdir.prepare(manifest, fresh=fresh)
 
 
-def _launch_and_report(spec, trials, sdir, launch: dict, fresh: bool, rank_by, say) -> SweepRun:
+def _launch_and_report(plan, sdir, launch: dict, fresh: bool, rank_by, say) -> SweepRun:
+    """The range tests of ``plan`` (a ``sweeps.grid.SweepPlan``), the verification stage, the report."""
     from sweeps.ray_session import one_local_ray, wait_ray_stopped
-    from sweeps.trial_kinds import range_tests
+    from sweeps.report import rebuild
     from sweeps.store import Manifest
+    from sweeps.trial_kinds import range_tests
 
+    spec, trials = plan.spec, plan.trials
     try:
         with one_local_ray():  # the range tests and every verification round on one local Ray
             outcome, skipped = launch_pending(spec, range_tests(spec, trials), trials, sdir, **launch, fresh=fresh,
-                                              manifest=Manifest.for_sweep(spec, trials))
+                                              manifest=Manifest.for_sweep(spec, trials, plan.fingerprint))
             if not launch["ray"].quiet and skipped:
                 say(f"lrrt: resumed: {skipped} finished trials kept, {outcome.launched} run now")
             unfinished = outcome.unfinished
             if spec.verify is not None and not unfinished:
                 unfinished = verify_stage(spec, trials, sdir, spec.verify, rank_by, launch, say)
-        reduction = write_report(sdir.path, rank_by)
+        reduction = rebuild(sdir.path, rank_by=rank_by)
     finally:
         wait_ray_stopped()  # a launch stops a local Ray in the background, overlapping the report
     return _finish(sdir.path, reduction, outcome.launched, skipped, unfinished, say)
@@ -301,6 +281,7 @@ def run_verify(
     """
     from sweeps.grid import expand
     from sweeps.ray_session import one_local_ray, wait_ray_stopped
+    from sweeps.report import rebuild
     from sweeps.spec import check_backend
     from sweeps.store import SweepDir
 
@@ -312,17 +293,14 @@ def run_verify(
     check_backend(spec)
     if not any(r.ok for r in sdir.records().values()):
         raise UsageError(f"{sdir.path}: no finished range test to verify; run lrrt sweep first", key="dir")
-    try:
-        _lock(sdir)
+    with sdir.locked():
         try:
             with one_local_ray():  # every verification round on one local Ray
                 unfinished = verify_stage(spec, expand(spec), sdir, settings, rank_by, dict(ray=ray, builder=builder), say)
-            reduction = write_report(sdir.path, rank_by)
+            reduction = rebuild(sdir.path, rank_by=rank_by)
         finally:
             wait_ray_stopped()
         return _finish(sdir.path, reduction, 0, 0, unfinished, say)
-    finally:
-        sdir.unlock()
 
 
 def _sweep_manifest(out: Path):

@@ -37,6 +37,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -47,7 +48,7 @@ from typing import Any, Sequence
 
 # One implementation of atomic writes for the whole project, re-exported for the store's callers.
 from lrrt_core.atomic import atomic_write_bytes, atomic_write_frame, atomic_write_json, atomic_write_text
-from sweeps.errors import OutDirRefused
+from sweeps.errors import OutDirBusy, OutDirRefused
 from sweeps.records import SCHEMA_VERSION, Manifest, TrialEntry, TrialRecord
 
 logger = logging.getLogger(__name__)
@@ -89,10 +90,6 @@ __all__ = [
 LOCK_NAME = ".lock"
 
 
-class OutDirBusy(RuntimeError):
-    """Another ``lrrt sweep`` holds the output directory."""
-
-
 def lock_out_dir(out_dir: str | os.PathLike):
     """Take the exclusive lock of a sweep directory for this process's lifetime.
 
@@ -113,7 +110,8 @@ def lock_out_dir(out_dir: str | os.PathLike):
         fh.seek(0)
         holder = fh.read().strip()
         fh.close()
-        raise OutDirBusy(f"another lrrt sweep{f' (pid {holder})' if holder else ''} is running on {out_dir}") from None
+        raise OutDirBusy(f"--out: another lrrt sweep{f' (pid {holder})' if holder else ''} is running on {out_dir}; "
+                         "wait for it or stop it first") from None
     fh.seek(0)
     fh.truncate()
     fh.write(str(os.getpid()))
@@ -348,9 +346,25 @@ class SweepDir:
 
     def lock(self) -> None:
         """Take the directory's lock for as long as this object holds it (:func:`lock_out_dir`);
-        a second call keeps the first lock."""
+        a second call keeps the first lock. The one place a sweep's lock is taken.
+
+        Raises:
+            OutDirBusy: another process holds it (the line the CLI prints).
+        """
         if self._lock is None:
             self._lock = lock_out_dir(self.path)
+
+    @contextlib.contextmanager
+    def locked(self):
+        """Hold the lock for the block (a command's whole run), released on leaving, so a
+        notebook can run the same ``out`` again. A directory that does not exist yet is
+        locked by :meth:`prepare` when it is created (after the launch checks passed)."""
+        try:
+            if self.path.is_dir():
+                self.lock()  # refuse a second driver before starting Ray
+            yield self
+        finally:
+            self.unlock()
 
     def unlock(self) -> None:
         if self._lock is not None:

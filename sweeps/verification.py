@@ -113,18 +113,19 @@ def plan(spec: SweepSpec, trials, ranking: pd.DataFrame, verify: VerifySpec | No
     by_config: dict[str, list] = {}
     for t in trials:
         by_config.setdefault(t.config, []).append(t)
-    out = []
+    out, fingerprint = [], spec.fingerprint()
     for config, lr in recommended.items():
         for t in by_config.get(config, []):
-            out += [_trial(spec, verify, t, f, rate) for f, rate in zip(factors[config], candidate_rates(lr, factors[config]))]
+            out += [_trial(fingerprint, verify, t, f, rate)
+                    for f, rate in zip(factors[config], candidate_rates(lr, factors[config]))]
     return out
 
 
-def _trial(spec: SweepSpec, verify: VerifySpec, t, factor: float, rate: float) -> VerifyTrial:
+def _trial(fingerprint: str, verify: VerifySpec, t, factor: float, rate: float) -> VerifyTrial:
     """The verification trial of range-test trial ``t`` at ``rate`` (``factor`` x the recommendation)."""
     vt = VerifyTrial("", f"{t.name}-x{factor:.3g}", t.config, t.optimizer, t.optimizer_name,
                      dict(t.optimizer_kwargs), t.batch_size, t.seed, dict(t.axes), float(factor), rate)
-    return dataclasses.replace(vt, trial_id=_verify_id(spec.fingerprint(), vt.params(), verify))
+    return dataclasses.replace(vt, trial_id=_verify_id(fingerprint, vt.params(), verify))
 
 
 def extension_factors(candidates, rounds: int = MAX_EXTENSION_ROUNDS) -> tuple[list[float], list[float]]:

@@ -45,8 +45,9 @@ def write_outputs(red) -> ReportInfo:
 
 
 def rebuild(out_dir: str | os.PathLike, rank_by: str | None = None):
-    """Rebuild all outputs of a sweep directory from its stored results (``lrrt report DIR``);
-    return the ``Reduction``.
+    """Rebuild all outputs of a sweep directory from its stored results (``lrrt report DIR``,
+    and the end of ``lrrt sweep`` / ``lrrt verify``); return the ``Reduction``. ``rank_by``:
+    a suggestion method or an alias of one (``sma``); ``None``: the sweep file's.
 
     Safe on a sweep that is still running or was interrupted: only complete (atomically
     written) records are read; planned trials without a record are listed as missing in
@@ -56,12 +57,13 @@ def rebuild(out_dir: str | os.PathLike, rank_by: str | None = None):
     Raises:
         FileNotFoundError: ``out_dir`` does not exist or is not a sweep directory.
     """
+    from lrrt_core.suggest import method_name
     from sweeps.reduce import reduce_dir
 
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         raise FileNotFoundError(f"{out_dir}: no such directory")
-    red = reduce_dir(out_dir, rank_by=rank_by)
+    red = reduce_dir(out_dir, rank_by=method_name(rank_by))
     write_outputs(red)
     if red.n_missing:
         logger.warning("%s: %d of %d trials have no result yet (running or interrupted sweep)", out_dir, red.n_missing,
