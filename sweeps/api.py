@@ -126,10 +126,9 @@ class SweepResult:
         """``{stem: path}`` of the report's PNGs that exist, every figure the report draws
         (``loss_vs_lr``, ``loss_change``, ``lr_scaling``, ``min_loss_heatmap``, ``axis_effects``,
         ``verification``), in report order."""
-        from sweeps.report.info import PLOT_NAMES, SECTION_FIGURES
+        from sweeps.report.sections import CAPTIONS  # every figure, in drawing order
 
-        return {stem: p for stem in (*PLOT_NAMES, *SECTION_FIGURES)
-                if (p := self.out_dir / "plots" / f"{stem}.png").is_file()}
+        return {stem: p for stem in CAPTIONS if (p := self.out_dir / "plots" / f"{stem}.png").is_file()}
 
     # ---- what the report computes
     @functools.cached_property

@@ -133,29 +133,24 @@ def _table_text(frame, cols: dict[str, str], limit: int = 10) -> str:
 
 
 def _print_ranking(reduction, title: str = "") -> None:
-    """The range test's ranking (top 10), then the configurations without a rank, apart."""
+    """The range test's ranking (top 10) in the report's layout (its columns the configuration's
+    name does not say), then the configurations without a rank, apart."""
+    import pandas as pd
+
+    from sweeps.report.ranking_table import ranking_cells
+
     r = reduction.ranking
     if not len(r):
         return
-    method = reduction.rank_by
-    table = r.assign(
-        seeds_ok=lambda d: d["n_ok"].astype(str) + "/" + (d["n_ok"] + d["n_failed"] + d["n_missing"]).astype(str))
-    cols = {"rank": "rank", "config": "config", "min_loss_mean": "min loss",
-            "suggested_lr_gmean": f"lr ({method})", "valley_lr_gmean": "lr (valley)",
-            "lr_at_min_loss_gmean": "lr at min", "seeds_ok": "seeds ok"}
-    if method == "valley":
-        cols.pop("valley_lr_gmean")
-    if "rank_group" in table and table["rank_group"].dropna().astype(str).nunique() > 1:
-        cols = {"rank": "rank", "rank_group": "rank group", **{k: v for k, v in cols.items() if k != "rank"}}
-    ranked = table[table["rank"].notna()]
+    header, rows, _ = ranking_cells(reduction, terminal=True)
+    table = pd.DataFrame(rows, columns=header)
+    ranked = r["rank"].notna().to_numpy()
     if title:
         print(f"\n{title}")
-    if len(ranked):
-        ranked = ranked.assign(rank=ranked["rank"].astype(int))
-        print(_table_text(ranked, cols))
-    unranked = table[table["rank"].isna()]
-    if len(unranked):
-        print(f"not ranked (no finished trial): {', '.join(map(str, unranked['config']))}")
+    if ranked.any():
+        print(_table_text(table[ranked], dict(zip(header, header))))
+    if not ranked.all():
+        print(f"not ranked (no finished trial): {', '.join(map(str, r.loc[~ranked, 'config']))}")
 
 
 def _print_verified(reduction) -> bool:
@@ -163,7 +158,8 @@ def _print_verified(reduction) -> bool:
     verified ranking with both rates and both ranks (top 10). Returns whether it printed."""
     import pandas as pd
 
-    from sweeps.report.info import _ratio_text, verification_verdict
+    from sweeps.report.cells import ratio_text
+    from sweeps.report.sections import verification_verdict
 
     v = reduction.verification
     if v is None or not v.ran or "verified_rank" not in reduction.ranking:
@@ -174,7 +170,7 @@ def _print_verified(reduction) -> bool:
     verified = verified.assign(
         verified_rank=verified["verified_rank"].astype(int),
         rank=verified["rank"].map(lambda x: "" if pd.isna(x) else int(x)),
-        change=[_ratio_text(a / b) if b > 0 else "n/a"
+        change=[ratio_text(a / b) if b > 0 else "n/a"
                 for a, b in zip(verified["verified_lr"], verified["suggested_lr_gmean"])])
     print(f"\nverified by short training (held-out {v.metric}): {verification_verdict(reduction)}")
     cols = {"verified_rank": "verified rank", "config": "config", "verified_lr": "lr (verified)",

@@ -44,7 +44,8 @@ import pandas as pd
 from lrrt_core.plot import PALETTE
 from lrrt_core.suggest import DEFAULT_SMA
 from sweeps.report.bands import seed_bands, series_label
-from sweeps.report.info import ReportInfo, _fmt_loss, _fmt_value, focus_note
+from sweeps.report.cells import fmt_loss, fmt_value
+from sweeps.report.info import FOCUS_TOP, ReportInfo, focus_note
 
 logger = logging.getLogger(__name__)
 
@@ -371,13 +372,13 @@ def fig_axis_effects(info: ReportInfo):
                     label="best configuration")
             step = max(1, int(math.ceil(len(t) / 6)))
             ax.set_xticks(x[::step])
-            ax.set_xticklabels([_mpl(_fmt_value(v)) for v in t["value"].iloc[::step]], fontsize=8,
+            ax.set_xticklabels([_mpl(fmt_value(v)) for v in t["value"].iloc[::step]], fontsize=8,
                                rotation=30 if step > 1 or n > 3 else 0)
             if row == 1:
                 ax.set_yscale("log")
                 ax.set_xlabel(_mpl(e.axis.replace("_", " ")))
             else:
-                ax.set_title(_mpl(f"{e.axis.replace('_', ' ')} (effect {_fmt_loss(e.effect)})"), fontsize=10)
+                ax.set_title(_mpl(f"{e.axis.replace('_', ' ')} (effect {fmt_loss(e.effect)})"), fontsize=10)
             if k == 0:
                 ax.set_ylabel(ylabel, fontsize=9)
             ax.grid(True, alpha=0.3)
@@ -444,8 +445,6 @@ _DODGE = 0.1
 def _verified_focus(red, cands: pd.DataFrame) -> list[str]:
     """The verified configurations the figure draws: the :data:`~sweeps.report.info.FOCUS_TOP`
     best by verified rank plus the best of each optimizer, in verified-rank order."""
-    from sweeps.report.info import FOCUS_TOP
-
     r = red.ranking[red.ranking["config"].isin(set(cands["config"]))]
     if r.empty:
         return []

@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from sweeps.report.info import CAPTIONS, ReportInfo, Section, Table, plot_dict
+from sweeps.report.blocks import Details, Figure, GoodNews, ItemList, Labelled, Medium, NoFigures, Paragraph, Table
+from sweeps.report.info import ReportInfo, plot_dict
 
 __all__ = ["render_markdown", "md_escape"]
 
@@ -56,7 +57,7 @@ def render_markdown(info: ReportInfo, plot_paths: dict[str, Path] | Sequence[Pat
         info: :func:`sweeps.report.build_report` of the sweep.
         plot_paths: ``{stem: png path}`` (or a list of paths) of the figures drawn.
     """
-    plot_paths = plot_dict(plot_paths)
+    page = MarkdownPage(plot_dict(plot_paths), info.out_dir)
     lines = [
         "# Learning-rate range test report",
         "",
@@ -72,40 +73,55 @@ def render_markdown(info: ReportInfo, plot_paths: dict[str, Path] | Sequence[Pat
     if info.budget_note:
         lines += [("> ⚠️ " if "Warning" in info.budget_note else "") + md_escape(info.budget_note), ""]
     for sec in info.sections:
-        lines += _md_section(sec, plot_paths, info.out_dir)
+        lines += page.section(sec)
     return "\n".join(lines) + "\n"
 
 
-def _md_section(sec: Section, plot_paths: dict[str, Path], base: Path) -> list[str]:
-    lines = [f"## {md_escape(sec.title)}", ""]
-    for block in sec.blocks:
-        kind = block[0]
-        if kind in ("p", "ok"):
-            lines += [md_escape(block[1]), ""]
-        elif kind == "labelled":
-            lines += [f"- **{md_escape(label)}**: {md_escape(text)}" for label, text in block[1]] + [""]
-        elif kind == "details":  # <pre> with html.escape: GitHub shows it as literal text
-            _, name, code, note, text = block
-            lines += [f"<details><summary><b>{_h(name)}</b> <code>{_h(code)}</code>{_h(note)}</summary>", "",
-                      f"<pre>{_h(text)}</pre>", "</details>", ""]
-        elif kind == "list":
-            lines += [f"- {md_escape(n)} ({md_escape(c)}){md_escape(x)}" for n, c, x in block[1]] + [""]
-        elif kind == "table":
-            lines += _md_table_block(block[1])
-        elif kind == "figure" and block[1] in plot_paths:
-            lines += _md_figure(block[1], plot_paths[block[1]], base)
-        elif kind == "no_figures" and not plot_paths:
-            lines += [md_escape(block[1]), ""]
-    return lines
+class MarkdownPage(Medium):
+    """The report's blocks in GitHub Markdown (``plot_paths``: the figures drawn, referenced
+    relative to ``base``, the sweep directory)."""
 
+    def __init__(self, plot_paths: dict[str, Path], base: Path) -> None:
+        self.plot_paths, self.base = plot_paths, base
 
-def _md_table_block(t: Table) -> list[str]:
-    """A table, and its rest in a collapsed ``<details>``."""
-    lines = [_md_table(t.header, t.rows), ""]
-    if t.rest:
-        lines += [f"<details><summary>{_h(t.rest_summary)}</summary>", "", _md_table(t.header, t.rest), "",
-                  "</details>", ""]
-    return lines
+    def heading(self, title: str) -> list[str]:
+        return [f"## {md_escape(title)}", ""]
+
+    def paragraph(self, block: Paragraph) -> list[str]:
+        return [md_escape(block.text), ""]
+
+    def good_news(self, block: GoodNews) -> list[str]:
+        return [md_escape(block.text), ""]
+
+    def labelled(self, block: Labelled) -> list[str]:
+        return [f"- **{md_escape(label)}**: {md_escape(text)}" for label, text in block.items] + [""]
+
+    def details(self, block: Details) -> list[str]:
+        """``<pre>`` with :func:`html.escape`: GitHub shows it as literal text."""
+        return [f"<details><summary><b>{_h(block.summary)}</b> <code>{_h(block.code)}</code>{_h(block.note)}</summary>",
+                "", f"<pre>{_h(block.text)}</pre>", "</details>", ""]
+
+    def item_list(self, block: ItemList) -> list[str]:
+        return [f"- {md_escape(n)} ({md_escape(c)}){md_escape(x)}" for n, c, x in block.items] + [""]
+
+    def table(self, block: Table) -> list[str]:
+        """A table, and its rest in a collapsed ``<details>``."""
+        t = block
+        lines = [_md_table(t.header, t.rows), ""]
+        if t.rest:
+            lines += [f"<details><summary>{_h(t.rest_summary)}</summary>", "", _md_table(t.header, t.rest), "",
+                      "</details>", ""]
+        return lines
+
+    def figure(self, block: Figure) -> list[str]:
+        path = self.plot_paths.get(block.stem)
+        if path is None:
+            return []
+        return [f"![{md_escape(block.stem.replace('_', ' '))}]({_rel(Path(path), self.base)})", "",
+                f"*{md_escape(block.caption)}*", ""]
+
+    def no_figures(self, block: NoFigures) -> list[str]:
+        return [] if self.plot_paths else [md_escape(block.text), ""]
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -113,8 +129,3 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     for row in rows:
         out.append("| " + " | ".join(md_escape(c) for c in row) + " |")
     return "\n".join(out)
-
-
-def _md_figure(stem: str, path: Path, base: Path) -> list[str]:
-    caption = CAPTIONS.get(stem, stem)
-    return [f"![{md_escape(stem.replace('_', ' '))}]({_rel(Path(path), base)})", "", f"*{md_escape(caption)}*", ""]

@@ -161,7 +161,7 @@ def test_configurations_without_a_finished_trial_are_listed_apart_never_ranked(t
     info = report.build_report(red)
     assert report.fig_min_loss_heatmap(info) is not None
     blocks = info.section("Ranking").blocks
-    ranked, note, unranked = blocks[0][1], blocks[1][1], blocks[2][1]
+    ranked, note, unranked = blocks[0], blocks[1].text, blocks[2]
     assert [row[1] for row in ranked.rows] == RANGE_ORDER[:5]
     assert note.startswith("Not ranked (1): configurations with no finished trial")
     assert [row[:2] for row in unranked.rows] == [["", "adam-bs512"]]
@@ -344,7 +344,7 @@ def test_ranks_within_groups_say_their_group_in_every_table(tmp_path, capsys):
     S.write_sweep(tmp_path, "two tasks", entries, records)
     red = reduce_dir(tmp_path)
     assert sorted(red.ranking["rank"].tolist()) == [1, 1, 2, 2]
-    table = report.build_report(red).section("Ranking").blocks[0][1]
+    table = report.build_report(red).section("Ranking").blocks[0]
     assert table.header[:3] == ["rank", "rank group", "config"]
     assert sorted((row[1], row[0], row[2]) for row in table.rows) == [
         ("task=easy", "1", "adam-bs32-taskeasy"), ("task=easy", "2", "sgd-bs32-taskeasy"),

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from sweeps import reduce, report
+from sweeps.report.blocks import Figure, ItemList, Labelled, Paragraph, Table
 from tests.conftest import missing_tool
 from tests.sweeps import synthetic as S
 
@@ -305,16 +306,17 @@ def test_report_info_holds_every_section_as_data(tmp_path):
         "Recommendations", "Ranking", "Per-axis effects", "Training recipes", "Plots",
         "Learning rate vs batch size", "Failed trials (1)", "Missing trials (1)"]
     assert info.summary == "12 trials: 10 ok, 1 failed, 1 missing" and info.banner.startswith("Partial results")
-    (kind, table), = info.section("Ranking").blocks
-    assert kind == "table" and table.css_class == "ranking" and table.best_first and not table.rest
+    table, = info.section("Ranking").blocks
+    assert isinstance(table, Table) and table.css_class == "ranking" and table.best_first and not table.rest
     assert [row[:2] for row in table.rows[:2]] == [["1", "adam-bs32"], ["2", "sgd-bs128"]]
     assert table.header[4] == "seeds ok / failed / missing" and table.rows[0][4] == "2 / 0 / 0"
-    labelled = dict(info.section("Recommendations").blocks[-1][1])
+    labelled = dict(info.section("Recommendations").blocks[-1].items)
     assert labelled["adam"].startswith("best at batch size 32, rank 1 of 6")
     assert {r.optimizer: r.batch_size for r in info.recommendations} == {"adam": 32, "sgd": 128}
-    assert info.section("Failed").blocks[0][1:3] == ("sgd-bs32-s1", S.trial_id("sgd-bs32-s1"))
-    assert info.section("Missing").blocks[1] == ("list", [("adam-bs512-s1", S.trial_id("adam-bs512-s1"), "")])
-    assert ("figure", "loss_vs_lr") in info.section("Plots").blocks
+    failed = info.section("Failed").blocks[0]
+    assert (failed.summary, failed.code) == ("sgd-bs32-s1", S.trial_id("sgd-bs32-s1"))
+    assert info.section("Missing").blocks[1] == ItemList([("adam-bs512-s1", S.trial_id("adam-bs512-s1"), "")])
+    assert Figure("loss_vs_lr", report.CAPTIONS["loss_vs_lr"]) in info.section("Plots").blocks
     assert [e.axis for e in info.effects] == ["optimizer", "batch_size", "seed"]
     assert set(info.focus) == set(info.reduction.ranking["config"])  # 6 configurations: all in focus
 
@@ -334,7 +336,7 @@ def test_an_empty_report_says_so_in_data(tmp_path):
     S.write_sweep(tmp_path, "nothing planned", [], [])
     info = report.build_report(reduce.reduce_dir(tmp_path))
     assert info.recommendations == [] and info.bands.empty
-    assert info.section("Ranking").blocks == [("p", "No configurations.")]
-    assert info.section("Recommendations").blocks == [("p", "No successful trials yet."), ("labelled", [])]
-    assert info.section("Learning rate vs batch size").blocks[-1] == (
-        "p", "No fit: each optimizer needs successful trials at two or more batch sizes.")
+    assert info.section("Ranking").blocks == [Paragraph("No configurations.")]
+    assert info.section("Recommendations").blocks == [Paragraph("No successful trials yet."), Labelled([])]
+    assert info.section("Learning rate vs batch size").blocks[-1] == Paragraph(
+        "No fit: each optimizer needs successful trials at two or more batch sizes.")
