@@ -19,7 +19,8 @@ Figures (``plots/*.png``, written with :func:`lrrt_core.plot.save_figure`, atomi
     (f) per-axis effects (:mod:`sweeps.effects`): mean and best minimum loss and the
     suggested rate against each axis's values, in the "Per-axis effects" section.
 ``verification.png``
-    (e) held-out metric vs candidate rate, in the "Verification" section.
+    (e) held-out metric vs candidate rate, in the "Verification" section
+    (:mod:`sweeps.report.figure_verification`).
 
 Focus (``ReportInfo.focus``): figures (a)–(d) draw the 8 best-ranked configurations plus
 the best of each optimizer and of each batch size, and say how many more there are. Legends
@@ -27,7 +28,8 @@ sit outside the axes. All colours come from :data:`lrrt_core.plot.PALETTE` (Okab
 colour-blind safe) and the heat map uses ``viridis``; figures use constrained layout so
 labels never overlap; sweep text is escaped for mathtext (``$``).
 
-matplotlib is imported here and in :mod:`lrrt_core.plot` only; pyplot never.
+matplotlib is imported here, in :mod:`sweeps.report.figure_kit` (what the figures share) and in
+:mod:`lrrt_core.plot` only; pyplot never.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -45,56 +47,14 @@ from lrrt_core.plot import PALETTE
 from lrrt_core.suggest import DEFAULT_SMA
 from sweeps.report.bands import seed_bands, series_label
 from sweeps.report.cells import fmt_loss, fmt_value
-from sweeps.report.info import FOCUS_TOP, ReportInfo, focus_note
+from sweeps.report.figure_kit import MIN_WIDTH, legend_below, mpl_text, new_figure, style_map, wrapped
+from sweeps.report.figure_verification import fig_verification
+from sweeps.report.info import ReportInfo, focus_note
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["FIGURES", "fig_loss_vs_lr", "fig_loss_change", "fig_lr_scaling", "fig_min_loss_heatmap",
            "fig_axis_effects", "fig_verification", "make_plots"]
-
-
-def _figure(figsize: tuple[float, float]):
-    from matplotlib.figure import Figure  # pyplot-free: no GUI backend, thread-safe
-
-    return Figure(figsize=figsize, layout="constrained")
-
-
-#: widths (inches) below which a figure's title and legend would not fit: a one-panel figure
-#: is drawn at least this wide.
-MIN_WIDTH = 7.0
-#: average glyph width as a fraction of the font size (DejaVu Sans; wide enough for its capitals).
-_GLYPH = 0.6
-
-
-def _wrapped(text: str, width_in: float, fontsize: float) -> str:
-    """``text`` broken into lines that fit ``width_in`` inches at ``fontsize`` points (its own
-    line breaks kept), so a title is never cut off at the figure's edge."""
-    import textwrap
-
-    chars = max(20, int(width_in * 72 / (fontsize * _GLYPH)))
-    return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
-
-
-def _style_map(labels: Sequence[str], optimizers: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Styles for series ``labels`` whose optimizers are ``optimizers`` (same order)."""
-    opt_order = list(dict.fromkeys(optimizers))
-    styles, per_opt = {}, {}
-    for label, opt in zip(labels, optimizers):
-        if label in styles:
-            continue
-        k = per_opt.get(opt, 0)
-        per_opt[opt] = k + 1
-        styles[label] = {
-            "color": PALETTE[opt_order.index(opt) % len(PALETTE)],
-            "linestyle": ("-", "--", "-.", ":")[k % 4],
-            "marker": ("o", "s", "D", "^", "v", "P")[k % 6],
-        }
-    return styles
-
-
-def _mpl(text: Any) -> str:
-    """Sweep text for matplotlib: escape ``$`` so a name is never parsed as mathtext."""
-    return str(text).replace("$", r"\$")
 
 
 def _batch_sizes(frame: pd.DataFrame) -> list:
@@ -120,7 +80,7 @@ def _bands_figure(info: ReportInfo, bands: pd.DataFrame, *, ylabel: str, title: 
         return None
     nrows, ncols = _panel_grid(len(sizes))
     width = max(MIN_WIDTH, 4.6 * ncols + 0.4)
-    fig = _figure((width, 3.6 * nrows + 0.6 + 0.22 * math.ceil(bands["series"].nunique() / 3)))
+    fig = new_figure((width, 3.6 * nrows + 0.6 + 0.22 * math.ceil(bands["series"].nunique() / 3)))
     axs = fig.subplots(nrows, ncols, squeeze=False, sharey=False)
     styles = _focus_styles(red, bands)
     note = focus_note(red, len(focus))
@@ -132,14 +92,14 @@ def _bands_figure(info: ReportInfo, bands: pd.DataFrame, *, ylabel: str, title: 
         y_top, y_bot = _draw_bands(ax, bands[bands["batch_size"] == bs], styles, ranking, kind)
         ax.set_xscale("log")
         _band_ylim(ax, kind, y_top, y_bot)
-        ax.set_title(_mpl(f"batch size {bs}"), fontsize=11)
+        ax.set_title(mpl_text(f"batch size {bs}"), fontsize=11)
         ax.set_xlabel("learning rate (log scale)")
         ax.set_ylabel(ylabel)
         ax.grid(True, which="major", alpha=0.3)
     for k in range(len(sizes), nrows * ncols):
         axs[k // ncols][k % ncols].set_visible(False)
-    _legend_below(fig, axs)
-    fig.suptitle(_wrapped(title, width - 0.3, 12), fontsize=12)
+    legend_below(fig, axs)
+    fig.suptitle(wrapped(title, width - 0.3, 12), fontsize=12)
     return fig
 
 
@@ -157,7 +117,7 @@ def _draw_bands(ax, sub: pd.DataFrame, styles: dict, ranking: pd.DataFrame, kind
         lr, mean = g["lr"].to_numpy(), g["mean"].to_numpy()
         label = g["series"].iloc[0]
         sugg = float(ranking.loc[config, "suggested_lr_gmean"]) if config in ranking.index else math.nan
-        ax.plot(lr, mean, color=st["color"], linestyle=st["linestyle"], linewidth=1.8, label=_mpl(label))
+        ax.plot(lr, mean, color=st["color"], linestyle=st["linestyle"], linewidth=1.8, label=mpl_text(label))
         if np.isfinite(sugg) and lr[0] <= sugg <= lr[-1]:
             y = float(np.interp(np.log10(sugg), np.log10(lr), mean))
             ax.plot([sugg], [y], linestyle="none", marker=st["marker"], markersize=8,
@@ -201,19 +161,7 @@ def _focus_styles(red, bands: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """Styles of the series in ``bands`` (the focused ones): colour by optimizer, line style and
     marker by the series' place among its optimizer's series (order of appearance)."""
     order = bands.drop_duplicates("series")
-    return _style_map(list(order["series"]), [str(o) for o in order["optimizer"]])
-
-
-def _legend_below(fig, axs) -> None:
-    """One legend for the whole figure, below the panels (outside every axes), one entry per
-    series; constrained layout makes room for it."""
-    handles: dict[str, Any] = {}
-    for ax in np.ravel(axs):
-        for h, label in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(label, h)
-    if handles:
-        fig.legend(list(handles.values()), list(handles.keys()), loc="outside lower center",
-                   ncols=min(3, len(handles)), fontsize=8, frameon=False)
+    return style_map(list(order["series"]), [str(o) for o in order["optimizer"]])
 
 
 def fig_loss_vs_lr(info: ReportInfo):
@@ -258,11 +206,11 @@ def fig_lr_scaling(info: ReportInfo):
     note = focus_note(red, len(shown), "series") if len(shown) < len(set(labels)) else ""
     r = r[r["series"].isin(shown)] if shown else r
     pairs = list(dict.fromkeys(zip(r["series"], r["optimizer"].astype(str))))
-    styles = _style_map([p[0] for p in pairs], [p[1] for p in pairs])
+    styles = style_map([p[0] for p in pairs], [p[1] for p in pairs])
     fits = {}
     for _, s in (red.scaling if red.scaling is not None else pd.DataFrame()).iterrows():
         fits[series_label(s, red.axes)] = s
-    fig = _figure((9.0, 4.8))
+    fig = new_figure((9.0, 4.8))
     ax = fig.add_subplot()
     for label, g in r.groupby("series", sort=False):
         st = styles[label]
@@ -280,7 +228,7 @@ def fig_lr_scaling(info: ReportInfo):
             ax.plot(xs, 10 ** (fit["slope"] * np.log10(xs) + fit["intercept"]), color=st["color"],
                     linestyle=st["linestyle"], linewidth=1.4, alpha=0.9)
         ax.errorbar(bs, lr, yerr=yerr, color=st["color"], marker=st["marker"], linestyle="none",
-                    markersize=7, capsize=3, label=_mpl(text))
+                    markersize=7, capsize=3, label=mpl_text(text))
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     sizes = sorted(set(float(v) for v in r["batch_size"]))
@@ -289,7 +237,7 @@ def fig_lr_scaling(info: ReportInfo):
     ax.minorticks_off() if len(sizes) > 1 else None
     ax.set_xlabel("batch size (log scale)")
     ax.set_ylabel(f"suggested learning rate ({red.rank_by})")
-    ax.set_title(_wrapped("Suggested learning rate vs batch size\n(geometric mean over seeds, bars ×/÷ geometric sd)"
+    ax.set_title(wrapped("Suggested learning rate vs batch size\n(geometric mean over seeds, bars ×/÷ geometric sd)"
                           + (f"\n{len(shown)} best series of {len(set(labels))} shown" if note else ""), 5.5, 11),
                  fontsize=11)
     ax.grid(True, which="both", alpha=0.3)
@@ -320,7 +268,7 @@ def fig_min_loss_heatmap(info: ReportInfo):
         mat[i, j] = float(row["min_loss_mean"])
         best[i, j] = not pd.isna(row["rank"]) and row["rank"] == 1  # an empty rank (no ok trial) is no star
     width = max(5.5, 1.3 * len(cols) + 3.2)
-    fig = _figure((width, 0.55 * len(rows) + 2.3))
+    fig = new_figure((width, 0.55 * len(rows) + 2.3))
     ax = fig.add_subplot()
     import matplotlib
 
@@ -338,13 +286,13 @@ def fig_min_loss_heatmap(info: ReportInfo):
             ax.text(j, i, f"{v:.3g}" + (" ★" if best[i, j] else ""), ha="center", va="center", fontsize=10,
                     color="black" if frac > 0.6 else "white", fontweight="bold" if best[i, j] else "normal")
     ax.set_xticks(range(len(cols)))
-    ax.set_xticklabels([_mpl(c) for c in cols])
+    ax.set_xticklabels([mpl_text(c) for c in cols])
     ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels([_mpl(r) for r in rows])
+    ax.set_yticklabels([mpl_text(r) for r in rows])
     ax.set_xlabel("batch size")
     ax.set_ylabel("optimizer")
     more = f"\n{len(rows)} best rows of {len(all_rows)} shown" if len(rows) < len(all_rows) else ""
-    ax.set_title(_wrapped(f"Mean minimum smoothed loss (lower is better; ★ rank 1){more}", width - 2.2, 11), fontsize=11)
+    ax.set_title(wrapped(f"Mean minimum smoothed loss (lower is better; ★ rank 1){more}", width - 2.2, 11), fontsize=11)
     cb = fig.colorbar(im, ax=ax, shrink=0.9)
     cb.set_label("min smoothed loss")
     return fig
@@ -359,7 +307,7 @@ def fig_axis_effects(info: ReportInfo):
         return None
     n = len(effects)
     width = max(MIN_WIDTH, 2.7 * n + 0.6)
-    fig = _figure((width, 5.6))
+    fig = new_figure((width, 5.6))
     axs = fig.subplots(2, n, squeeze=False)
     for k, e in enumerate(effects):
         t = e.table
@@ -372,143 +320,23 @@ def fig_axis_effects(info: ReportInfo):
                     label="best configuration")
             step = max(1, int(math.ceil(len(t) / 6)))
             ax.set_xticks(x[::step])
-            ax.set_xticklabels([_mpl(fmt_value(v)) for v in t["value"].iloc[::step]], fontsize=8,
+            ax.set_xticklabels([mpl_text(fmt_value(v)) for v in t["value"].iloc[::step]], fontsize=8,
                                rotation=30 if step > 1 or n > 3 else 0)
             if row == 1:
                 ax.set_yscale("log")
-                ax.set_xlabel(_mpl(e.axis.replace("_", " ")))
+                ax.set_xlabel(mpl_text(e.axis.replace("_", " ")))
             else:
-                ax.set_title(_mpl(f"{e.axis.replace('_', ' ')} (effect {fmt_loss(e.effect)})"), fontsize=10)
+                ax.set_title(mpl_text(f"{e.axis.replace('_', ' ')} (effect {fmt_loss(e.effect)})"), fontsize=10)
             if k == 0:
                 ax.set_ylabel(ylabel, fontsize=9)
             ax.grid(True, alpha=0.3)
-    _legend_below(fig, axs[:1])
-    fig.suptitle(_wrapped("Per-axis effects: loss and suggested learning rate against each axis's values", width - 0.3,
+    legend_below(fig, axs[:1])
+    fig.suptitle(wrapped("Per-axis effects: loss and suggested learning rate against each axis's values", width - 0.3,
                           11), fontsize=11)
     return fig
 
 
-def fig_verification(info: ReportInfo):
-    """(e) Held-out metric after short training vs the candidate rate as a multiple of the range
-    test's recommendation (mean over seeds), one panel per optimizer, the verified pick marked
-    with a star; ``None`` when the sweep has no verification results.
-
-    Read it as "how far from the range test's answer training was best": a star at 1 means the
-    recommendation was confirmed, at 3 that training preferred a rate 3x higher. The
-    configurations of a panel sit side by side at each candidate (a small horizontal offset),
-    so no marker hides another; values past the whiskers of the rest (a training that blew
-    up) are drawn at the edge as triangles, so they do not squash the scale.
-    """
-    red = info.reduction
-    v = red.verification
-    if v is None or v.candidates.empty:
-        return None
-    cands = v.candidates[np.isfinite(v.candidates["metric"].astype(float))]
-    order = _verified_focus(red, cands)
-    if not order:
-        return None
-    cands = cands[cands["config"].isin(order)]
-    opt_of = red.ranking.set_index("config")["optimizer"].astype(str)
-    optimizers = list(dict.fromkeys(opt_of[c] for c in order))
-    styles = _style_map(order, [opt_of[c] for c in order])
-    ncols = min(4, len(optimizers))
-    nrows = int(math.ceil(len(optimizers) / ncols))
-    width = max(10.0, 3.4 * ncols + 1.6)
-    fig = _figure((width, 3.4 * nrows + 1.6 + 0.2 * math.ceil(len(order) / 4)))
-    axs = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
-    lo, hi = _fences(cands["metric"].to_numpy(dtype=np.float64))
-    for k, opt in enumerate(optimizers):
-        ax = axs[k // ncols][k % ncols]
-        mine = [c for c in order if opt_of[c] == opt]
-        step = min(_DODGE, 0.36 / max(1, len(mine) - 1))  # side by side, within the candidate's own third
-        for j, config in enumerate(mine):
-            _draw_candidates(ax, cands[cands["config"] == config], styles[config], config,
-                             red.ranking.set_index("config").loc[config], (j - (len(mine) - 1) / 2) * step, lo, hi)
-        _candidate_axes(ax, cands, opt, k % ncols == 0, v)
-    for k in range(len(optimizers), nrows * ncols):
-        axs[k // ncols][k % ncols].set_visible(False)
-    if np.isfinite(lo) and np.isfinite(hi) and hi > lo:
-        pad = 0.06 * (hi - lo)
-        axs[0][0].set_ylim(lo - pad, hi + pad)
-    _legend_below(fig, axs)
-    note = focus_note(red, len(order), "verified configurations") if v.candidates["config"].nunique() > len(order) else ""
-    title = ("Verification: held-out metric after short training at each candidate rate, as a multiple of the range "
-             "test's recommendation (★ the verified rate; ▲▼ off the scale)" + (f"\n{note}" if note else ""))
-    fig.suptitle(_wrapped(title, width - 0.3, 12), fontsize=12)
-    return fig
-
-
-#: horizontal offset (decades) between the configurations of one panel at the same candidate.
-_DODGE = 0.1
-
-
-def _verified_focus(red, cands: pd.DataFrame) -> list[str]:
-    """The verified configurations the figure draws: the :data:`~sweeps.report.info.FOCUS_TOP`
-    best by verified rank plus the best of each optimizer, in verified-rank order."""
-    r = red.ranking[red.ranking["config"].isin(set(cands["config"]))]
-    if r.empty:
-        return []
-    r = r.sort_values(["verified_rank", "rank"], na_position="last", kind="mergesort")
-    keep = set(r["config"].head(FOCUS_TOP)) | set(r.drop_duplicates("optimizer")["config"])
-    return [str(c) for c in r["config"] if c in keep]
-
-
-def _fences(values: np.ndarray) -> tuple[float, float]:
-    """Tukey's fences (quartiles -/+ 1.5 IQR), clipped to the data: the y range that shows the
-    candidates that trained, without a blown-up one squashing them."""
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return math.nan, math.nan
-    q1, q3 = np.percentile(values, [25, 75])
-    iqr = max(q3 - q1, 1e-12)
-    return float(max(values.min(), q1 - 1.5 * iqr)), float(min(values.max(), q3 + 1.5 * iqr))
-
-
-def _draw_candidates(ax, g: pd.DataFrame, st: dict, config: str, row: pd.Series, dodge: float, lo: float,
-                     hi: float) -> None:
-    """One configuration's candidates: line and markers (off-scale ones as triangles at the
-    edge), the verified pick as a star; ``dodge`` decades to the side."""
-    g = g.sort_values("factor")
-    x = g["factor"].to_numpy(dtype=np.float64) * 10 ** dodge
-    y = g["metric"].to_numpy(dtype=np.float64)
-    yc = np.clip(y, lo, hi) if np.isfinite(lo) and np.isfinite(hi) else y
-    label = f"{config} (recommended {_fmt_lr_short(row['suggested_lr_gmean'])})"
-    ax.plot(x, yc, color=st["color"], linestyle=st["linestyle"], linewidth=1.4, label=_mpl(label), gid=config)
-    inside = yc == y
-    ax.plot(x[inside], y[inside], linestyle="none", marker=st["marker"], markersize=6, color=st["color"], gid=config)
-    for xs, mark, edge in ((x[y > hi], "^", hi), (x[y < lo], "v", lo)):
-        if xs.size:  # inside the padded limits: no need to draw outside the axes
-            ax.plot(xs, np.full(xs.size, edge), linestyle="none", marker=mark, markersize=7, color=st["color"],
-                    gid=config)
-    picked = np.isclose(g["lr"].to_numpy(dtype=np.float64), float(row.get("verified_lr", np.nan)))
-    ax.plot(x[picked], yc[picked], linestyle="none", marker="*", markersize=15, color=st["color"],
-            markeredgecolor="white", markeredgewidth=0.8, zorder=5, gid=config)
-
-
-def _candidate_axes(ax, cands: pd.DataFrame, optimizer: str, first: bool, v) -> None:
-    """Scale, ticks and labels of one optimizer's panel."""
-    factors = sorted(set(float(f) for f in cands["factor"]))
-    ax.set_xscale("log")
-    ax.set_xlim(factors[0] / 1.8, factors[-1] * 1.8)
-    ax.set_xticks(factors)
-    ax.set_xticklabels([f"{f:.3g}x" for f in factors])
-    ax.minorticks_off()
-    ax.set_title(_mpl(optimizer), fontsize=11)
-    ax.set_xlabel("candidate rate / recommended rate")
-    if first:
-        ax.set_ylabel(f"held-out {_mpl(v.metric)} ({'higher' if v.higher_is_better else 'lower'} is better)")
-    ax.grid(True, which="major", alpha=0.3)
-
-
-def _fmt_lr_short(value: Any) -> str:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return "n/a"
-    return f"{value:.3g}" if np.isfinite(value) else "n/a"
-
-
-#: every figure by file stem, in drawing order (captions: ``sweeps.report.info.CAPTIONS``).
+#: every figure by file stem, in drawing order (captions: ``sweeps.report.sections.CAPTIONS``).
 FIGURES: dict[str, Callable[..., Any]] = {
     "loss_vs_lr": fig_loss_vs_lr, "loss_change": fig_loss_change, "lr_scaling": fig_lr_scaling,
     "min_loss_heatmap": fig_min_loss_heatmap, "axis_effects": fig_axis_effects, "verification": fig_verification,
