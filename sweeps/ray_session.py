@@ -5,8 +5,7 @@ trials, and stop the local Ray we started.
 launch block (:meth:`LocalRay.one_for_block`) keeps it up for the next launch, and the
 background shutdown still running. :data:`LOCAL_RAY` is that object for this process (Ray
 allows one connection per process); :func:`connect`, :func:`one_local_ray`,
-:func:`wait_ray_stopped`, :func:`stop_local_ray` and :func:`stop_local_ray_in_background`
-are its methods. The capacity checks (:func:`check_builder`, :func:`check_fits`,
+:func:`wait_ray_stopped` and :func:`stop_local_ray_in_background` are its methods. The capacity checks (:func:`check_builder`, :func:`check_fits`,
 :func:`idle_gpus_note`) refuse, before anything is written, a request that cannot run.
 Imports Ray only inside the functions that need it.
 """
@@ -25,8 +24,7 @@ from lrrt_core.workloads import workload_dirs
 from sweeps.backends import DEFAULT_BACKEND, preload
 from sweeps.errors import LaunchError
 
-__all__ = ["LocalRay", "LOCAL_RAY", "connect", "one_local_ray", "wait_ray_stopped", "stop_local_ray",
-           "stop_local_ray_in_background", "quiet_ray_logs", "preload_modules", "local_cpus", "check_builder",
+__all__ = ["LocalRay", "LOCAL_RAY", "connect", "one_local_ray", "wait_ray_stopped", "stop_local_ray_in_background", "quiet_ray_logs", "preload_modules", "local_cpus", "check_builder",
            "check_fits", "alive_node_resources", "idle_gpus_note", "PRELOAD_MODULES", "WORKER_ENV"]
 
 logger = logging.getLogger(__name__)
@@ -259,7 +257,6 @@ LOCAL_RAY = LocalRay()
 connect = LOCAL_RAY.connect
 one_local_ray = LOCAL_RAY.one_for_block
 wait_ray_stopped = LOCAL_RAY.wait_stopped
-stop_local_ray = LOCAL_RAY.stop
 stop_local_ray_in_background = LOCAL_RAY.stop_in_background
 
 

@@ -4,7 +4,7 @@ Runs on a Ray worker. It checks that Keras runs on the sweep's backend and prepa
 process from the trial's resource share (CPU threads, ``CUDA_VISIBLE_DEVICES`` blanked when
 the trial has no GPU, TensorFlow's GPU memory growth so fractional GPUs work), builds the
 workload from the trial's seed, runs :func:`lrrt_core.runner.run_workload`, reports
-scalar progress every few steps and the whole curve once at the end. The driver's ``RecordMaker`` callback (:mod:`sweeps.launch`) turns that
+scalar progress every few steps and the whole curve once at the end. The driver's ``RecordMaker`` callback (:mod:`sweeps.tune_run`) turns that
 last report into the trial's record on disk, so results reach the driver's output
 directory even when the trial ran on another node (no shared file system needed).
 """
@@ -22,9 +22,6 @@ from typing import Any
 from sweeps.backends import DEFAULT_BACKEND, use_jax_compilation_cache
 
 logger = logging.getLogger(__name__)
-
-# Every report carries the same keys: Tune's progress.csv freezes its columns at the first.
-REPORT_KEYS = ("step", "lr", "loss", "final", "payload", "node", "node_ip", "gpu_ids", "wall_s")
 
 _TF_CONFIGURED: dict[str, Any] = {}
 _WORKER_READY: dict[str, Any] = {}
@@ -126,7 +123,8 @@ def prepare_worker(backend: str, cpus: float, has_gpu: bool) -> None:
 
 def _start(t: dict[str, Any]) -> tuple[float, dict[str, Any]]:
     """Prepare this worker for the trial ``t``; return its start time and the report fields
-    every report carries (where it runs)."""
+    every report carries (where it runs). Every report has the same keys (these, and step, lr,
+    loss, wall_s): Tune's progress.csv freezes its columns at the first."""
     import ray
 
     start = time.perf_counter()  # from entry: includes the backend's import/setup on a fresh worker
