@@ -96,7 +96,7 @@ from pydantic import Field, StrictInt, StrictStr, ValidationError, ValidationInf
 
 from lrrt_core.suggest import METHODS
 from sweeps.backends import BACKENDS, DEFAULT_BACKEND, check_available
-from sweeps.errors import ROOT_KEY, SpecError
+from sweeps.errors import ROOT_KEY, InvalidInput, SpecError  # noqa: F401  (InvalidInput: sweeps.export imports it from here)
 from sweeps.naming import builder_ref, canonical_json
 from sweeps.spec_sections import (RESERVED_AXES, GridSpec, Number, OptimizerSpec, ReportSpec, ResourcesSpec,
                                   VerifySpec, _Frozen)
