@@ -10,7 +10,10 @@ order fails here.
 Until the i23a branch of issue 23 is merged, ``lrrt_core.finder`` <-> ``lrrt_core.lr_finder``
 (``finder`` re-exports ``LRFinder``) is a known circle and ``lrrt_core/suggest.py`` and
 ``sweeps/reduce.py`` are over 500 lines; that branch removes the circle and splits both, and
-these tests fail on those alone until then.
+these tests fail on those until then. The export feature (merged while issue 23 was under
+way) adds ``sweeps.run`` -> ``sweeps.export`` -> ``sweeps.api`` -> ``sweeps.run`` (``run._finish``
+runs the sweep file's export, which loads a ``SweepResult`` from the API); the test names it
+too, for that feature to break.
 """
 
 from __future__ import annotations
