@@ -1,6 +1,6 @@
 """The one progress line of a sweep: trials done / running / failed and an ETA (no Ray).
 
-:class:`Progress` is fed by Tune callbacks (``sweeps.launch``): a trial started, reported a
+:class:`Progress` is fed by Tune callbacks (``sweeps.tune_run``): a trial started, reported a
 step, was retried, ended; and after every step of Tune's loop, how many trials Tune itself
 holds as ``RUNNING`` (:meth:`Progress.observe`). The running count on the line is that
 number — Tune's own state — not a tally of start and end events, and a line is written
