@@ -206,7 +206,7 @@ def verification_verdict(red) -> str:
 
 def recipes_section(red) -> Section:
     """The training recipe per configuration (``recipes.json``)."""
-    from sweeps.verification import recipes
+    from sweeps.recipes import recipes
 
     rows = [[x["config"], fmt_int(x["verified_rank"]), fmt_int(x["rank"]), fmt_lr(x["lr"]), x["lr_source"],
              fmt_lr(x["one_cycle"]["max_lr"]), fmt_lr(x["triangular"]["base_lr"]), fmt_lr(x["triangular"]["max_lr"])]

@@ -27,7 +27,7 @@ __all__ = ["write_outputs", "rebuild"]
 
 def write_outputs(red) -> ReportInfo:
     """Write every output of the reduction ``red`` into ``red.out_dir``; return the report drawn."""
-    from sweeps.verification import recipes
+    from sweeps.recipes import recipes
 
     out = Path(red.out_dir)
     store.atomic_write_frame(red.trials, out / "trials.csv")

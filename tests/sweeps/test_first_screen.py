@@ -170,7 +170,7 @@ def test_configurations_without_a_finished_trial_are_listed_apart_never_ranked(t
     assert "Not ranked (1)" in report.render_markdown(info, {})
     assert "Not ranked (1)" in report.render_notebook(info)
     from sweeps.cli import _print_ranking
-    from sweeps.verification import recipes
+    from sweeps.recipes import recipes
 
     _print_ranking(red)
     out = capsys.readouterr().out

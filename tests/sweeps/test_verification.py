@@ -10,6 +10,7 @@ import pytest
 
 from sweeps import store, verification
 from sweeps.grid import expand
+from sweeps.recipes import recipes
 from sweeps.reduce import reduce_dir
 from sweeps.spec import SpecError, VerifySpec, spec_from_dict
 from tests.sweeps import synthetic as S
@@ -166,7 +167,7 @@ def test_accuracy_metric_is_maximised(tmp_path):
 def test_recipes_from_verified_or_recommended_rate():
     ranking = pd.DataFrame({"config": ["a", "b"], "rank": [1, 2], "suggested_lr_gmean": [0.01, 0.2],
                             "verified_lr": [0.03, math.nan]})
-    out = verification.recipes(ranking, "minimum_div10")
+    out = recipes(ranking, "minimum_div10")
     assert [r["config"] for r in out] == ["a", "b"]
     assert out[0]["lr"] == 0.03 and out[0]["lr_source"] == "verified"
     assert out[1]["lr"] == 0.2 and out[1]["lr_source"] == "minimum_div10"

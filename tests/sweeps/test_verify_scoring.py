@@ -13,6 +13,7 @@ import pytest
 
 from sweeps import verification as V
 from sweeps.grid import expand
+from sweeps.recipes import recipes, schedule_peak
 from sweeps.spec import VerifySpec, spec_from_dict
 from sweeps.store import TrialEntry, TrialRecord
 
@@ -260,7 +261,7 @@ def test_recipe_peaks_never_pass_the_range_test_minimum_unless_verified_above_it
         "config": ["q", "v", "u", "low"], "rank": [1, 2, 3, 4], "suggested_lr_gmean": [0.2, 0.5, 0.5, 0.01],
         "verified_lr": [0.59, 1.2, NAN, NAN], "verified_rank": pd.array([1, 2, pd.NA, pd.NA], dtype="Int64"),
         "lr_at_min_loss_gmean": [1.11, 1.11, 1.11, 1.0]})
-    out = {r["config"]: r for r in V.recipes(ranking, "centered_min_div3")}
+    out = {r["config"]: r for r in recipes(ranking, "centered_min_div3")}
     # quickstart's sgd-bs32: 3 x 0.59 = 1.77 would peak above the loss minimum 1.11.
     assert out["q"]["one_cycle"]["max_lr"] == pytest.approx(1.11) and out["q"]["max_lr_bound"] == "lr_at_min_loss"
     assert out["q"]["triangular"]["max_lr"] == pytest.approx(1.11)
@@ -284,7 +285,7 @@ def test_recipe_peaks_never_pass_the_range_test_minimum_unless_verified_above_it
     (0.5, -1.0, True, (1.5, "3 x lr")),
 ])
 def test_schedule_peak(lr, at_min, verified, expect):
-    peak, bound = V.schedule_peak(lr, 3.0, at_min, verified=verified)
+    peak, bound = schedule_peak(lr, 3.0, at_min, verified=verified)
     assert peak == pytest.approx(expect[0]) and bound == expect[1]
 
 
