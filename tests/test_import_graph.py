@@ -7,13 +7,10 @@ only hides it until run time) — and checked for strongly connected components.
 check imports every module in a fresh interpreter, so an import that only works in some
 order fails here.
 
-Until the i23a branch of issue 23 is merged, ``lrrt_core.finder`` <-> ``lrrt_core.lr_finder``
-(``finder`` re-exports ``LRFinder``) is a known circle and ``lrrt_core/suggest.py`` and
-``sweeps/reduce.py`` are over 500 lines; that branch removes the circle and splits both, and
-these tests fail on those until then. The export feature (merged while issue 23 was under
-way) adds ``sweeps.run`` -> ``sweeps.export`` -> ``sweeps.api`` -> ``sweeps.run`` (``run._finish``
-runs the sweep file's export, which loads a ``SweepResult`` from the API); the test names it
-too, for that feature to break.
+The export feature (merged while issue 23 was under way) adds ``sweeps.run`` ->
+``sweeps.export`` -> ``sweeps.api`` -> ``sweeps.run`` (``run._finish`` runs the sweep file's
+export, which wraps the reduction in the API's ``SweepResult``): the one circle left, which
+this test reports until that feature breaks it.
 """
 
 from __future__ import annotations
