@@ -134,7 +134,8 @@ def _check_targets(tensorboard, mlflow) -> None:
 
 def export_result(result, *, tensorboard: str | os.PathLike | None = None, mlflow: str | bool | None = None,
                   experiment: str | None = None) -> ExportSummary:
-    """Export a loaded sweep (``SweepResult``) to the trackers named; never raises for a tracker.
+    """Export a loaded sweep (a ``SweepResult`` or its ``Reduction``) to the trackers named; never
+    raises for a tracker.
 
     Args:
         tensorboard: a TensorBoard log directory.
@@ -162,13 +163,29 @@ def export_result(result, *, tensorboard: str | os.PathLike | None = None, mlflo
 def export(out_dir: str | os.PathLike, *, tensorboard: str | os.PathLike | None = None,
            mlflow: str | bool | None = None, experiment: str | None = None,
            rank_by: str | None = None) -> ExportSummary:
-    """``lrrt export DIR``: load the sweep in ``out_dir`` (no Ray, nothing written there) and
-    export it (:func:`export_result`)."""
-    from sweeps.api import load
-
+    """``lrrt export DIR``: reduce the sweep in ``out_dir`` as ``lrrt report`` reads it (no Ray,
+    nothing written there) and export it (:func:`export_result`)."""
     _check_targets(tensorboard, mlflow)
-    return export_result(load(out_dir, rank_by=rank_by), tensorboard=tensorboard, mlflow=mlflow,
-                         experiment=experiment)
+    return export_result(_reduced(out_dir, rank_by), tensorboard=tensorboard, mlflow=mlflow, experiment=experiment)
+
+
+def _reduced(out_dir: str | os.PathLike, rank_by: str | None = None):
+    """The ``Reduction`` of the sweep in ``out_dir`` (what ``sweeps.load`` holds; read here from
+    the store and the reducer, so that ``run`` -> ``export`` never leads back to ``api``)."""
+    from pathlib import Path
+
+    from lrrt_core.suggest import method_name
+    from sweeps.reduce import reduce_dir
+    from sweeps.store import SweepDir
+
+    out = Path(out_dir).resolve()
+    try:
+        manifest = SweepDir(out).read_manifest() if out.is_dir() else None
+    except (OSError, ValueError) as err:
+        raise ExportRefused(f"out_dir: {out / 'sweep.json'} is damaged ({err})", key="out_dir") from None
+    if manifest is None:
+        raise ExportRefused(f"out_dir: {out_dir}: not an lrrt sweep output directory (no sweep.json)", key="out_dir")
+    return reduce_dir(out, rank_by=method_name(rank_by))
 
 
 def export_configured(out_dir: str | os.PathLike, say: Callable[[str], None], reduction=None) -> ExportSummary | None:
@@ -191,10 +208,7 @@ def export_configured(out_dir: str | os.PathLike, say: Callable[[str], None], re
         return None
     again = f"export again with: lrrt export {out_dir}" + _flags(settings)
     try:
-        from sweeps.api import SweepResult, load
-
-        result = load(out_dir) if reduction is None else SweepResult(reduction)
-        summary = export_result(result, tensorboard=settings.get("tensorboard"), mlflow=settings.get("mlflow"),
+        summary = export_result(_reduced(out_dir) if reduction is None else reduction, tensorboard=settings.get("tensorboard"), mlflow=settings.get("mlflow"),
                                 experiment=settings.get("experiment"))
     except Exception as err:  # noqa: BLE001 -- the report is written; an export problem must not end the run
         logger.debug("export failed", exc_info=True)

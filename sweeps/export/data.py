@@ -189,10 +189,11 @@ def _frame_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def export_data(result) -> ExportData:
-    """The :class:`ExportData` of a loaded sweep (``sweeps.load(DIR)``, a ``SweepResult``)."""
+    """The :class:`ExportData` of a loaded sweep: a ``SweepResult`` (``sweeps.load(DIR)``) or its
+    ``sweeps.reduce.Reduction``."""
     from lrrt_core import __version__
 
-    red = result.reduction
+    red = getattr(result, "reduction", result)
     manifest = red.manifest
     trials, ranking, curves = red.trials, red.ranking, red.curves
     hparam_names = ("optimizer", "batch_size", "seed", *red.axes)
