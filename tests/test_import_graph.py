@@ -7,10 +7,8 @@ only hides it until run time) — and checked for strongly connected components.
 check imports every module in a fresh interpreter, so an import that only works in some
 order fails here.
 
-The export feature (merged while issue 23 was under way) adds ``sweeps.run`` ->
-``sweeps.export`` -> ``sweeps.api`` -> ``sweeps.run`` (``run._finish`` runs the sweep file's
-export, which wraps the reduction in the API's ``SweepResult``): the one circle left, which
-this test reports until that feature breaks it.
+The export feature's ``sweeps.run`` -> ``sweeps.export`` -> ``sweeps.api`` -> ``sweeps.run``
+circle is gone: the export reads the ``Reduction`` itself (``sweeps.export._reduced``).
 """
 
 from __future__ import annotations
