@@ -12,7 +12,7 @@ import numpy as np
 
 from lrrt_core.plot import PALETTE
 
-__all__ = ["new_figure", "wrapped", "style_map", "mpl_text", "legend_below", "MIN_WIDTH", "GLYPH"]
+__all__ = ["new_figure", "wrapped", "style_map", "mpl_text", "text_width", "legend_below", "MIN_WIDTH", "GLYPH"]
 
 
 def new_figure(figsize: tuple[float, float]):
@@ -30,12 +30,13 @@ MIN_WIDTH = 7.0
 GLYPH = 0.6
 
 
-def wrapped(text: str, width_in: float, fontsize: float) -> str:
+def wrapped(text: str, width_in: float, fontsize: float, min_chars: int = 20) -> str:
     """``text`` broken into lines that fit ``width_in`` inches at ``fontsize`` points (its own
-    line breaks kept), so a title is never cut off at the figure's edge."""
+    line breaks kept; at least ``min_chars`` a line), so a title is never cut off at the
+    figure's edge."""
     import textwrap
 
-    chars = max(20, int(width_in * 72 / (fontsize * GLYPH)))
+    chars = max(min_chars, int(width_in * 72 / (fontsize * GLYPH)))
     return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
 
 
@@ -61,13 +62,39 @@ def mpl_text(text: Any) -> str:
     return str(text).replace("$", r"\$")
 
 
-def legend_below(fig, axs) -> None:
+def text_width(chars: int, fontsize: float) -> float:
+    """Inches that ``chars`` characters take at ``fontsize`` points (:data:`GLYPH` per character)."""
+    return chars * fontsize * GLYPH / 72
+
+
+#: legend entries' font size (points), the width of an entry's marker and gap (inches) and
+#: the height of one line of entries (inches)
+LEGEND_FONT, LEGEND_HANDLE, LEGEND_LINE = 8, 0.6, 0.17
+
+
+def legend_below(fig, axs, title: str = "") -> None:
     """One legend for the whole figure, below the panels (outside every axes), one entry per
-    series; constrained layout makes room for it."""
+    series; constrained layout makes room for it, and the figure grows by the legend's height.
+
+    Up to 3 columns, as many as the longest entry allows in the figure's width; an entry
+    longer than its column is wrapped onto more lines (an axis value can be a 60-character
+    model name), so no entry reaches past the figure's edge."""
     handles: dict[str, Any] = {}
     for ax in np.ravel(axs):
         for h, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, h)
-    if handles:
-        fig.legend(list(handles.values()), list(handles.keys()), loc="outside lower center",
-                   ncols=min(3, len(handles)), fontsize=8, frameon=False)
+    if not handles:
+        return
+    import textwrap
+
+    width, height = fig.get_size_inches()
+    labels = list(handles)
+    longest = max(len(line) for label in labels for line in label.split("\n"))
+    ncols = max(1, min(3, len(labels), int(width // (text_width(longest, LEGEND_FONT) + LEGEND_HANDLE))))
+    chars = max(12, int((width / ncols - LEGEND_HANDLE) * 72 / (LEGEND_FONT * GLYPH)))
+    texts = ["\n".join(textwrap.fill(line, chars) for line in label.split("\n")) for label in labels]
+    lines = [t.count("\n") + 1 for t in texts]
+    rows = sum(max(lines[i:i + ncols]) for i in range(0, len(lines), ncols)) + (1 if title else 0)
+    fig.set_size_inches(width, height + LEGEND_LINE * rows + 0.15)
+    fig.legend(list(handles.values()), texts, loc="outside lower center", ncols=ncols, fontsize=LEGEND_FONT,
+               frameon=False, title=title or None, title_fontsize=LEGEND_FONT)

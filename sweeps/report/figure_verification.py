@@ -43,7 +43,7 @@ def fig_verification(info: ReportInfo):
     ncols = min(4, len(optimizers))
     nrows = int(math.ceil(len(optimizers) / ncols))
     width = max(10.0, 3.4 * ncols + 1.6)
-    fig = new_figure((width, 3.4 * nrows + 1.6 + 0.2 * math.ceil(len(order) / 4)))
+    fig = new_figure((width, 3.4 * nrows + 1.6))  # legend_below adds the legend's height
     axs = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
     lo, hi = _fences(cands["metric"].to_numpy(dtype=np.float64))
     for k, opt in enumerate(optimizers):

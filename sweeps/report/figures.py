@@ -47,7 +47,7 @@ from lrrt_core.plot import PALETTE
 from lrrt_core.suggest import DEFAULT_SMA
 from sweeps.report.bands import seed_bands, series_label
 from sweeps.report.cells import fmt_loss, fmt_value
-from sweeps.report.figure_kit import MIN_WIDTH, legend_below, mpl_text, new_figure, style_map, wrapped
+from sweeps.report.figure_kit import MIN_WIDTH, legend_below, mpl_text, new_figure, style_map, text_width, wrapped
 from sweeps.report.figure_verification import fig_verification
 from sweeps.report.info import ReportInfo, focus_note
 
@@ -80,7 +80,7 @@ def _bands_figure(info: ReportInfo, bands: pd.DataFrame, *, ylabel: str, title: 
         return None
     nrows, ncols = _panel_grid(len(sizes))
     width = max(MIN_WIDTH, 4.6 * ncols + 0.4)
-    fig = new_figure((width, 3.6 * nrows + 0.6 + 0.22 * math.ceil(bands["series"].nunique() / 3)))
+    fig = new_figure((width, 3.6 * nrows + 0.6))  # legend_below adds the legend's height
     axs = fig.subplots(nrows, ncols, squeeze=False, sharey=False)
     styles = _focus_styles(red, bands)
     note = focus_note(red, len(focus))
@@ -210,7 +210,7 @@ def fig_lr_scaling(info: ReportInfo):
     fits = {}
     for _, s in (red.scaling if red.scaling is not None else pd.DataFrame()).iterrows():
         fits[series_label(s, red.axes)] = s
-    fig = new_figure((9.0, 4.8))
+    fig = new_figure((MIN_WIDTH, 4.4))  # legend_below adds the legend's height
     ax = fig.add_subplot()
     for label, g in r.groupby("series", sort=False):
         st = styles[label]
@@ -238,11 +238,11 @@ def fig_lr_scaling(info: ReportInfo):
     ax.set_xlabel("batch size (log scale)")
     ax.set_ylabel(f"suggested learning rate ({red.rank_by})")
     ax.set_title(wrapped("Suggested learning rate vs batch size\n(geometric mean over seeds, bars ×/÷ geometric sd)"
-                          + (f"\n{len(shown)} best series of {len(set(labels))} shown" if note else ""), 5.5, 11),
+                          + (f"\n{len(shown)} best series of {len(set(labels))} shown" if note else ""),
+                          MIN_WIDTH - 1.0, 11),
                  fontsize=11)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, title="fit: log lr = slope · log bs + c", title_fontsize=8, loc="upper left",
-              bbox_to_anchor=(1.02, 1.0), frameon=False)
+    legend_below(fig, [ax], title="fit: log lr = slope · log bs + c")
     return fig
 
 
@@ -267,8 +267,13 @@ def fig_min_loss_heatmap(info: ReportInfo):
         i, j = rows.index(row["series"]), cols.index(row["batch_size"])
         mat[i, j] = float(row["min_loss_mean"])
         best[i, j] = not pd.isna(row["rank"]) and row["rank"] == 1  # an empty rank (no ok trial) is no star
-    width = max(5.5, 1.3 * len(cols) + 3.2)
-    fig = new_figure((width, 0.55 * len(rows) + 2.3))
+    # row labels wrapped at 3 in (an axis value can be a 60-character model name); the figure
+    # widened by what they need beyond the 1.6 in the base width leaves for them
+    names = [wrapped(mpl_text(x), 3.0, 10, min_chars=12) for x in rows]
+    label_w = max(text_width(len(line), 10) for n in names for line in n.split("\n"))
+    lines = sum(n.count("\n") + 1 for n in names)
+    width = max(5.5, 1.3 * len(cols) + 3.2 + max(0.0, label_w - 1.6))
+    fig = new_figure((width, 0.55 * max(len(rows), 0.6 * lines) + 2.3))
     ax = fig.add_subplot()
     import matplotlib
 
@@ -288,11 +293,12 @@ def fig_min_loss_heatmap(info: ReportInfo):
     ax.set_xticks(range(len(cols)))
     ax.set_xticklabels([mpl_text(c) for c in cols])
     ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels([mpl_text(r) for r in rows])
+    ax.set_yticklabels(names)
     ax.set_xlabel("batch size")
     ax.set_ylabel("optimizer")
     more = f"\n{len(rows)} best rows of {len(all_rows)} shown" if len(rows) < len(all_rows) else ""
-    ax.set_title(wrapped(f"Mean minimum smoothed loss (lower is better; ★ rank 1){more}", width - 2.2, 11), fontsize=11)
+    ax.set_title(wrapped(f"Mean minimum smoothed loss (lower is better; ★ rank 1){more}", width - 2.2 - label_w, 11),
+                 fontsize=11)
     cb = fig.colorbar(im, ax=ax, shrink=0.9)
     cb.set_label("min smoothed loss")
     return fig
@@ -307,7 +313,7 @@ def fig_axis_effects(info: ReportInfo):
         return None
     n = len(effects)
     width = max(MIN_WIDTH, 2.7 * n + 0.6)
-    fig = new_figure((width, 5.6))
+    fig = new_figure((width, 5.3))  # legend_below adds the legend's height
     axs = fig.subplots(2, n, squeeze=False)
     for k, e in enumerate(effects):
         t = e.table

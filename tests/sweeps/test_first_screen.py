@@ -215,14 +215,30 @@ def _every_figure(d):
     return {stem: fig for stem, make in report.FIGURES.items() if (fig := make(info)) is not None}
 
 
+def _long_labels(d):
+    """Two optimizers x two batch sizes x an axis whose values are long strings (a model's
+    description as users write them): every label of the heat map's rows is ~60 characters."""
+    entries, records = [], []
+    for opt in ("sgd", "adamw_with_decoupled_weight_decay"):
+        for bs in (32, 64):
+            for arch in ("resnet18-pretrained-imagenet-frozen-backbone", "vit-small-patch16-224-augreg-in21k"):
+                e = S.trial_entry(opt, bs, 0, axes={"arch": arch})
+                entries.append(e)
+                records.append(S.ok_record(e, 0.1 + 0.01 * bs / 32 + (0.2 if arch[0] == "r" else 0.0), 1e-3 * bs))
+    d.mkdir(parents=True)
+    S.write_sweep(d, "long labels", entries, records)
+    return d
+
+
 def test_every_figure_lies_inside_its_canvas(verified_dir, one_bs_dir, tmp_path):
     from tests.sweeps.scale import scale_sweep
 
     wide = scale_sweep(tmp_path / "wide", 3, name="a sweep with an extra width axis and a long name")
     figures = {**{f"verified/{k}": v for k, v in _every_figure(verified_dir).items()},
                **{f"one batch size/{k}": v for k, v in _every_figure(one_bs_dir).items()},
-               **{f"width axis/{k}": v for k, v in _every_figure(wide).items()}}
-    assert len(figures) == 6 + 4 + 5
+               **{f"width axis/{k}": v for k, v in _every_figure(wide).items()},
+               **{f"long labels/{k}": v for k, v in _every_figure(_long_labels(tmp_path / "long")).items()}}
+    assert len(figures) == 6 + 4 + 5 + 5
     problems = {name: bad for name, fig in figures.items() if (bad := _drawn_outside(fig))}
     assert problems == {}
 
